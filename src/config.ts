@@ -1,0 +1,70 @@
+/**
+ * Configuration from the environment (PROTOCOL section 8), validated with clear
+ * errors. `JWT_SECRET` and `ADMIN_TOKEN` default to secrets generated once into
+ * DATA_DIR (mode 0600) and reused on every later start.
+ */
+import path from 'node:path'
+import { z } from 'zod'
+import type { ServerConfig } from './types/config.js'
+import { readOrCreateSecret } from './utils/secrets.js'
+
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
+
+const envSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: intIn(0, 65535).default(8080),
+  DATA_DIR: z.string().min(1).default('./data'),
+  JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
+  ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DOC_IDLE_MS: intIn(0, 24 * 3600_000).default(30_000),
+  COMPACT_MAX_UPDATES: intIn(2, 10_000_000).default(1000),
+  COMPACT_MAX_BYTES: intIn(1024, 1 << 30).default(4 << 20),
+  MAX_MESSAGE_BYTES: intIn(1024, 256 << 20).default(16 << 20),
+  COMPRESS_THRESHOLD_BYTES: intIn(0, 256 << 20).default(32 << 10),
+  SYNC_WRITES: bool.default(true),
+})
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Validates the environment; throws a `ConfigError` naming every bad variable. */
+export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret' | 'adminToken'> & {
+  jwtSecret: string | undefined
+  adminToken: string | undefined
+} {
+  // Empty strings mean "unset", as in most shells' `VAR= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = envSchema.safeParse(present)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
+  }
+  const e = parsed.data
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: path.resolve(e.DATA_DIR),
+    jwtSecret: e.JWT_SECRET,
+    adminToken: e.ADMIN_TOKEN,
+    logLevel: e.LOG_LEVEL,
+    docIdleMs: e.DOC_IDLE_MS,
+    compactMaxUpdates: e.COMPACT_MAX_UPDATES,
+    compactMaxBytes: e.COMPACT_MAX_BYTES,
+    maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    compressThresholdBytes: e.COMPRESS_THRESHOLD_BYTES,
+    syncWrites: e.SYNC_WRITES,
+  }
+}
+
+/** The full configuration: the environment plus the secrets kept in DATA_DIR. */
+export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<ServerConfig> {
+  const base = parseEnv(env)
+  return {
+    ...base,
+    jwtSecret: base.jwtSecret ?? (await readOrCreateSecret(base.dataDir, 'jwt-secret')),
+    adminToken: base.adminToken ?? (await readOrCreateSecret(base.dataDir, 'admin-token')),
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Yjs state-vector sync (PROTOCOL section 4): the diff a device lacks, and the
+ * durable application of a device's update. Transport-free: handlers call it.
+ */
+import * as Y from 'yjs'
+import type { DocumentRegistry } from './document-registry.js'
+import type { SyncDocument } from './sync-document.js'
+import type { UpdateCommitter } from './update-committer.js'
+import { checkStateVector, checkUpdate } from './update-validator.js'
+
+export interface YjsDiff {
+  /** Exactly what a holder of the given state vector lacks. */
+  update: Uint8Array
+  /** The server's state vector. */
+  stateVector: Uint8Array
+  serverTimestamp: number
+}
+
+export interface CommittedUpdate {
+  serverTimestamp: number
+  /** False for an update that carried nothing new to store (nothing to relay either). */
+  stored: boolean
+}
+
+export class SyncService {
+  constructor(
+    private readonly registry: DocumentRegistry,
+    private readonly committer: UpdateCommitter,
+  ) {}
+
+  openDocument(userId: string): Promise<SyncDocument> {
+    return this.registry.acquire(userId)
+  }
+
+  closeDocument(userId: string): void {
+    this.registry.release(userId)
+  }
+
+  /** The diff for a device whose document has state vector `stateVector`. */
+  diff(doc: SyncDocument, stateVector: Uint8Array): YjsDiff {
+    checkStateVector(stateVector)
+    return {
+      update: Y.encodeStateAsUpdate(doc.doc, stateVector),
+      stateVector: Y.encodeStateVector(doc.doc),
+      serverTimestamp: doc.clock,
+    }
+  }
+
+  /** The server's current state vector. */
+  stateVector(doc: SyncDocument): Uint8Array {
+    return Y.encodeStateVector(doc.doc)
+  }
+
+  /** Validates, stores and applies a device's update; resolves once it is durable. */
+  async submitUpdate(doc: SyncDocument, update: Uint8Array, socketId: string): Promise<CommittedUpdate> {
+    if (checkUpdate(update).empty) return { serverTimestamp: doc.clock, stored: false }
+    const serverTimestamp = await this.committer.submit(doc, update, socketId)
+    return { serverTimestamp, stored: true }
+  }
+}

@@ -1,0 +1,21 @@
+/** Server configuration, validated from the environment by `config.ts` (PROTOCOL section 8). */
+export interface ServerConfig {
+  host: string
+  port: number
+  dataDir: string
+  jwtSecret: string
+  adminToken: string
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** How long a document with no sockets stays in memory before it is unloaded. */
+  docIdleMs: number
+  /** Compact a document's update log once it holds this many entries... */
+  compactMaxUpdates: number
+  /** ...or this many bytes. */
+  compactMaxBytes: number
+  /** Largest Socket.IO message accepted from a client (engine.io maxHttpBufferSize). */
+  maxMessageBytes: number
+  /** Outgoing WebSocket frames at least this large are compressed (permessage-deflate). */
+  compressThresholdBytes: number
+  /** fsync every group commit (survives power loss, not only a process crash). */
+  syncWrites: boolean
+}

@@ -1,0 +1,99 @@
+/**
+ * The wire, declared once (PROTOCOL.md): event names, payloads and socket data,
+ * typed into `Server<ClientToServerEvents, ServerToClientEvents, {}, SocketData>`.
+ * Client-to-server payloads are `unknown` here on purpose: they are parsed at
+ * the edge by `websockets/payloads.ts`, because types are not validation.
+ */
+import type { ProtocolError } from '../utils/errors.js'
+import type { SyncChange, SyncConflict, SyncEventType, SyncStatus } from './sync.js'
+
+export type Plan = 'free' | 'pro'
+export type SyncMode = 'yjs' | 'changes'
+
+/** The acknowledgement argument of every client-to-server event (PROTOCOL section 2). */
+export type Reply = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ProtocolError }
+export type Ack = (reply: Reply) => void
+
+type ClientEvent = (...args: unknown[]) => void
+
+export interface ClientToServerEvents {
+  [SyncEventType.REQUEST]: ClientEvent
+  [SyncEventType.UPDATE]: ClientEvent
+  [SyncEventType.ENTITY_CREATED]: ClientEvent
+  [SyncEventType.ENTITY_UPDATED]: ClientEvent
+  [SyncEventType.ENTITY_DELETED]: ClientEvent
+  [SyncEventType.CONFLICT]: ClientEvent
+  [SyncEventType.STATUS]: ClientEvent
+  [SyncEventType.PAUSE]: ClientEvent
+  [SyncEventType.RESUME]: ClientEvent
+}
+
+export interface SyncStartPayload {
+  deviceId: string
+  mode: SyncMode
+}
+
+export interface YjsSyncResponse {
+  mode: 'yjs'
+  update: Uint8Array
+  stateVector: Uint8Array
+  serverTimestamp: number
+}
+
+export interface ChangesSyncResponse {
+  mode: 'changes'
+  changes: SyncChange[]
+  hasMore: boolean
+  cursor: number
+  serverTimestamp: number
+}
+
+export interface SyncCompletePayload {
+  deviceId: string
+  mode: SyncMode
+  serverTimestamp: number
+  cursor?: number
+}
+
+export interface RelayedUpdate {
+  update: Uint8Array
+  deviceId: string
+  serverTimestamp: number
+}
+
+export interface SyncErrorPayload extends ProtocolError {
+  event: string
+  requestId?: string
+}
+
+export interface StatusPayload extends SyncStatus {
+  conflicts: string[]
+  plan: Plan
+}
+
+export interface ServerToClientEvents {
+  [SyncEventType.START]: (payload: SyncStartPayload) => void
+  [SyncEventType.RESPONSE]: (payload: YjsSyncResponse | ChangesSyncResponse) => void
+  [SyncEventType.COMPLETE]: (payload: SyncCompletePayload) => void
+  [SyncEventType.UPDATE]: (payload: RelayedUpdate) => void
+  [SyncEventType.ENTITY_CREATED]: (change: SyncChange) => void
+  [SyncEventType.ENTITY_UPDATED]: (change: SyncChange) => void
+  [SyncEventType.ENTITY_DELETED]: (change: SyncChange) => void
+  [SyncEventType.CONFLICT]: (conflict: SyncConflict) => void
+  [SyncEventType.STATUS]: (status: StatusPayload) => void
+  [SyncEventType.ERROR]: (error: SyncErrorPayload) => void
+}
+
+/** Per-socket state. Identity comes only from the verified token, never from a payload. */
+export interface SocketData {
+  userId: string
+  deviceId: string
+  plan: Plan
+  /** Token expiry (seconds since the epoch), when the token has one. */
+  tokenExp: number | undefined
+  /** Set by the socket's first completed sync. */
+  mode: SyncMode | undefined
+  paused: boolean
+  /** The server state vector this socket is known to hold, taken when it paused. */
+  pausedAt: Uint8Array | undefined
+}

@@ -1,0 +1,9 @@
+/**
+ * Typed Yjs transaction origins: they tell observers where a change came from,
+ * so that what was just loaded is never re-persisted and what a socket sent is
+ * never echoed back to it.
+ */
+export type TransactionOrigin =
+  | { source: 'storage' }
+  | { source: 'commit'; socketIds: readonly string[] }
+  | { source: 'server' }

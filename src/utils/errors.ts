@@ -1,0 +1,62 @@
+/**
+ * The one error catalog (PROTOCOL section 2). Everything thrown inside an event
+ * handler becomes a `ProtocolError` through `toProtocolError`; nothing thrown
+ * by one event may fail the connection's other events or the process.
+ */
+
+export const ErrorCode = {
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  INVALID_PAYLOAD: 'INVALID_PAYLOAD',
+  INVALID_UPDATE: 'INVALID_UPDATE',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  CONFLICT_NOT_FOUND: 'CONFLICT_NOT_FOUND',
+  NOT_FOUND: 'NOT_FOUND',
+  UNAVAILABLE: 'UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** The error object that travels in acks, `sync:error` and `connect_error` data. */
+export interface ProtocolError {
+  code: ErrorCode
+  message: string
+  retryAfterMs?: number
+}
+
+export class SyncError extends Error {
+  readonly code: ErrorCode
+  readonly retryAfterMs: number | undefined
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryAfterMs?: number } = {}) {
+    super(message, { cause: options.cause })
+    this.name = 'SyncError'
+    this.code = code
+    this.retryAfterMs = options.retryAfterMs
+  }
+}
+
+/** Raised when another process holds the LevelDB lock on DATA_DIR. */
+export class StoreLockedError extends Error {
+  constructor(dir: string, cause: unknown) {
+    super(
+      `DATA_DIR ${dir} is in use by another process (LevelDB lock held). ` +
+        'Stop the other server or start this one with another DATA_DIR.',
+      { cause },
+    )
+    this.name = 'StoreLockedError'
+  }
+}
+
+/** Turns anything thrown into a protocol error; unknown failures become INTERNAL. */
+export function toProtocolError(err: unknown): ProtocolError {
+  if (err instanceof SyncError) {
+    return err.retryAfterMs === undefined
+      ? { code: err.code, message: err.message }
+      : { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs }
+  }
+  return { code: ErrorCode.INTERNAL, message: 'internal server error' }
+}
