@@ -1,0 +1,45 @@
+import { stat, readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig, parseEnv } from '../src/config.js'
+import { tempDir } from './helpers/server.js'
+
+describe('configuration from the environment (PROTOCOL section 8)', () => {
+  it('has the documented defaults', () => {
+    const c = parseEnv({})
+    expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, logLevel: 'info', syncWrites: true })
+    expect(c.dataDir).toBe(path.resolve('./data'))
+  })
+
+  it('reports every bad variable by name', () => {
+    const bad = () => parseEnv({ PORT: 'eighty', LOG_LEVEL: 'loud', JWT_SECRET: 'short', SYNC_WRITES: 'maybe' })
+    expect(bad).toThrow(ConfigError)
+    expect(bad).toThrow(/PORT/)
+    expect(bad).toThrow(/LOG_LEVEL/)
+    expect(bad).toThrow(/JWT_SECRET must be at least 32 characters/)
+    expect(bad).toThrow(/SYNC_WRITES/)
+    expect(() => parseEnv({ PORT: '70000' })).toThrow(/PORT/)
+  })
+
+  it('generates JWT_SECRET and ADMIN_TOKEN once into DATA_DIR with mode 0600 and reuses them', async () => {
+    const dir = await tempDir()
+    const first = await loadConfig({ DATA_DIR: dir })
+    expect(first.jwtSecret.length).toBeGreaterThanOrEqual(32)
+    expect(first.adminToken).not.toBe(first.jwtSecret)
+    for (const name of ['jwt-secret', 'admin-token']) {
+      expect((await stat(path.join(dir, name))).mode & 0o777).toBe(0o600)
+    }
+    const second = await loadConfig({ DATA_DIR: dir })
+    expect(second.jwtSecret).toBe(first.jwtSecret)
+    expect(second.adminToken).toBe(first.adminToken)
+    expect((await readFile(path.join(dir, 'jwt-secret'), 'utf8')).trim()).toBe(first.jwtSecret)
+  })
+
+  it('a secret from the environment wins and is not written to disk', async () => {
+    const dir = await tempDir()
+    const secret = 's'.repeat(40)
+    const c = await loadConfig({ DATA_DIR: dir, JWT_SECRET: secret })
+    expect(c.jwtSecret).toBe(secret)
+    await expect(stat(path.join(dir, 'jwt-secret'))).rejects.toThrow(/ENOENT/)
+  })
+})

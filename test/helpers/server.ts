@@ -1,0 +1,64 @@
+/** A real server on port 0 with LevelDB in a temp dir, for integration tests. */
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { buildApp, type SyncApp } from '../../src/app.js'
+import { signToken } from '../../src/services/token.service.js'
+import type { ServerConfig } from '../../src/types/config.js'
+import type { Plan } from '../../src/types/events.js'
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
+
+export async function tempDir(prefix = 'superclip-test-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix))
+}
+
+export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    jwtSecret: TEST_SECRET,
+    adminToken: 'test-admin-token-0123456789',
+    logLevel: 'silent',
+    docIdleMs: 30_000,
+    compactMaxUpdates: 1000,
+    compactMaxBytes: 4 << 20,
+    maxMessageBytes: 16 << 20,
+    compressThresholdBytes: 32 << 10,
+    syncWrites: true,
+    ...overrides,
+  }
+}
+
+export interface TestServer extends SyncApp {
+  url: string
+  config: ServerConfig
+  /** Closes the server (pending writes finish); the data dir is kept. */
+  stop(): Promise<void>
+}
+
+export async function startServer(dataDir?: string, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const config = testConfig(dataDir ?? (await tempDir()), overrides)
+  const built = await buildApp(config)
+  const address = await built.app.listen({ host: '127.0.0.1', port: 0 })
+  let stopped = false
+  return {
+    ...built,
+    url: address,
+    config,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await built.app.close()
+    },
+  }
+}
+
+export function tokenFor(userId: string, plan: Plan = 'free', expiresIn?: string | number): Promise<string> {
+  return signToken(TEST_SECRET, { userId, plan, ...(expiresIn === undefined ? {} : { expiresIn }) })
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true })
+}

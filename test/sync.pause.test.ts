@@ -1,0 +1,58 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { YjsDevice, waitFor } from './helpers/device.js'
+import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+
+describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
+  let server: TestServer
+  const devices: YjsDevice[] = []
+  afterEach(async () => {
+    devices.splice(0).forEach((d) => d.close())
+    await server.stop()
+  })
+  async function device(deviceId: string): Promise<YjsDevice> {
+    const d = await YjsDevice.connect(server.url, await tokenFor('alice'), deviceId)
+    devices.push(d)
+    return d
+  }
+
+  it('a paused socket gets no live updates; resume sends what it missed, then sync:complete, then live again', async () => {
+    server = await startServer()
+    const a = await device('phone')
+    const b = await device('laptop')
+    expect(await b.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })
+
+    a.addClip('while-paused-1', 'one')
+    a.addClip('while-paused-2', 'two')
+    await a.flushed()
+    // The acks above mean the relays, had there been any, were already sent; a ping round-trip lets them land.
+    await b.socket.emitWithAck('sync:pause')
+    expect(b.received).toHaveLength(0)
+    expect(b.clips().size).toBe(0)
+
+    const order: string[] = []
+    b.socket.onAny((event: string) => order.push(event))
+    const resumed = b.nextSync()
+    expect(await b.socket.emitWithAck('sync:resume', { requestId: 'r' })).toMatchObject({ ok: true })
+    await resumed
+    expect(order).toEqual(['sync:response', 'sync:complete'])
+    expect([...b.clips().keys()].sort()).toEqual(['while-paused-1', 'while-paused-2'])
+
+    a.addClip('after-resume', 'live')
+    await a.flushed()
+    await waitFor(() => b.clips().has('after-resume'), 'live update after resume')
+    expect(b.received.map((r) => r.deviceId)).toEqual(['phone'])
+  })
+
+  it('pause and resume are idempotent and a device can still write while paused', async () => {
+    server = await startServer()
+    const a = await device('phone')
+    const b = await device('laptop')
+    await b.socket.emitWithAck('sync:pause')
+    await b.socket.emitWithAck('sync:pause')
+    b.addClip('from-paused', 'still sent')
+    await b.flushed()
+    await waitFor(() => a.clips().has('from-paused'), 'write from a paused device')
+    await b.socket.emitWithAck('sync:resume')
+    expect(await b.socket.emitWithAck('sync:resume')).toEqual({ ok: true })
+  })
+})
