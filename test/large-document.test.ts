@@ -1,21 +1,16 @@
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { YjsDevice } from './helpers/device.js'
-import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+import { useServer } from './helpers/fixture.js'
+import { tokenFor } from './helpers/server.js'
 
 describe('large documents', () => {
-  let server: TestServer
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await server.stop()
-  })
+  const t = useServer()
 
   it('a 10,000-clip document is pushed in one message over 1 MB and a fresh device syncs all of it', async () => {
-    server = await startServer()
+    const server = await t.start()
     const token = await tokenFor('alice')
-    const a = new YjsDevice(server.url, token, 'phone')
-    devices.push(a)
+    const a = t.track(new YjsDevice(server.url, token, 'phone'))
     // Edits made before the first sync go up as one update right after sync:response.
     a.doc.transact(() => {
       for (let i = 0; i < 10_000; i++) {
@@ -32,8 +27,7 @@ describe('large documents', () => {
     await a.synced()
     await a.flushed()
 
-    const b = await YjsDevice.connect(server.url, token, 'laptop')
-    devices.push(b)
+    const b = await t.device('alice', 'laptop')
     expect(b.clips().size).toBe(10_000)
     expect(b.responses[0]?.update.byteLength).toBeGreaterThan(1_000_000)
     expect(b.clips().get('clip-9999')?.get('createdAt')).toBe(1_700_000_009_999)

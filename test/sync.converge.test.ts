@@ -1,24 +1,14 @@
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
-import { YjsDevice, snapshot, waitFor } from './helpers/device.js'
-import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { snapshot, waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
 
 describe('Yjs devices of one user converge', () => {
-  let server: TestServer
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await server.stop()
-  })
-
-  async function device(userId: string, deviceId: string): Promise<YjsDevice> {
-    const d = await YjsDevice.connect(server.url, await tokenFor(userId), deviceId)
-    devices.push(d)
-    return d
-  }
+  const t = useServer()
+  const device = (userId: string, deviceId: string) => t.device(userId, deviceId)
 
   it('two devices: an edit on one reaches the other, and the sender is not echoed', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('alice', 'phone')
     const b = await device('alice', 'laptop')
     a.addClip('c1', 'hello')
@@ -37,7 +27,7 @@ describe('Yjs devices of one user converge', () => {
   })
 
   it('three devices editing at once end with identical documents', async () => {
-    server = await startServer()
+    await t.start()
     const ds = [await device('alice', 'd1'), await device('alice', 'd2'), await device('alice', 'd3')]
     ds.forEach((d, i) => {
       for (let n = 0; n < 20; n++) d.addClip(`d${i}-${n}`, `clip ${n} from ${i}`)
@@ -49,7 +39,7 @@ describe('Yjs devices of one user converge', () => {
   })
 
   it('both devices edit offline, reconnect, and hold every edit', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('alice', 'phone')
     const b = await device('alice', 'laptop')
     a.addClip('shared', 'v0')
@@ -76,7 +66,7 @@ describe('Yjs devices of one user converge', () => {
   })
 
   it('a second user never sees the first user\'s data or updates', async () => {
-    server = await startServer()
+    await t.start()
     const alice = await device('alice', 'phone')
     const mallory = await device('mallory', 'phone')
     alice.addClip('secret', 'alice only')

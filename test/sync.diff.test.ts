@@ -1,23 +1,14 @@
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
-import { YjsDevice, waitFor } from './helpers/device.js'
-import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
 
 describe('state-vector sync sends exactly what a device lacks', () => {
-  let server: TestServer
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await server.stop()
-  })
-  async function device(deviceId: string): Promise<YjsDevice> {
-    const d = await YjsDevice.connect(server.url, await tokenFor('alice'), deviceId)
-    devices.push(d)
-    return d
-  }
+  const t = useServer()
+  const device = (deviceId: string) => t.device('alice', deviceId)
 
   it('sync:start, sync:response and sync:complete arrive in order, with the server state vector', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('phone')
     a.addClip('c1', 'x')
     await a.flushed()
@@ -41,7 +32,7 @@ describe('state-vector sync sends exactly what a device lacks', () => {
   })
 
   it('an up-to-date device re-syncs with a few bytes; one small edit to a large document is a few hundred', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('phone')
     a.doc.transact(() => {
       for (let i = 0; i < 2000; i++) {
@@ -73,7 +64,7 @@ describe('state-vector sync sends exactly what a device lacks', () => {
   })
 
   it('what a device sends after sync:response is only what the server lacks', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('phone')
     a.addClip('c1', 'one')
     await a.flushed()

@@ -1,22 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { YjsDevice, waitFor } from './helpers/device.js'
-import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
 
 describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
-  let server: TestServer
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await server.stop()
-  })
-  async function device(deviceId: string): Promise<YjsDevice> {
-    const d = await YjsDevice.connect(server.url, await tokenFor('alice'), deviceId)
-    devices.push(d)
-    return d
-  }
+  const t = useServer()
+  const device = (deviceId: string) => t.device('alice', deviceId)
 
   it('a paused socket gets no live updates; resume sends what it missed, then sync:complete, then live again', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('phone')
     const b = await device('laptop')
     expect(await b.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })
@@ -44,7 +35,7 @@ describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
   })
 
   it('pause and resume are idempotent and a device can still write while paused', async () => {
-    server = await startServer()
+    await t.start()
     const a = await device('phone')
     const b = await device('laptop')
     await b.socket.emitWithAck('sync:pause')

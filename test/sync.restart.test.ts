@@ -1,36 +1,24 @@
 import { io } from 'socket.io-client'
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
-import { YjsDevice, snapshot, waitFor } from './helpers/device.js'
-import { startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { snapshot, waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
+import { tempDir, tokenFor } from './helpers/server.js'
 
 describe('documents survive restarts and are loaded once', () => {
-  let server: TestServer | undefined
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await server?.stop()
-  })
-  async function device(userId: string, deviceId: string): Promise<YjsDevice> {
-    if (!server) throw new Error('no server')
-    const d = await YjsDevice.connect(server.url, await tokenFor(userId), deviceId)
-    devices.push(d)
-    return d
-  }
+  const t = useServer()
+  const device = (userId: string, deviceId: string) => t.device(userId, deviceId)
 
   it('restart: stop the server, start it on the same data dir, everything is back', async () => {
     const dir = await tempDir()
-    server = await startServer(dir)
+    await t.start(dir)
     const a = await device('alice', 'phone')
     for (let i = 0; i < 50; i++) a.addClip(`c${i}`, `clip ${i}`)
     a.doc.getMap('settings').set('theme', new Y.Map([['value', 'dark']]))
     await a.flushed()
     const before = snapshot(a.doc)
     a.close()
-    devices.length = 0
-    await server.stop()
-
-    server = await startServer(dir)
+    await t.start(dir)
     const b = await device('alice', 'new-laptop')
     expect(snapshot(b.doc)).toEqual(before)
     expect(b.clips().size).toBe(50)
@@ -39,18 +27,16 @@ describe('documents survive restarts and are loaded once', () => {
   it('two sockets racing on the first load get one document, and nothing sent right after connect is lost', async () => {
     const dir = await tempDir()
     // A log of many small updates makes the load take long enough for the race to be real.
-    server = await startServer(dir, { compactMaxUpdates: 1_000_000, compactMaxBytes: 1 << 30 })
+    const noCompaction = { compactMaxUpdates: 1_000_000, compactMaxBytes: 1 << 30 }
+    await t.start(dir, noCompaction)
     const seed = await device('alice', 'seed')
     for (let i = 0; i < 3000; i++) seed.addClip(`seed-${i}`, `s${i}`)
     await seed.flushed()
     seed.close()
-    devices.length = 0
-    await server.stop()
-
-    server = await startServer(dir, { compactMaxUpdates: 1_000_000, compactMaxBytes: 1 << 30 })
+    const server = await t.start(dir, noCompaction)
     const token = await tokenFor('alice')
     const raw = ['one', 'two'].map((deviceId) => {
-      const socket = io(server?.url ?? '', { auth: { token, deviceId }, transports: ['websocket'] })
+      const socket = io(server.url, { auth: { token, deviceId }, transports: ['websocket'] })
       const doc = new Y.Doc()
       doc.getMap('clips').set(`early-${deviceId}`, new Y.Map([['content', deviceId]]))
       // Emitted before the socket even connects: socket.io-client buffers it, the server gets it first thing.
@@ -69,13 +55,12 @@ describe('documents survive restarts and are loaded once', () => {
   })
 
   it('an idle document is unloaded and comes back whole', async () => {
-    server = await startServer(undefined, { docIdleMs: 50 })
+    const server = await t.start(undefined, { docIdleMs: 50 })
     const a = await device('alice', 'phone')
     a.addClip('kept', 'still here')
     await a.flushed()
     a.close()
-    devices.length = 0
-    await waitFor(() => server?.services.registry.loadedCount === 0, 'document unloaded')
+    await waitFor(() => server.services.registry.loadedCount === 0, 'document unloaded')
     const b = await device('alice', 'laptop')
     expect(b.clips().get('kept')?.get('content')).toBe('still here')
     expect(server.services.registry.loadedCount).toBe(1)

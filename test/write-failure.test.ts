@@ -1,23 +1,18 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { UpdateLogRepository } from '../src/repositories/update-log.repository.js'
-import { YjsDevice, waitFor } from './helpers/device.js'
-import { startServer, tokenFor, type TestServer } from './helpers/server.js'
+import { waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
 
 describe('a failed write is an error, never an ack', () => {
-  let server: TestServer
-  const devices: YjsDevice[] = []
-  afterEach(async () => {
+  const t = useServer()
+  afterEach(() => {
     vi.restoreAllMocks()
-    devices.splice(0).forEach((d) => d.close())
-    await server.stop()
   })
 
   it('no ack, no relay, nothing in memory; after the fault clears a re-sync stores everything', async () => {
-    server = await startServer()
-    const token = await tokenFor('alice')
-    const a = await YjsDevice.connect(server.url, token, 'phone')
-    const b = await YjsDevice.connect(server.url, token, 'laptop')
-    devices.push(a, b)
+    await t.start()
+    const a = await t.device('alice', 'phone')
+    const b = await t.device('alice', 'laptop')
 
     const append = vi
       .spyOn(UpdateLogRepository.prototype, 'append')
@@ -29,8 +24,7 @@ describe('a failed write is an error, never an ack', () => {
     expect(a.errors).toEqual([expect.objectContaining({ code: 'UNAVAILABLE', event: 'sync:update' })])
 
     // Nothing reached the other device or the server's document.
-    const probe = await YjsDevice.connect(server.url, token, 'probe')
-    devices.push(probe)
+    const probe = await t.device('alice', 'probe')
     expect(probe.clips().has('lost-write')).toBe(false)
     expect(b.received).toHaveLength(0)
 
@@ -40,8 +34,7 @@ describe('a failed write is an error, never an ack', () => {
     await resynced
     await a.flushed()
     await waitFor(() => b.clips().has('lost-write'), 'the retried edit on the laptop')
-    const after = await YjsDevice.connect(server.url, token, 'probe-2')
-    devices.push(after)
+    const after = await t.device('alice', 'probe-2')
     expect(after.clips().get('lost-write')?.get('content')).toBe('disk full')
   })
 })

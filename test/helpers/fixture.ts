@@ -1,0 +1,44 @@
+/** Per-test server and devices, torn down after each test. */
+import { afterEach } from 'vitest'
+import type { ServerConfig } from '../../src/types/config.js'
+import { YjsDevice } from './device.js'
+import { startServer, tokenFor, type TestServer } from './server.js'
+
+export interface ServerFixture {
+  /** Starts (or, after `stop`, restarts) the test's server. */
+  start(dataDir?: string, overrides?: Partial<ServerConfig>): Promise<TestServer>
+  readonly server: TestServer
+  /** A synced Yjs device of `userId`, closed after the test. */
+  device(userId: string, deviceId: string): Promise<YjsDevice>
+  /** Tracks a device made by hand so it is closed after the test. */
+  track(device: YjsDevice): YjsDevice
+}
+
+export function useServer(): ServerFixture {
+  let current: TestServer | undefined
+  const devices: YjsDevice[] = []
+  afterEach(async () => {
+    devices.splice(0).forEach((d) => d.close())
+    await current?.stop()
+    current = undefined
+  })
+  const fixture: ServerFixture = {
+    async start(dataDir, overrides) {
+      await current?.stop()
+      current = await startServer(dataDir, overrides)
+      return current
+    },
+    get server() {
+      if (!current) throw new Error('start() the server first')
+      return current
+    },
+    async device(userId, deviceId) {
+      return fixture.track(await YjsDevice.connect(fixture.server.url, await tokenFor(userId), deviceId))
+    },
+    track(device) {
+      devices.push(device)
+      return device
+    },
+  }
+  return fixture
+}
