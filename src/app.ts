@@ -1,8 +1,9 @@
 /**
  * `buildApp(config)`: the Fastify app with Socket.IO on its HTTP server and the
  * store open, not yet listening (tests listen on port 0). Closing the app
- * disconnects every socket, finishes every pending write, unloads the documents
- * and closes LevelDB, in that order.
+ * refuses new updates, finishes and acknowledges every accepted one,
+ * disconnects every socket, unloads the documents and closes LevelDB, in that
+ * order.
  */
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
@@ -20,20 +21,32 @@ export interface SyncApp {
   services: Services
 }
 
+/** How long a shutdown waits for clients to take their last acks and close. */
+const CLOSE_WAIT_MS = 3000
+
+/** Resolves once every engine.io connection has closed (their buffered writes flushed), or after `ms`. */
+async function connectionsClosed(io: SyncServer, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (io.engine.clientsCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+}
+
 export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   const app = Fastify({ logger: { level: config.logLevel }, forceCloseConnections: true })
   const store = await openStore(config.dataDir)
   let open = true
   const services = createServices(store, config, app.log)
-  const io = createSocketServer(app.server, services, config, app.log)
+  const { io, router } = createSocketServer(app.server, services, config, app.log)
   registerHealthRoutes(app, () => open)
 
-  app.addHook('preClose', (done) => {
+  app.addHook('preClose', async () => {
     open = false
-    // Stop taking events first, so the drain below is final.
+    // Refuse new updates, let every accepted one be stored and acknowledged, and only then
+    // disconnect: engine.io flushes a socket's buffered acks before closing it.
+    await services.drain()
+    await router.idle()
     io.local.disconnectSockets(true)
+    await connectionsClosed(io, CLOSE_WAIT_MS)
     io.engine.close()
-    done()
   })
   app.addHook('onClose', async () => {
     await services.close()

@@ -11,7 +11,9 @@ import { UpdateCommitter } from './update-committer.js'
 export interface Services {
   sync: SyncService
   registry: DocumentRegistry
-  /** Finishes every pending write, then unloads every document. */
+  /** Refuses new updates and finishes (acks included) every accepted one. */
+  drain(): Promise<void>
+  /** Drains, then unloads every document. */
   close(): Promise<void>
 }
 
@@ -24,11 +26,13 @@ export function createServices(
   const compactor = new Compactor(updateLog, config, log)
   const committer = new UpdateCommitter(updateLog, compactor, log)
   const registry = new DocumentRegistry(updateLog, compactor, { docIdleMs: config.docIdleMs }, log)
+  const sync = new SyncService(registry, committer)
   return {
-    sync: new SyncService(registry, committer),
+    sync,
     registry,
+    drain: () => sync.drain(),
     async close() {
-      await committer.drain()
+      await sync.drain()
       await registry.close()
     },
   }

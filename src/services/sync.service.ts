@@ -7,6 +7,10 @@ import type { DocumentRegistry } from './document-registry.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { checkStateVector, checkUpdate } from './update-validator.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+
+/** Clients told the server is shutting down wait about this long before reconnecting. */
+const SHUTDOWN_RETRY_MS = 1000
 
 export interface YjsDiff {
   /** Exactly what a holder of the given state vector lacks. */
@@ -23,10 +27,18 @@ export interface CommittedUpdate {
 }
 
 export class SyncService {
+  private closing = false
+
   constructor(
     private readonly registry: DocumentRegistry,
     private readonly committer: UpdateCommitter,
   ) {}
+
+  /** Refuses new updates from now on and resolves once every accepted one is durable and settled. */
+  async drain(): Promise<void> {
+    this.closing = true
+    await this.committer.drain()
+  }
 
   openDocument(userId: string): Promise<SyncDocument> {
     return this.registry.acquire(userId)
@@ -53,6 +65,11 @@ export class SyncService {
 
   /** Validates, stores and applies a device's update; resolves once it is durable. */
   async submitUpdate(doc: SyncDocument, update: Uint8Array, socketId: string): Promise<CommittedUpdate> {
+    if (this.closing) {
+      throw new SyncError(ErrorCode.UNAVAILABLE, 'the server is shutting down; resend after reconnecting', {
+        retryAfterMs: SHUTDOWN_RETRY_MS,
+      })
+    }
     if (checkUpdate(update).empty) return { serverTimestamp: doc.clock, stored: false }
     const serverTimestamp = await this.committer.submit(doc, update, socketId)
     return { serverTimestamp, stored: true }

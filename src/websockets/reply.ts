@@ -3,31 +3,12 @@
  * `{ ok: true, ...result }` or `{ ok: false, error }`, and a failed event is
  * also reported as `sync:error` `{ code, message, event, requestId? }`.
  */
-import type { Ack, ClientToServerEvents } from '../types/events.js'
+import type { Ack } from '../types/events.js'
 import { SyncEventType } from '../types/sync.js'
 import { SyncError, toProtocolError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
 import { requestIdOf } from './payloads.js'
 import type { SyncSocket } from './types.js'
-
-export type EventHandler = (payload: unknown) => Promise<Record<string, unknown> | void>
-
-/**
- * Registers `handler` for `event`. The listener is attached synchronously, so
- * nothing a client sends right after connecting is missed (socket.io-client#1527);
- * handlers that need the document await it themselves.
- */
-export function onEvent(socket: SyncSocket, event: keyof ClientToServerEvents, handler: EventHandler, log: Logger): void {
-  socket.on(event, (...args: unknown[]) => {
-    const last = args[args.length - 1]
-    const ack = typeof last === 'function' ? (last as Ack) : undefined
-    const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
-    handler(payload).then(
-      (result) => ack?.({ ok: true, ...result }),
-      (err: unknown) => replyError(socket, event, payload, ack, err, log),
-    )
-  })
-}
 
 export function replyError(
   socket: SyncSocket,

@@ -4,6 +4,7 @@ import { Server } from 'socket.io'
 import type { Services } from '../services/index.js'
 import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
+import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { createAuthMiddleware } from './middleware/auth.middleware.js'
 import type { SyncServer } from './types.js'
@@ -14,7 +15,8 @@ export function createSocketServer(
   services: Services,
   config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes'>,
   log: Logger,
-): SyncServer {
+): { io: SyncServer; router: EventRouter } {
+  const router = new EventRouter(log)
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,
@@ -26,7 +28,7 @@ export function createSocketServer(
   io.use(createAuthMiddleware(config.jwtSecret, log))
   io.on('connection', (socket) => {
     void socket.join(userRoom(socket.data.userId))
-    registerSyncHandlers(socket, services, log)
+    registerSyncHandlers(socket, services, router)
   })
-  return io
+  return { io, router }
 }

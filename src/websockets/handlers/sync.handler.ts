@@ -10,7 +10,8 @@ import { SyncEventType, SyncOperationType } from '../../types/sync.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
 import type { Logger } from '../../utils/logger.js'
 import { parseControl, parseSyncRequest, parseSyncUpdate } from '../payloads.js'
-import { onEvent, replyError } from '../reply.js'
+import type { EventRouter } from '../event-router.js'
+import { replyError } from '../reply.js'
 import type { SyncServer, SyncSocket } from '../types.js'
 import { liveChangesRoom, liveYjsRoom } from '../types.js'
 
@@ -27,8 +28,9 @@ const notYet = (what: string) =>
   new SyncError(ErrorCode.UNAVAILABLE, `${what} is not available on this server version yet`)
 
 /** Attaches every sync listener to a freshly authenticated socket, synchronously. */
-export function registerSyncHandlers(socket: SyncSocket, services: Services, log: Logger): SyncContext {
+export function registerSyncHandlers(socket: SyncSocket, services: Services, router: EventRouter): SyncContext {
   const { userId } = socket.data
+  const { log } = router
   const ctx: SyncContext = { socket, services, document: services.sync.openDocument(userId), log }
   ctx.document.catch((err: unknown) => {
     log.error({ err, userId }, 'document load failed; disconnecting the socket')
@@ -37,15 +39,15 @@ export function registerSyncHandlers(socket: SyncSocket, services: Services, log
   })
   socket.on('disconnect', () => services.sync.closeDocument(userId))
 
-  onEvent(socket, SyncEventType.REQUEST, (p) => handleSyncRequest(ctx, p), log)
-  onEvent(socket, SyncEventType.UPDATE, (p) => handleSyncUpdate(ctx, p), log)
-  onEvent(socket, SyncEventType.PAUSE, (p) => handleSyncPause(ctx, p), log)
-  onEvent(socket, SyncEventType.RESUME, (p) => handleSyncResume(ctx, p), log)
-  onEvent(socket, SyncEventType.STATUS, (p) => handleSyncStatusRequest(ctx, p), log)
-  onEvent(socket, SyncEventType.ENTITY_CREATED, (p) => handleEntityChange(ctx, SyncOperationType.CREATE, p), log)
-  onEvent(socket, SyncEventType.ENTITY_UPDATED, (p) => handleEntityChange(ctx, SyncOperationType.UPDATE, p), log)
-  onEvent(socket, SyncEventType.ENTITY_DELETED, (p) => handleEntityChange(ctx, SyncOperationType.DELETE, p), log)
-  onEvent(socket, SyncEventType.CONFLICT, (p) => handleConflictResolution(ctx, p), log)
+  router.on(socket, SyncEventType.REQUEST, (p) => handleSyncRequest(ctx, p))
+  router.on(socket, SyncEventType.UPDATE, (p) => handleSyncUpdate(ctx, p))
+  router.on(socket, SyncEventType.PAUSE, (p) => handleSyncPause(ctx, p))
+  router.on(socket, SyncEventType.RESUME, (p) => handleSyncResume(ctx, p))
+  router.on(socket, SyncEventType.STATUS, (p) => handleSyncStatusRequest(ctx, p))
+  router.on(socket, SyncEventType.ENTITY_CREATED, (p) => handleEntityChange(ctx, SyncOperationType.CREATE, p))
+  router.on(socket, SyncEventType.ENTITY_UPDATED, (p) => handleEntityChange(ctx, SyncOperationType.UPDATE, p))
+  router.on(socket, SyncEventType.ENTITY_DELETED, (p) => handleEntityChange(ctx, SyncOperationType.DELETE, p))
+  router.on(socket, SyncEventType.CONFLICT, (p) => handleConflictResolution(ctx, p))
   return ctx
 }
 

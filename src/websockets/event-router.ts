@@ -1,0 +1,50 @@
+/**
+ * Attaches event handlers to sockets and counts the events being handled, so
+ * that a shutdown can wait until every accepted event has been answered.
+ */
+import type { Ack, ClientToServerEvents } from '../types/events.js'
+import type { Logger } from '../utils/logger.js'
+import { replyError } from './reply.js'
+import type { SyncSocket } from './types.js'
+
+export type EventHandler = (payload: unknown) => Promise<Record<string, unknown> | void>
+
+export class EventRouter {
+  private inflight = 0
+  private idleWaiters: (() => void)[] = []
+
+  constructor(readonly log: Logger) {}
+
+  /**
+   * Registers `handler` for `event`. The listener is attached synchronously, so
+   * nothing a client sends right after connecting is missed (socket.io-client#1527);
+   * handlers that need the document await it themselves.
+   */
+  on(socket: SyncSocket, event: keyof ClientToServerEvents, handler: EventHandler): void {
+    socket.on(event, (...args: unknown[]) => {
+      const last = args[args.length - 1]
+      const ack = typeof last === 'function' ? (last as Ack) : undefined
+      const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
+      this.inflight++
+      handler(payload)
+        .then(
+          (result) => ack?.({ ok: true, ...result }),
+          (err: unknown) => replyError(socket, event, payload, ack, err, this.log),
+        )
+        .finally(() => this.settled())
+    })
+  }
+
+  /** Resolves once no event is being handled (every accepted one has been answered). */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  private settled(): void {
+    if (--this.inflight > 0) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+}

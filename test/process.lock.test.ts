@@ -1,0 +1,109 @@
+/**
+ * One DATA_DIR, one server: LevelDB's lock makes a second server process on
+ * the same directory exit at once with a clear message (src/index.ts,
+ * StoreLockedError), and the first one goes on serving and writing as if
+ * nothing happened.
+ */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { connectDevice } from './helpers/clip-burst.js'
+import {
+  EXIT_TIMEOUT_MS,
+  errorLogs,
+  getHealth,
+  killAllChildren,
+  runningChildren,
+  spawnChildServer,
+  startChildServer,
+  type ChildServer,
+} from './helpers/child-server.js'
+import type { YjsDevice } from './helpers/device.js'
+import { removeDir, tempDir, tokenFor } from './helpers/server.js'
+
+describe('a second server on the same DATA_DIR', () => {
+  let dataDir: string
+  const devices: YjsDevice[] = []
+
+  beforeEach(async () => {
+    dataDir = await tempDir('superclip-lock-')
+  })
+  afterEach(async () => {
+    devices.splice(0).forEach((d) => d.close())
+    await killAllChildren()
+    await removeDir(dataDir)
+  })
+  afterAll(() => {
+    expect(runningChildren()).toBe(0)
+  })
+
+  async function device(server: ChildServer, deviceId: string): Promise<YjsDevice> {
+    const d = await connectDevice(server.url, await tokenFor('alice'), deviceId)
+    devices.push(d)
+    return d
+  }
+
+  it('exits non-zero naming the locked DATA_DIR, while the first keeps serving and writing', async () => {
+    const first = await startChildServer({ dataDir })
+    const phone = await device(first, 'phone')
+    phone.addClip('before', 'written before the second server started')
+    await phone.flushed()
+    const adminToken = await readFile(path.join(dataDir, 'admin-token'), 'utf8')
+
+    const second = await spawnChildServer({ dataDir })
+    const exit = await second.waitForExit()
+    expect(exit.signal).toBeNull()
+    expect(exit.code).not.toBeNull()
+    expect(exit.code).not.toBe(0)
+    const stderr = second.stderr()
+    expect(stderr).toContain(dataDir)
+    expect(stderr).toContain('in use by another process')
+    // A clear message, not a crash: no stack trace.
+    expect(stderr).not.toMatch(/^\s+at /m)
+
+    // The first server: still running, healthy, its connected device can write, and a new device syncs it all.
+    expect(first.hasExited).toBe(false)
+    expect(await getHealth(first.url)).toEqual({ status: 200, body: { status: 'ok' } })
+    expect(phone.socket.connected).toBe(true)
+    phone.addClip('after', 'written after the second server exited')
+    await phone.flushed()
+    const laptop = await device(first, 'laptop')
+    expect(laptop.clips().get('before')?.get('content')).toBe('written before the second server started')
+    expect(laptop.clips().get('after')?.get('content')).toBe('written after the second server exited')
+    // The failed start left the generated secret alone.
+    expect(await readFile(path.join(dataDir, 'admin-token'), 'utf8')).toBe(adminToken)
+
+    // The lock belongs to the process: once the first exits cleanly, a server starts on the directory
+    // and serves everything the first one acknowledged.
+    devices.splice(0).forEach((d) => d.close())
+    first.kill('SIGTERM')
+    expect(await first.waitForExit()).toEqual({ code: 0, signal: null })
+    expect(errorLogs(first)).toEqual([])
+    const third = await startChildServer({ dataDir })
+    const tablet = await device(third, 'tablet')
+    expect([...tablet.clips().keys()].sort()).toEqual(['after', 'before'])
+  })
+
+  it('also when the second one is started while the first is busy writing', async () => {
+    const first = await startChildServer({ dataDir })
+    const phone = await device(first, 'phone')
+    const second = await spawnChildServer({ dataDir })
+    // Keep the first one writing, 20 clips at a time, for as long as the second one is alive.
+    let written = 0
+    const deadline = Date.now() + EXIT_TIMEOUT_MS
+    while (!second.hasExited && Date.now() < deadline) {
+      for (let i = 0; i < 20; i++, written++) phone.addClip(`busy-${written}`, `clip ${written}`)
+      await phone.flushed()
+    }
+    const exit = await second.waitForExit()
+    expect(exit.signal).toBeNull()
+    expect(exit.code).not.toBe(0)
+    expect(second.stderr()).toContain('in use by another process')
+
+    expect(first.hasExited).toBe(false)
+    expect(await getHealth(first.url)).toEqual({ status: 200, body: { status: 'ok' } })
+    const laptop = await device(first, 'laptop')
+    expect(written).toBeGreaterThan(0)
+    expect(laptop.clips().size).toBe(written)
+  })
+})
