@@ -1,0 +1,286 @@
+/**
+ * The server under test, in a child process (`node --import tsx src/index.ts`)
+ * so that it and the benchmark's clients each get a core. Also reads the
+ * child's CPU time, disk writes and memory from /proc.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { sleep } from './stats.js'
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const BENCH_SECRET = 'superclip-bench-jwt-secret-0123456789abcdef'
+
+/** Server settings the benchmark leaves at their defaults, whatever the caller's shell says. */
+const CONFIG_VARS = [
+  'HOST',
+  'PORT',
+  'DATA_DIR',
+  'JWT_SECRET',
+  'ADMIN_TOKEN',
+  'LOG_LEVEL',
+  'DOC_IDLE_MS',
+  'COMPACT_MAX_UPDATES',
+  'COMPACT_MAX_BYTES',
+  'MAX_MESSAGE_BYTES',
+  'COMPRESS_THRESHOLD_BYTES',
+  'SYNC_WRITES',
+  'NODE_OPTIONS',
+]
+
+const children = new Set<ChildProcess>()
+
+/** CPU µs used by every server this run started, read just before each was stopped. */
+export const serverCpuTotal = { us: 0 }
+
+export interface MachineCpu {
+  /** Busy CPU time of the whole machine (all cores, all processes), µs. */
+  busyUs: number
+  /** Time stolen by the hypervisor, µs. */
+  stealUs: number
+}
+
+/** Machine-wide CPU counters from /proc/stat, if readable. */
+export async function machineCpu(): Promise<MachineCpu | undefined> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n').find((l) => l.startsWith('cpu '))
+    if (!line) return undefined
+    // user nice system idle iowait irq softirq steal ...
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number)
+    const tick = 1e6 / clockTicksPerSecond()
+    return { busyUs: (user + nice + system + irq + softirq) * tick, stealUs: steal * tick }
+  } catch {
+    return undefined
+  }
+}
+const tempDirs = new Set<string>()
+
+/** Last-resort cleanup (bench crashed or was interrupted): kill our children, delete our temp dirs. */
+export function cleanupSync(): void {
+  for (const child of children) child.kill('SIGKILL')
+  children.clear()
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+  tempDirs.clear()
+}
+
+export async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+export async function removeTempDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true })
+  tempDirs.delete(dir)
+}
+
+let clockTicks: number | undefined
+function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+    } catch {
+      clockTicks = 100
+    }
+  }
+  return clockTicks
+}
+
+export interface CpuTimes {
+  /** utime of the process, all threads, µs (resolution 1/CLK_TCK s). */
+  userUs: number
+  /** stime, µs. */
+  systemUs: number
+}
+
+export async function processCpu(pid: number): Promise<CpuTimes> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may hold spaces) start at field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const tick = 1e6 / clockTicksPerSecond()
+  return { userUs: Number(fields[11]) * tick, systemUs: Number(fields[12]) * tick }
+}
+
+export interface SyscallCounter {
+  /** Stops counting; the number of fsync + fdatasync calls, or undefined if perf could not count them. */
+  stop(): Promise<number | undefined>
+}
+
+/**
+ * Counts the fsync/fdatasync calls of `pid` with `perf stat` on the syscall
+ * tracepoints, if perf is installed and allowed to; otherwise counts nothing.
+ * Attaching takes a moment: start it a little before what it should see.
+ */
+export function countFsyncs(pid: number): SyscallCounter {
+  const events = ['syscalls:sys_enter_fdatasync', 'syscalls:sys_enter_fsync']
+  let perf: ChildProcess
+  try {
+    perf = spawn('perf', ['stat', '-x', ',', '-e', events.join(','), '-p', String(pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+  } catch {
+    return { stop: () => Promise.resolve(undefined) }
+  }
+  children.add(perf)
+  let stderr = ''
+  let failed = false
+  perf.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  perf.on('error', () => (failed = true))
+  const exit = new Promise<void>((resolve) => perf.once('close', () => resolve()))
+  return {
+    async stop() {
+      if (!failed && perf.exitCode === null) perf.kill('SIGINT')
+      await Promise.race([exit, sleep(5000)])
+      children.delete(perf)
+      if (perf.exitCode === null) perf.kill('SIGKILL')
+      if (failed) return undefined
+      let total = 0
+      for (const event of events) {
+        const line = stderr.split('\n').find((l) => l.includes(`,${event},`) || l.endsWith(`,${event}`))
+        const n = line ? Number(line.split(',')[0]) : Number.NaN
+        if (!Number.isFinite(n)) return undefined
+        total += n
+      }
+      return total
+    },
+  }
+}
+
+/** Bytes the process caused to be written to storage (`write_bytes` of /proc/pid/io), if readable. */
+export async function processWriteBytes(pid: number): Promise<number | undefined> {
+  try {
+    const io = await readFile(`/proc/${pid}/io`, 'utf8')
+    const m = /^write_bytes:\s*(\d+)/m.exec(io)
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Resident set size in MiB, if readable. */
+export async function processRssMiB(pid: number): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const m = /^VmRSS:\s*(\d+)\s*kB/m.exec(status)
+    return m ? Number(m[1]) / 1024 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))))
+    })
+  })
+}
+
+export interface ServerHandle {
+  url: string
+  pid: number
+  dataDir: string
+  /** Wall time from spawn to the first healthy GET /health, ms. */
+  startMs: number
+  /** Lines the server printed (LOG_LEVEL=warn: warnings and errors only). */
+  output: string[]
+  cpu(): Promise<CpuTimes>
+  writeBytes(): Promise<number | undefined>
+  rssMiB(): Promise<number | undefined>
+  /** SIGTERM (graceful: pending writes finish), SIGKILL after 10 s. Keeps the data dir. */
+  stop(): Promise<void>
+}
+
+/** Starts the server on a free port over `dataDir` and waits until GET /health answers ok. */
+export async function startServer(dataDir: string): Promise<ServerHandle> {
+  const port = await freePort()
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of CONFIG_VARS) delete env[name]
+  Object.assign(env, {
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    JWT_SECRET: BENCH_SECRET,
+    LOG_LEVEL: 'warn',
+  })
+  const started = performance.now()
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
+  const extraArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+  const child = spawn(process.execPath, [...extraArgs, '--import', 'tsx', 'src/index.ts'], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  const output: string[] = []
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(line)
+    if (output.length > 200) output.splice(0, output.length - 200)
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  let exited = false
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true
+      children.delete(child)
+      resolve()
+    })
+  })
+  const pid = child.pid
+  if (pid === undefined) throw new Error('server did not spawn')
+  const url = `http://127.0.0.1:${port}`
+
+  const deadline = performance.now() + 30_000
+  for (;;) {
+    if (exited) throw new Error(`server exited before it was healthy:\n${output.join('\n')}`)
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`server not healthy within 30 s:\n${output.join('\n')}`)
+    }
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
+      const body: unknown = await res.json()
+      if (res.ok && typeof body === 'object' && body !== null && (body as { status?: unknown }).status === 'ok') break
+    } catch {
+      // not listening yet
+    }
+    await sleep(25)
+  }
+  const startMs = performance.now() - started
+
+  return {
+    url,
+    pid,
+    dataDir,
+    startMs,
+    output,
+    cpu: () => processCpu(pid),
+    writeBytes: () => processWriteBytes(pid),
+    rssMiB: () => processRssMiB(pid),
+    async stop() {
+      if (exited) return
+      try {
+        const cpu = await processCpu(pid)
+        serverCpuTotal.us += cpu.userUs + cpu.systemUs
+      } catch {
+        // already gone
+      }
+      child.kill('SIGTERM')
+      const killed = await Promise.race([exit.then(() => true), sleep(10_000).then(() => false)])
+      if (!killed) {
+        child.kill('SIGKILL')
+        await exit
+      }
+    },
+  }
+}
