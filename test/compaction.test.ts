@@ -1,18 +1,25 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStore, type Store } from '../src/repositories/level-store.js'
-import { UpdateLogRepository } from '../src/repositories/update-log.repository.js'
-import { Compactor } from '../src/services/compactor.js'
+import { DocumentRepository } from '../src/repositories/document.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
 import { YjsDevice } from './helpers/device.js'
 import { startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} }
+const author = { userId: 'alice', deviceId: 'test' }
 
 function clipUpdate(doc: Y.Doc, id: string): Uint8Array {
   const sv = Y.encodeStateVector(doc)
   doc.getMap('clips').set(id, new Y.Map([['content', `content of ${id}`]]))
   return Y.encodeStateAsUpdate(doc, sv)
+}
+
+async function storedClips(store: Store): Promise<{ entries: number; clips: string[] }> {
+  const stored = await new DocumentRepository(store, { syncWrites: false }).read('alice')
+  const doc = new Y.Doc()
+  for (const u of stored.log.updates) Y.applyUpdate(doc, u)
+  return { entries: stored.log.updates.length, clips: [...doc.getMap('clips').keys()] }
 }
 
 describe('log compaction keeps every update', () => {
@@ -26,52 +33,40 @@ describe('log compaction keeps every update', () => {
     services = store = server = undefined
   })
 
+  async function open(compactMaxUpdates: number) {
+    store = await openStore(await tempDir())
+    services = createServices(store, { syncWrites: true, docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes: 1 << 30 }, silent)
+    const sync = services.sync
+    return { sync, doc: await sync.openDocument('alice').document }
+  }
+
   it('compacts once past the count threshold, and a reload has everything', async () => {
-    const dir = await tempDir()
-    const policy = { syncWrites: false, docIdleMs: 60_000, compactMaxUpdates: 50, compactMaxBytes: 1 << 30 }
-    store = await openStore(dir)
-    services = createServices(store, policy, silent)
-    const doc = await services.sync.openDocument('alice')
+    const { sync, doc } = await open(50)
     const client = new Y.Doc()
-    for (let i = 0; i < 400; i++) await services.sync.submitUpdate(doc, clipUpdate(client, `c${i}`), 'test')
+    for (let i = 0; i < 400; i++) await sync.applyUpdate(doc, clipUpdate(client, `c${i}`), author, false)
     expect(doc.logCount).toBeLessThanOrEqual(51)
-    await services.close()
-    const log = await new UpdateLogRepository(store, { syncWrites: false }).readLog('alice')
-    expect(log.updates.length).toBeLessThanOrEqual(51)
-    const reloaded = new Y.Doc()
-    for (const u of log.updates) Y.applyUpdate(reloaded, u)
-    expect(reloaded.getMap('clips').size).toBe(400)
+    await services?.close()
+    const { entries, clips } = await storedClips(store as Store)
+    expect(entries).toBeLessThanOrEqual(51)
+    expect(clips).toHaveLength(400)
   })
 
-  it('updates appended while a compaction is being written are kept', async () => {
-    const dir = await tempDir()
-    const policy = { syncWrites: true, docIdleMs: 60_000, compactMaxUpdates: 1_000_000, compactMaxBytes: 1 << 30 }
-    store = await openStore(dir)
-    services = createServices(store, policy, silent)
-    const doc = await services.sync.openDocument('alice')
+  it('updates submitted while a compaction is being written are kept', async () => {
+    const { sync, doc } = await open(250)
     const client = new Y.Doc()
-    for (let i = 0; i < 300; i++) await services.sync.submitUpdate(doc, clipUpdate(client, `before-${i}`), 'test')
-    expect(doc.logCount).toBe(300)
-
-    // The compaction batch and these appends are in flight at the same time.
-    const repo = new UpdateLogRepository(store, { syncWrites: true })
-    const compaction = new Compactor(repo, { compactMaxUpdates: 1, compactMaxBytes: 1 }, silent).compact(doc)
-    expect(doc.compacting).toBe(true)
-    const during = Array.from({ length: 100 }, (_, i) =>
-      services?.sync.submitUpdate(doc, clipUpdate(client, `during-${i}`), 'test'),
-    )
-    await Promise.all([compaction, ...during])
-    expect(doc.firstSeq).toBe(299)
+    for (let i = 0; i < 250; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author, false)
+    expect(doc.logCount).toBe(250)
+    // The 251st update's batch compacts the log; once that batch is being written, 100 more arrive.
+    const trigger = sync.applyUpdate(doc, clipUpdate(client, 'trigger'), author, false)
+    await new Promise((resolve) => setImmediate(resolve))
+    const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author, false))
+    await Promise.all([trigger, ...during])
     expect(doc.logCount).toBe(101)
-
-    await services.close()
-    const log = await repo.readLog('alice')
-    expect(log.updates).toHaveLength(101)
-    const reloaded = new Y.Doc()
-    for (const u of log.updates) Y.applyUpdate(reloaded, u)
-    const keys = [...reloaded.getMap('clips').keys()]
-    expect(keys).toHaveLength(400)
-    expect(keys.filter((k) => k.startsWith('during-'))).toHaveLength(100)
+    await services?.close()
+    const { entries, clips } = await storedClips(store as Store)
+    expect(entries).toBe(101)
+    expect(clips).toHaveLength(351)
+    expect(clips.filter((k) => k.startsWith('during-'))).toHaveLength(100)
   })
 
   it('through the server: a compacted document restarts whole', async () => {
@@ -79,15 +74,15 @@ describe('log compaction keeps every update', () => {
     server = await startServer(dir, { compactMaxUpdates: 20 })
     const a = await YjsDevice.connect(server.url, await tokenFor('alice'), 'phone')
     for (let i = 0; i < 150; i++) a.addClip(`c${i}`, `clip ${i}`)
-    a.clips().delete('c3') // deletions survive compaction too
+    a.clips().get('c3')?.set('_deleted', true) // soft deletions survive compaction too
     await a.flushed()
     expect(server.services.registry.peek('alice')?.logCount).toBeLessThanOrEqual(21)
     a.close()
     await server.stop()
     server = await startServer(dir, { compactMaxUpdates: 20 })
     const b = await YjsDevice.connect(server.url, await tokenFor('alice'), 'laptop')
-    expect(b.clips().size).toBe(149)
-    expect(b.clips().has('c3')).toBe(false)
+    expect(b.clips().size).toBe(150)
+    expect(b.clips().get('c3')?.get('_deleted')).toBe(true)
     b.close()
   })
 

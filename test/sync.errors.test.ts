@@ -86,9 +86,29 @@ describe('bad input is a clear error and changes nothing (PROTOCOL section 2)', 
     await socket.emitWithAck('sync:resume')
   })
 
-  it('the JSON change API is refused as not yet available, without touching the document', async () => {
-    await expectError('sync:request', { deviceId: 'bad' }, 'UNAVAILABLE')
-    await expectError('sync:entity_created', { id: 'x' }, 'UNAVAILABLE')
+  it('change records: unknown fields, wrong types, prototype keys, another user: refused, nothing written', async () => {
+    const clip = (data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+      id: `chg-${Math.random()}`,
+      entityType: 'clip',
+      entityId: 'j1',
+      data,
+      version: 0,
+      ...extra,
+    })
+    await expectError('sync:entity_created', clip({ nope: 1 }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ content: 42 }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ contentType: 'video' }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ tagIds: 'a,b' }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ _deleted: true }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', JSON.parse('{"id":"p1","entityType":"clip","entityId":"j1","data":{"__proto__":{"x":1}}}'), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', { id: 'p2', entityType: 'setting', entityId: 's1', data: { value: { constructor: 1 } } }, 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ content: 'x' }, { userId: 'mallory' }), 'FORBIDDEN')
+    await expectError('sync:entity_created', clip({ content: 'x' }, { entityType: 'gadget' }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ content: 'x' }, { operation: 'delete' }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', { id: 'no-entity', entityType: 'clip', data: { content: 'x' } }, 'INVALID_PAYLOAD')
+    await expectError('sync:entity_updated', clip({ content: 'x' }, { entityId: 'missing' }), 'NOT_FOUND')
+    await expectError('sync:conflict', { conflictId: 'nope', winningVersion: 'server' }, 'CONFLICT_NOT_FOUND')
+    await expectError('sync:conflict', { conflictId: 'nope', winningVersion: 'mine' }, 'INVALID_PAYLOAD')
     expect(await serverDoc()).toEqual({ c1: expect.objectContaining({ content: 'before' }) })
   })
 })

@@ -2,14 +2,14 @@
  * Owns the lifecycle of loaded documents: one `SyncDocument` per user, shared
  * by all of that user's sockets. Loads are single-flight (two sockets racing
  * on first use get the same instance, and nothing is served before the load
- * finishes); a document with no sockets, no pending writes and no running
- * compaction is unloaded after `docIdleMs`. A failed load is never replaced by
- * an empty document: the error reaches every waiter and the next acquire
- * tries again.
+ * finishes); a document with no sockets and no pending writes is unloaded
+ * after `docIdleMs`. A failed load is never replaced by an empty document: the
+ * error reaches every waiter and the next acquire tries again. An evicted
+ * document (its commit failed) is dropped at once; its holders are told
+ * through `onEvict` and the next acquire loads it again from disk.
  */
-import type { UpdateLogRepository } from '../repositories/update-log.repository.js'
+import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { Logger } from '../utils/logger.js'
-import type { Compactor } from './compactor.js'
 import { SyncDocument } from './sync-document.js'
 
 interface Entry {
@@ -19,23 +19,30 @@ interface Entry {
   idleTimer: NodeJS.Timeout | undefined
 }
 
+/** A reference to a user's document, taken by one socket. */
+export interface DocumentLease {
+  readonly document: Promise<SyncDocument>
+  /** Drops the reference (once; later calls do nothing). */
+  release(): void
+}
+
 export class DocumentRegistry {
   private readonly entries = new Map<string, Entry>()
+  private readonly evictListeners: ((docId: string) => void)[] = []
 
   constructor(
-    private readonly repo: UpdateLogRepository,
-    private readonly compactor: Compactor,
+    private readonly repo: DocumentRepository,
     private readonly options: { docIdleMs: number },
+    private readonly onLoad: (doc: SyncDocument) => void,
     private readonly log: Logger,
   ) {}
 
   /** Takes a reference on `docId`'s document, loading it on first use. */
-  acquire(docId: string): Promise<SyncDocument> {
+  acquire(docId: string): DocumentLease {
     let entry = this.entries.get(docId)
     if (!entry) {
-      entry = { refs: 0, ready: this.load(docId), loaded: undefined, idleTimer: undefined }
-      this.entries.set(docId, entry)
-      const created = entry
+      const created: Entry = { refs: 0, ready: this.load(docId), loaded: undefined, idleTimer: undefined }
+      this.entries.set(docId, created)
       created.ready.then(
         (doc) => {
           created.loaded = doc
@@ -44,19 +51,22 @@ export class DocumentRegistry {
           if (this.entries.get(docId) === created) this.entries.delete(docId)
         },
       )
+      entry = created
     }
-    entry.refs++
-    clearTimeout(entry.idleTimer)
-    entry.idleTimer = undefined
-    return entry.ready
-  }
-
-  /** Drops a reference taken by `acquire`. */
-  release(docId: string): void {
-    const entry = this.entries.get(docId)
-    if (!entry || entry.refs === 0) return
-    entry.refs--
-    if (entry.refs === 0) this.scheduleUnload(docId, entry)
+    const held = entry
+    held.refs++
+    clearTimeout(held.idleTimer)
+    held.idleTimer = undefined
+    let released = false
+    return {
+      document: held.ready,
+      release: () => {
+        if (released) return
+        released = true
+        held.refs--
+        if (held.refs === 0 && this.entries.get(docId) === held) this.scheduleUnload(docId, held)
+      },
+    }
   }
 
   /** The loaded document, if it is in memory (for status and tests). */
@@ -68,25 +78,40 @@ export class DocumentRegistry {
     return this.entries.size
   }
 
+  /** Called with the id of every evicted document. */
+  onEvict(listener: (docId: string) => void): void {
+    this.evictListeners.push(listener)
+  }
+
+  /** Drops a document whose in-memory state can no longer be trusted. */
+  evict(doc: SyncDocument): void {
+    const entry = this.entries.get(doc.id)
+    if (entry?.loaded !== doc) return
+    clearTimeout(entry.idleTimer)
+    this.entries.delete(doc.id)
+    doc.doc.destroy()
+    this.log.warn({ docId: doc.id }, 'document evicted; it will be reloaded from disk')
+    for (const listener of this.evictListeners) listener(doc.id)
+  }
+
   /** Unloads every document; call after the committer has drained. */
   async close(): Promise<void> {
     const entries = [...this.entries.values()]
     this.entries.clear()
     for (const e of entries) clearTimeout(e.idleTimer)
-    await this.compactor.drain()
     const docs = await Promise.allSettled(entries.map((e) => e.ready))
     for (const d of docs) if (d.status === 'fulfilled') d.value.doc.destroy()
   }
 
   private async load(docId: string): Promise<SyncDocument> {
     const started = performance.now()
-    const log = await this.repo.readLog(docId)
-    const doc = new SyncDocument(docId, log)
+    const stored = await this.repo.read(docId)
+    const doc = new SyncDocument(docId, stored)
     this.log.debug(
-      { docId, entries: log.updates.length, bytes: log.bytes, ms: Math.round(performance.now() - started) },
+      { docId, entries: stored.log.updates.length, bytes: stored.log.bytes, ms: Math.round(performance.now() - started) },
       'document loaded',
     )
-    this.compactor.maybeCompact(doc)
+    this.onLoad(doc)
     return doc
   }
 
@@ -95,7 +120,7 @@ export class DocumentRegistry {
       entry.idleTimer = undefined
       if (entry.refs > 0 || this.entries.get(docId) !== entry) return
       const doc = entry.loaded
-      if (!doc || doc.pendingWrites > 0 || doc.compacting) {
+      if (!doc || doc.pendingWrites > 0) {
         this.scheduleUnload(docId, entry) // still loading or writing: look again later
         return
       }

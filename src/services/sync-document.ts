@@ -1,45 +1,60 @@
 import * as Y from 'yjs'
-import type { StoredLog } from '../repositories/update-log.repository.js'
+import type { AppliedChange, ChangeResult, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
+import { entityKey } from '../models/records.js'
+import type { StoredDocument } from '../repositories/document.repository.js'
 
 /**
- * One user's loaded document and the bookkeeping of its update log.
- * Invariant: the in-memory `doc` holds exactly the log entries
- * `firstSeq..appliedSeq`; entries above `appliedSeq` are being written.
+ * One user's loaded document with its entity index, open conflicts and
+ * applied change ids. Changes are applied here first, in memory, and queued
+ * for the next group commit in the same turn; a document whose commit fails
+ * is evicted and reloaded from disk, so memory never drifts from what is
+ * stored.
  */
 export class SyncDocument {
   readonly doc = new Y.Doc()
   /** Sequence the next appended log entry gets. */
   nextSeq: number
   firstSeq: number
-  appliedSeq: number
-  /** Bytes of the applied log entries (`firstSeq..appliedSeq`). */
+  /** Bytes of the log entries `firstSeq..nextSeq - 1` (queued ones included). */
   logBytes: number
   /** The commit clock (ms): strictly increasing, persisted with every commit. */
   clock: number
-  /** Updates submitted and not yet settled; a document is not unloaded while any are. */
+  readonly entities = new Map<string, EntityRecord>()
+  /** Unresolved conflicts by id. */
+  readonly conflicts = new Map<string, StoredConflict>()
+  /** Applied change ids (idempotency), by change id. */
+  readonly changes = new Map<string, AppliedChange>()
+  /** Devices' last completed syncs, filled as they are read or recorded. */
+  readonly devices = new Map<string, DeviceSyncState>()
+  /** JSON changes being applied, by change id: a resend in flight waits for the first. */
+  readonly inflightChanges = new Map<string, Promise<{ result: ChangeResult }>>()
+  /** Commits queued or being written; a document is not unloaded while any are. */
   pendingWrites = 0
-  compacting = false
+  /** Set when a commit failed: the document must not be used any more. */
+  evicted = false
 
   constructor(
     readonly id: string,
-    log: StoredLog,
+    stored: StoredDocument,
   ) {
-    this.firstSeq = log.firstSeq
-    this.nextSeq = log.nextSeq
-    this.appliedSeq = log.nextSeq - 1
-    this.logBytes = log.bytes
-    this.clock = log.clock
+    this.firstSeq = stored.log.firstSeq
+    this.nextSeq = stored.log.nextSeq
+    this.logBytes = stored.log.bytes
+    this.clock = stored.clock
+    for (const r of stored.entities) this.entities.set(entityKey(r.type, r.id), r)
+    for (const c of stored.conflicts) this.conflicts.set(c.id, c)
+    for (const c of stored.changes) this.changes.set(c.changeId, c)
     Y.transact(
       this.doc,
       () => {
-        for (const update of log.updates) Y.applyUpdate(this.doc, update)
+        for (const update of stored.log.updates) Y.applyUpdate(this.doc, update)
       },
       { source: 'storage' },
     )
   }
 
   get logCount(): number {
-    return this.appliedSeq - this.firstSeq + 1
+    return this.nextSeq - this.firstSeq
   }
 
   /** Next commit clock value: `max(wall clock, previous + 1)` (PROTOCOL section 5). */

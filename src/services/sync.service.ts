@@ -1,16 +1,22 @@
 /**
- * Yjs state-vector sync (PROTOCOL section 4): the diff a device lacks, and the
- * durable application of a device's update. Transport-free: handlers call it.
+ * The sync service handlers call (PROTOCOL sections 4–7). Transport-free: it
+ * takes validated input and a loaded document, and returns what the handler
+ * acknowledges and broadcasts. Each change is applied in memory and queued
+ * for the group commit in the same turn; its promise resolves once durable.
  */
 import * as Y from 'yjs'
-import type { DocumentRegistry } from './document-registry.js'
+import type { DeviceSyncState } from '../models/records.js'
+import type { DocumentRepository } from '../repositories/document.repository.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+import { changeLogPage, type ChangeLogRequest, type ChangePage } from './change-log.js'
+import { resolveConflict, type Resolution, type ResolvedConflict } from './conflict-resolution.js'
+import type { DocumentLease, DocumentRegistry } from './document-registry.js'
+import { applyJsonChange, type AppliedChangeResult, type ChangeInput } from './json-changes.js'
+import { recordCompletedSync, syncStatus, type SocketSyncState } from './status.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
-import { checkStateVector, checkUpdate } from './update-validator.js'
-import { ErrorCode, SyncError } from '../utils/errors.js'
-
-/** Clients told the server is shutting down wait about this long before reconnecting. */
-const SHUTDOWN_RETRY_MS = 1000
+import { checkStateVector } from './update-validator.js'
+import { applyYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
 
 export interface YjsDiff {
   /** Exactly what a holder of the given state vector lacks. */
@@ -20,11 +26,8 @@ export interface YjsDiff {
   serverTimestamp: number
 }
 
-export interface CommittedUpdate {
-  serverTimestamp: number
-  /** False for an update that carried nothing new to store (nothing to relay either). */
-  stored: boolean
-}
+/** Clients told the server is shutting down wait about this long before reconnecting. */
+const SHUTDOWN_RETRY_MS = 1000
 
 export class SyncService {
   private closing = false
@@ -32,20 +35,17 @@ export class SyncService {
   constructor(
     private readonly registry: DocumentRegistry,
     private readonly committer: UpdateCommitter,
+    private readonly repo: DocumentRepository,
   ) {}
 
-  /** Refuses new updates from now on and resolves once every accepted one is durable and settled. */
+  /** Refuses new changes from now on and resolves once every accepted one is durable and settled. */
   async drain(): Promise<void> {
     this.closing = true
     await this.committer.drain()
   }
 
-  openDocument(userId: string): Promise<SyncDocument> {
+  openDocument(userId: string): DocumentLease {
     return this.registry.acquire(userId)
-  }
-
-  closeDocument(userId: string): void {
-    this.registry.release(userId)
   }
 
   /** The diff for a device whose document has state vector `stateVector`. */
@@ -58,20 +58,47 @@ export class SyncService {
     }
   }
 
-  /** The server's current state vector. */
   stateVector(doc: SyncDocument): Uint8Array {
     return Y.encodeStateVector(doc.doc)
   }
 
-  /** Validates, stores and applies a device's update; resolves once it is durable. */
-  async submitUpdate(doc: SyncDocument, update: Uint8Array, socketId: string): Promise<CommittedUpdate> {
+  applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, wantChanges: boolean): Promise<AppliedUpdate> {
+    this.assertWritable(doc)
+    return applyYjsUpdate(doc, this.committer, update, author, wantChanges)
+  }
+
+  applyChange(doc: SyncDocument, change: ChangeInput, author: Author, wantChanges: boolean): Promise<AppliedChangeResult> {
+    this.assertWritable(doc)
+    return applyJsonChange(doc, this.committer, change, author, wantChanges)
+  }
+
+  resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, wantChanges: boolean): Promise<ResolvedConflict> {
+    this.assertWritable(doc)
+    return resolveConflict(doc, this.committer, resolution, author, wantChanges)
+  }
+
+  changePage(doc: SyncDocument, userId: string, request: ChangeLogRequest): Promise<ChangePage> {
+    return changeLogPage(doc, this.repo, userId, request)
+  }
+
+  /** Records a completed sync; it is stored with the next commit (a failure only loses the record). */
+  completeSync(doc: SyncDocument, state: DeviceSyncState): void {
+    if (this.closing || doc.evicted) return
+    recordCompletedSync(doc, this.committer, state).catch(() => undefined)
+  }
+
+  status(doc: SyncDocument, userId: string, deviceId: string, socket: SocketSyncState) {
+    return syncStatus(doc, this.repo, userId, deviceId, socket)
+  }
+
+  private assertWritable(doc: SyncDocument): void {
     if (this.closing) {
       throw new SyncError(ErrorCode.UNAVAILABLE, 'the server is shutting down; resend after reconnecting', {
         retryAfterMs: SHUTDOWN_RETRY_MS,
       })
     }
-    if (checkUpdate(update).empty) return { serverTimestamp: doc.clock, stored: false }
-    const serverTimestamp = await this.committer.submit(doc, update, socketId)
-    return { serverTimestamp, stored: true }
+    if (doc.evicted) {
+      throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: 100 })
+    }
   }
 }

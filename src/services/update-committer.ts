@@ -1,63 +1,116 @@
 /**
- * Group commit of Yjs updates. Updates submitted in the same event-loop turn,
- * for any number of documents, are written in one atomic LevelDB batch; while
- * a batch is being written the next one gathers, so under load a batch grows
- * to whatever arrived during the previous write. Only after the batch is
- * durable are its updates applied to the in-memory documents and their
- * submitters resolved (acks, relays): an acknowledged update is on disk, and
- * a failed write leaves every document exactly as it is on disk.
+ * Group commit. Changes are applied to their in-memory document first and
+ * queued here in the same turn; everything queued in one event-loop turn, for
+ * any number of documents, is written in one atomic LevelDB batch, and while a
+ * batch is being written the next one gathers. A commit's promise resolves
+ * only once its batch is durable (then handlers ack and broadcast). A document
+ * whose log has passed a compaction threshold is compacted inside the batch:
+ * at flush time memory holds exactly what is on disk plus this batch, so its
+ * encoded state replaces its whole log atomically (encoding the loaded doc is
+ * linear; `Y.mergeUpdates` over thousands of small updates is not, yjs#710).
+ *
+ * When a batch fails, nothing in it is acknowledged, and every document it
+ * touched is evicted (with its queued commits), so that it is reloaded from
+ * disk: what is in memory never drifts from what is stored.
  */
 import * as Y from 'yjs'
-import type { UpdateLogRepository, LogAppend } from '../repositories/update-log.repository.js'
-import type { TransactionOrigin } from '../types/origins.js'
+import type { AppliedChange, DeviceSyncState, StoredConflict } from '../models/records.js'
+import type { DocumentRepository, DocumentWrite } from '../repositories/document.repository.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
-import type { Compactor } from './compactor.js'
+import type { IndexWrite } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
 
-interface Submitted {
+/** What one applied change stores. */
+export interface Commit {
+  updates?: readonly Uint8Array[]
+  entities?: readonly IndexWrite[]
+  conflicts?: readonly StoredConflict[]
+  changes?: readonly AppliedChange[]
+  devices?: readonly DeviceSyncState[]
+}
+
+export interface CompactionPolicy {
+  compactMaxUpdates: number
+  compactMaxBytes: number
+}
+
+/** A document's part of the batch being built: its new log entries start at `firstSeq`. */
+interface PendingWrite {
+  docId: string
+  clock: number
+  firstSeq: number
+  updates: Uint8Array[]
+  entities: IndexWrite[]
+  conflicts: StoredConflict[]
+  changes: AppliedChange[]
+  devices: DeviceSyncState[]
+}
+
+interface Queued {
   doc: SyncDocument
-  update: Uint8Array
-  socketId: string
-  resolve: (serverTimestamp: number) => void
+  commit: Commit
+  firstSeq: number
+  resolve: () => void
   reject: (err: unknown) => void
 }
 
-interface DocBatch {
-  doc: SyncDocument
-  items: Submitted[]
-  timestamps: number[]
-  append: LogAppend
-}
-
 export class UpdateCommitter {
-  private queue: Submitted[] = []
+  private queue: Queued[] = []
   private scheduled = false
   private writing: Promise<void> | null = null
 
   constructor(
-    private readonly repo: UpdateLogRepository,
-    private readonly compactor: Compactor,
+    private readonly repo: DocumentRepository,
+    private readonly policy: CompactionPolicy,
+    private readonly evict: (doc: SyncDocument) => void,
     private readonly log: Logger,
   ) {}
 
-  /** Resolves with the update's commit timestamp once it is durable and applied. */
-  submit(doc: SyncDocument, update: Uint8Array, socketId: string): Promise<number> {
+  /**
+   * Queues a change already applied to `doc` in memory; resolves once it is
+   * durable. Call it in the same turn as the change was applied.
+   */
+  commit(doc: SyncDocument, commit: Commit): Promise<void> {
+    if (doc.evicted) return Promise.reject(unavailable())
+    const firstSeq = doc.nextSeq
+    for (const u of commit.updates ?? []) {
+      doc.nextSeq++
+      doc.logBytes += u.byteLength
+    }
     doc.pendingWrites++
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({ doc, update, socketId, resolve, reject })
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ doc, commit, firstSeq, resolve, reject })
       this.schedule()
     }).finally(() => {
       doc.pendingWrites--
     })
   }
 
-  /** Resolves once everything submitted so far is settled. */
+  /** Drops a document whose memory can no longer be trusted; its queued commits are still written. */
+  abandon(doc: SyncDocument): void {
+    doc.evicted = true
+    this.evict(doc)
+  }
+
+  /** Compacts `doc`'s log in the next batch if it is over a threshold (as after a load). */
+  compactIfDue(doc: SyncDocument): void {
+    if (this.compactionDue(doc)) void this.commit(doc, {}).catch(() => undefined)
+  }
+
+  /** Resolves once everything queued so far is settled. */
   async drain(): Promise<void> {
     while (this.writing || this.queue.length > 0 || this.scheduled) {
       if (this.writing) await this.writing
       else await new Promise((resolve) => setImmediate(resolve))
     }
+  }
+
+  private compactionDue(doc: SyncDocument): boolean {
+    return (
+      doc.logCount > 1 &&
+      (doc.logCount > this.policy.compactMaxUpdates || doc.logBytes > this.policy.compactMaxBytes)
+    )
   }
 
   private schedule(): void {
@@ -73,67 +126,69 @@ export class UpdateCommitter {
   }
 
   private async flush(): Promise<void> {
-    const submitted = this.queue
+    const batch = this.queue
     this.queue = []
-    const batches = this.groupByDocument(submitted)
+    const writes = new Map<SyncDocument, PendingWrite>()
+    for (const q of batch) this.add(writes, q)
+    const compacted: { doc: SyncDocument; upToSeq: number; bytes: number }[] = []
+    const documentWrites: DocumentWrite[] = []
+    for (const [doc, { updates, firstSeq, ...w }] of writes) {
+      if (this.compactionDue(doc)) {
+        const state = Y.encodeStateAsUpdate(doc.doc)
+        const upToSeq = doc.nextSeq - 1
+        documentWrites.push({ ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } })
+        compacted.push({ doc, upToSeq, bytes: state.byteLength })
+      } else {
+        documentWrites.push(updates.length > 0 ? { ...w, append: { firstSeq, updates } } : w)
+      }
+    }
     try {
-      await this.repo.append(batches.map((b) => b.append))
+      await this.repo.write(documentWrites)
     } catch (cause) {
-      for (const b of batches) b.doc.nextSeq = b.append.firstSeq
-      this.log.error({ err: cause, updates: submitted.length }, 'update batch write failed; nothing acknowledged')
-      const err = new SyncError(ErrorCode.UNAVAILABLE, 'the update could not be stored; retry later', { cause })
-      for (const s of submitted) s.reject(err)
+      this.fail(batch, writes, cause)
       return
     }
-    for (const b of batches) this.apply(b)
+    for (const c of compacted) {
+      c.doc.firstSeq = c.upToSeq
+      c.doc.logBytes = c.bytes
+      this.log.debug({ docId: c.doc.id, bytes: c.bytes }, 'log compacted')
+    }
+    for (const q of batch) q.resolve()
   }
 
-  private groupByDocument(submitted: Submitted[]): DocBatch[] {
-    const byDoc = new Map<SyncDocument, DocBatch>()
-    for (const s of submitted) {
-      let b = byDoc.get(s.doc)
-      if (!b) {
-        b = { doc: s.doc, items: [], timestamps: [], append: { docId: s.doc.id, firstSeq: 0, updates: [], clock: 0 } }
-        byDoc.set(s.doc, b)
-      }
-      b.items.push(s)
+  private add(writes: Map<SyncDocument, PendingWrite>, q: Queued): void {
+    let w = writes.get(q.doc)
+    if (!w) {
+      w = { docId: q.doc.id, clock: 0, updates: [], firstSeq: q.firstSeq, entities: [], conflicts: [], changes: [], devices: [] }
+      writes.set(q.doc, w)
     }
-    for (const b of byDoc.values()) {
-      b.append.firstSeq = b.doc.nextSeq
-      b.doc.nextSeq += b.items.length
-      b.append.updates = b.items.map((s) => s.update)
-      b.timestamps = b.items.map(() => b.doc.tick())
-      b.append.clock = b.doc.clock
-    }
-    return [...byDoc.values()]
+    const { updates = [], entities = [], conflicts = [], changes = [], devices = [] } = q.commit
+    w.updates.push(...updates)
+    w.clock = q.doc.clock
+    w.entities.push(...entities)
+    w.conflicts.push(...conflicts)
+    w.changes.push(...changes)
+    w.devices.push(...devices)
   }
 
-  /** Applies a durable batch to its document in one transaction, then settles its submitters. */
-  private apply(b: DocBatch): void {
-    const { doc, items } = b
-    const origin: TransactionOrigin = { source: 'commit', socketIds: items.map((s) => s.socketId) }
-    const failed = new Set<Submitted>()
-    Y.transact(
-      doc.doc,
-      () => {
-        for (const s of items) {
-          try {
-            Y.applyUpdate(doc.doc, s.update)
-          } catch (err) {
-            // Validation decodes every update before it is submitted, so this is a bug, not bad input.
-            this.log.error({ err, docId: doc.id }, 'a stored update failed to apply')
-            failed.add(s)
-          }
-        }
-      },
-      origin,
-    )
-    doc.appliedSeq = b.append.firstSeq + items.length - 1
-    for (const s of items) doc.logBytes += s.update.byteLength
-    items.forEach((s, i) => {
-      if (failed.has(s)) s.reject(new SyncError(ErrorCode.INTERNAL, 'the update could not be applied'))
-      else s.resolve(b.timestamps[i] ?? doc.clock)
-    })
-    this.compactor.maybeCompact(doc)
+  private fail(batch: Queued[], writes: Map<SyncDocument, PendingWrite>, cause: unknown): void {
+    const docs = new Set(writes.keys())
+    this.log.error({ err: cause, commits: batch.length, documents: docs.size }, 'commit batch failed; nothing acknowledged')
+    // Later commits of these documents were applied on top of the failed ones: they go too.
+    const dropped = this.queue.filter((q) => docs.has(q.doc))
+    this.queue = this.queue.filter((q) => !docs.has(q.doc))
+    for (const doc of docs) {
+      doc.evicted = true
+      this.evict(doc)
+    }
+    const err = unavailable(cause)
+    for (const q of [...batch, ...dropped]) q.reject(err)
   }
+}
+
+function unavailable(cause?: unknown): SyncError {
+  return new SyncError(ErrorCode.UNAVAILABLE, 'the change could not be stored; sync again and retry', {
+    cause,
+    retryAfterMs: 1000,
+  })
 }

@@ -94,6 +94,10 @@ export interface SocketData {
   /** Set by the socket's first completed sync. */
   mode: SyncMode | undefined
   paused: boolean
-  /** The server state vector this socket is known to hold, taken when it paused. */
-  pausedAt: Uint8Array | undefined
+  /** What this socket is known to hold, taken when it paused: resume sends what came after. */
+  pausedAt: { stateVector: Uint8Array } | { cursor: number } | undefined
+  /** A change-log sync has sent a page with `hasMore` and not yet its last page. */
+  syncInProgress: boolean
+  /** The last error reported to this socket (`CODE: message`), for `sync:status`. */
+  lastError: string | null
 }

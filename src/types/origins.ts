@@ -5,5 +5,6 @@
  */
 export type TransactionOrigin =
   | { source: 'storage' }
-  | { source: 'commit'; socketIds: readonly string[] }
+  | { source: 'yjs'; deviceId: string }
+  | { source: 'changes'; deviceId: string }
   | { source: 'server' }

@@ -4,7 +4,10 @@
  * with code INVALID_PAYLOAD that names the offending field.
  */
 import { z } from 'zod'
-import { SyncEntityType } from '../types/sync.js'
+import { DELETED, DELETED_AT, ENTITY_SPECS } from '../models/entity-schema.js'
+import type { ChangeInput } from '../services/json-changes.js'
+import type { Resolution } from '../services/conflict-resolution.js'
+import { SyncEntityType, SyncOperationType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 
 export const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -29,6 +32,30 @@ const syncUpdate = z.object({ update: binary, requestId })
 /** Pause and resume take no fields but an optional requestId; no payload at all is fine. */
 const control = z.object({ requestId }).optional()
 
+const entityId = z.string().min(1).max(128)
+
+const entityChange = z.object({
+  id: z.string().min(1).max(128),
+  userId: z.string().optional(),
+  deviceId: z.string().optional(),
+  entityType: z.enum(SyncEntityType),
+  entityId: entityId.optional(),
+  operation: z.enum(SyncOperationType).optional(),
+  data: z.record(z.string(), z.unknown()).default({}),
+  timestamp: z.number().optional(),
+  version: z.number().int().nonnegative().default(0),
+  requestId,
+})
+
+const conflictResolution = z.object({
+  conflictId: z.string().min(1).max(128),
+  winningVersion: z.enum(['server', 'client', 'merged']),
+  mergedData: z.record(z.string(), z.unknown()).optional(),
+  requestId,
+})
+
+const statusRequest = z.union([deviceId, z.object({ deviceId, requestId })])
+
 export type SyncRequestPayload = z.infer<typeof syncRequest>
 export type SyncUpdatePayload = z.infer<typeof syncUpdate>
 
@@ -45,6 +72,75 @@ function parser<T>(schema: z.ZodType<T>) {
 export const parseSyncRequest = parser(syncRequest)
 export const parseSyncUpdate = parser(syncUpdate)
 export const parseControl = parser(control)
+const parseResolution = parser(conflictResolution)
+export function parseConflictResolution(payload: unknown): Resolution {
+  refusePrototypeKeys(payload, 'payload')
+  return parseResolution(payload)
+}
+
+/** `sync:status` takes `{ deviceId }` or a bare device id string. */
+export function parseStatusRequest(payload: unknown): { deviceId: string } {
+  const parsed = parser(statusRequest)(payload)
+  return typeof parsed === 'string' ? { deviceId: parsed } : parsed
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Throws INVALID_PAYLOAD if `value` holds a prototype-polluting key at any depth. */
+function refusePrototypeKeys(value: unknown, path: string): void {
+  if (typeof value !== 'object' || value === null) return
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `${path}: the key ${key} is not allowed`)
+    refusePrototypeKeys((value as Record<string, unknown>)[key], `${path}.${key}`)
+  }
+}
+
+/**
+ * A `sync:entity_*` payload as a change to apply: the socket's own user (another
+ * `userId` is FORBIDDEN), the event's operation, and `data` checked field by
+ * field against the entity schema (PROTOCOL section 3).
+ */
+export function parseEntityChange(
+  payload: unknown,
+  operation: SyncOperationType,
+  socketUserId: string,
+): ChangeInput & { requestId?: string } {
+  // Before any parsing: copying `{"__proto__": ...}` into a new object would set its prototype.
+  refusePrototypeKeys(payload, 'payload')
+  const c = parser(entityChange)(payload)
+  if (c.userId !== undefined && c.userId !== socketUserId) {
+    throw new SyncError(ErrorCode.FORBIDDEN, 'userId is not the user this socket authenticated as')
+  }
+  if (c.operation !== undefined && c.operation !== operation) {
+    throw new SyncError(ErrorCode.INVALID_PAYLOAD, `operation ${c.operation} does not match the event (${operation})`)
+  }
+  const { id: dataId, ...data } = c.data
+  if (dataId !== undefined && (typeof dataId !== 'string' || (c.entityId !== undefined && dataId !== c.entityId))) {
+    throw new SyncError(ErrorCode.INVALID_PAYLOAD, 'data.id must be the entity id')
+  }
+  const id = c.entityId ?? dataId
+  const parsedId = entityId.safeParse(id)
+  if (!parsedId.success) throw new SyncError(ErrorCode.INVALID_PAYLOAD, 'entityId (or data.id) must be 1-128 characters')
+  const spec = ENTITY_SPECS[c.entityType]
+  for (const [field, value] of Object.entries(data)) {
+    if (field === DELETED || field === DELETED_AT) {
+      throw new SyncError(ErrorCode.INVALID_PAYLOAD, `data.${field} is set by sync:entity_deleted`)
+    }
+    const fieldSpec = spec.fields[field]
+    if (!fieldSpec) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `data.${field} is not a field of ${spec.type}`)
+    const ok = fieldSpec.value.safeParse(value)
+    if (!ok.success) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `data.${field}: ${ok.error.issues[0]?.message ?? 'invalid value'}`)
+  }
+  return {
+    id: c.id,
+    entityType: c.entityType,
+    entityId: parsedId.data,
+    operation,
+    data,
+    version: c.version,
+    ...(c.requestId === undefined ? {} : { requestId: c.requestId }),
+  }
+}
 
 /** The client's requestId, if the payload carries a usable one (echoed in `sync:error`). */
 export function requestIdOf(payload: unknown): string | undefined {

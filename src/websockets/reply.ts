@@ -20,6 +20,7 @@ export function replyError(
 ): void {
   const error = toProtocolError(err)
   if (!(err instanceof SyncError)) log.error({ err, event, userId: socket.data.userId }, 'event failed')
+  socket.data.lastError = `${error.code}: ${error.message}`
   ack?.({ ok: false, error })
   const requestId = requestIdOf(payload)
   socket.emit(SyncEventType.ERROR, requestId === undefined ? { ...error, event } : { ...error, event, requestId })

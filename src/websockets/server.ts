@@ -28,9 +28,14 @@ export function createSocketServer(
     serveClient: false,
   })
   io.use(createAuthMiddleware(config.jwtSecret, log))
+  // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
+  // Deferred a turn so that the failed events' error replies go out first.
+  services.registry.onEvict((userId) => {
+    setImmediate(() => io.in(userRoom(userId)).disconnectSockets(true))
+  })
   io.on('connection', (socket) => {
     void socket.join(userRoom(socket.data.userId))
-    registerSyncHandlers(socket, services, router)
+    registerSyncHandlers(socket, io, services, router)
   })
   return { io, router }
 }

@@ -1,43 +1,60 @@
 /**
  * Sync event handlers (PROTOCOL sections 4–7). Thin: each validates its
- * payload, calls a service, replies. The socket's identity and rooms come from
- * `socket.data`, set by the auth middleware from the verified token.
+ * payload, calls the sync service, replies, and fans the result out. The
+ * socket's identity and rooms come from `socket.data`, set by the auth
+ * middleware from the verified token.
+ *
+ * Rooms of user U: `user:U` (every socket), `yjs:U` (live Yjs sockets: they get
+ * `sync:update`), `changes:U` (live JSON sockets: they get `sync:entity_*`).
+ * A socket joins its live room in the same turn as its sync's last reply is
+ * computed, so no change can fall between the two.
  */
+import type { DocumentLease } from '../../services/document-registry.js'
 import type { Services } from '../../services/index.js'
 import type { SyncDocument } from '../../services/sync-document.js'
-import type { SyncChange, SyncStatus } from '../../types/sync.js'
+import type { Author } from '../../services/yjs-updates.js'
+import type { SyncChange, SyncConflict, SyncStatus } from '../../types/sync.js'
 import { SyncEventType, SyncOperationType } from '../../types/sync.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
-import type { Logger } from '../../utils/logger.js'
-import { parseControl, parseSyncRequest, parseSyncUpdate } from '../payloads.js'
 import type { EventRouter } from '../event-router.js'
+import {
+  parseConflictResolution,
+  parseControl,
+  parseEntityChange,
+  parseStatusRequest,
+  parseSyncRequest,
+  parseSyncUpdate,
+} from '../payloads.js'
 import { replyError } from '../reply.js'
 import type { SyncServer, SyncSocket } from '../types.js'
-import { liveChangesRoom, liveYjsRoom } from '../types.js'
+import { liveChangesRoom, liveYjsRoom, userRoom } from '../types.js'
 
 /** What every handler of one socket shares. */
 export interface SyncContext {
   socket: SyncSocket
+  io: SyncServer
   services: Services
   /** The user's document; settles once it is loaded. Handlers await it before touching it. */
-  document: Promise<SyncDocument>
-  log: Logger
+  lease: DocumentLease
 }
 
-const notYet = (what: string) =>
-  new SyncError(ErrorCode.UNAVAILABLE, `${what} is not available on this server version yet`)
+type Result = Record<string, unknown>
+
+/** The change-log page size a resume uses to send what a paused JSON socket missed. */
+const RESUME_PAGE = 5000
+/** Device id on `sync:update`s the server itself makes (values restored after a conflict). */
+const SERVER_DEVICE = 'server'
 
 /** Attaches every sync listener to a freshly authenticated socket, synchronously. */
-export function registerSyncHandlers(socket: SyncSocket, services: Services, router: EventRouter): SyncContext {
+export function registerSyncHandlers(socket: SyncSocket, io: SyncServer, services: Services, router: EventRouter): SyncContext {
   const { userId } = socket.data
-  const { log } = router
-  const ctx: SyncContext = { socket, services, document: services.sync.openDocument(userId), log }
-  ctx.document.catch((err: unknown) => {
-    log.error({ err, userId }, 'document load failed; disconnecting the socket')
-    replyError(socket, 'connect', undefined, undefined, new SyncError(ErrorCode.UNAVAILABLE, 'document unavailable'), log)
+  const ctx: SyncContext = { socket, io, services, lease: services.sync.openDocument(userId) }
+  ctx.lease.document.catch((err: unknown) => {
+    router.log.error({ err, userId }, 'document load failed; disconnecting the socket')
+    replyError(socket, 'connect', undefined, undefined, new SyncError(ErrorCode.UNAVAILABLE, 'document unavailable'), router.log)
     socket.disconnect(true)
   })
-  socket.on('disconnect', () => services.sync.closeDocument(userId))
+  socket.on('disconnect', () => ctx.lease.release())
 
   router.on(socket, SyncEventType.REQUEST, (p) => handleSyncRequest(ctx, p))
   router.on(socket, SyncEventType.UPDATE, (p) => handleSyncUpdate(ctx, p))
@@ -52,92 +69,191 @@ export function registerSyncHandlers(socket: SyncSocket, services: Services, rou
 }
 
 /** `sync:request`: a state-vector sync (section 4) or a change-log sync (section 5). */
-export async function handleSyncRequest(ctx: SyncContext, payload: unknown): Promise<Record<string, unknown>> {
+export async function handleSyncRequest(ctx: SyncContext, payload: unknown): Promise<Result> {
   const { socket, services } = ctx
   const request = parseSyncRequest(payload)
   if (request.deviceId !== socket.data.deviceId) {
     throw new SyncError(ErrorCode.FORBIDDEN, 'deviceId is not the one this socket authenticated with')
   }
-  if (!request.stateVector) throw notYet('change-log sync (sync:request without stateVector)')
-  const doc = await ctx.document
-  const diff = services.sync.diff(doc, request.stateVector)
+  const doc = await ctx.lease.document
   const { deviceId } = socket.data
-  socket.emit(SyncEventType.START, { deviceId, mode: 'yjs' })
-  socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
-  socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
-  // Joining in the same turn as the diff was taken: no update can fall between the two.
-  socket.data.mode = 'yjs'
-  if (socket.data.paused) socket.data.pausedAt = diff.stateVector
-  else void socket.join(liveYjsRoom(socket.data.userId))
-  return { serverTimestamp: diff.serverTimestamp }
+  if (request.stateVector) {
+    const diff = services.sync.diff(doc, request.stateVector)
+    socket.emit(SyncEventType.START, { deviceId, mode: 'yjs' })
+    socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
+    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
+    goLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
+    return { serverTimestamp: diff.serverTimestamp }
+  }
+  const page = await services.sync.changePage(doc, socket.data.userId, request)
+  socket.emit(SyncEventType.START, { deviceId, mode: 'changes' })
+  socket.emit(SyncEventType.RESPONSE, { mode: 'changes', ...page })
+  socket.data.syncInProgress = page.hasMore
+  if (!page.hasMore) {
+    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor: page.cursor, serverTimestamp: page.serverTimestamp })
+    goLive(ctx, doc, 'changes', { cursor: page.cursor }, page.cursor)
+  }
+  return { hasMore: page.hasMore, cursor: page.cursor, serverTimestamp: page.serverTimestamp }
 }
 
-/** `sync:update`: stored durably, then acknowledged and relayed to the user's other live Yjs sockets. */
-export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Promise<Record<string, unknown>> {
+/** After a completed sync: record it, and push live changes to the socket unless it is paused. */
+function goLive(
+  ctx: SyncContext,
+  doc: SyncDocument,
+  mode: 'yjs' | 'changes',
+  holds: NonNullable<SyncSocket['data']['pausedAt']>,
+  lastSyncTimestamp: number,
+): void {
   const { socket, services } = ctx
+  const { userId, deviceId } = socket.data
+  void socket.leave(mode === 'yjs' ? liveChangesRoom(userId) : liveYjsRoom(userId))
+  socket.data.mode = mode
+  if (socket.data.paused) socket.data.pausedAt = holds
+  else void socket.join(mode === 'yjs' ? liveYjsRoom(userId) : liveChangesRoom(userId))
+  services.sync.completeSync(doc, { deviceId, mode, lastSyncTimestamp })
+}
+
+const author = (socket: SyncSocket): Author => ({ userId: socket.data.userId, deviceId: socket.data.deviceId })
+
+/** Whether any live JSON socket of the user would receive change records. */
+const jsonListeners = (ctx: SyncContext): boolean =>
+  (ctx.io.sockets.adapter.rooms.get(liveChangesRoom(ctx.socket.data.userId))?.size ?? 0) > 0
+
+/** `sync:update`: applied, stored durably, acknowledged, and relayed to the user's other sockets. */
+export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Promise<Result> {
+  const { socket, services, io } = ctx
   const { update } = parseSyncUpdate(payload)
-  const doc = await ctx.document
-  const committed = await services.sync.submitUpdate(doc, update, socket.id)
-  if (committed.stored) {
-    socket
-      .to(liveYjsRoom(socket.data.userId))
-      .emit(SyncEventType.UPDATE, { update, deviceId: socket.data.deviceId, serverTimestamp: committed.serverTimestamp })
+  const doc = await ctx.lease.document
+  const applied = await services.sync.applyUpdate(doc, update, author(socket), jsonListeners(ctx))
+  if (applied.stored) {
+    const { userId, deviceId } = socket.data
+    const { serverTimestamp } = applied
+    socket.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update, deviceId, serverTimestamp })
+    for (const fixup of applied.fixups) {
+      io.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update: fixup, deviceId: SERVER_DEVICE, serverTimestamp })
+    }
+    for (const change of applied.changes) broadcastEntityChange(io, change)
+    emitConflicts(io, applied.conflicts)
   }
-  return { serverTimestamp: committed.serverTimestamp }
+  return { serverTimestamp: applied.serverTimestamp }
+}
+
+/** `sync:entity_created | _updated | _deleted`: one change record into the document. */
+export async function handleEntityChange(ctx: SyncContext, operation: SyncOperationType, payload: unknown): Promise<Result> {
+  const { socket, services, io } = ctx
+  const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
+  const doc = await ctx.lease.document
+  const applied = await services.sync.applyChange(doc, change, author(socket), jsonListeners(ctx))
+  if (!applied.duplicate) {
+    const { serverTimestamp } = applied.result
+    if (applied.update) {
+      io.to(liveYjsRoom(socket.data.userId)).emit(SyncEventType.UPDATE, {
+        update: applied.update,
+        deviceId: socket.data.deviceId,
+        serverTimestamp,
+      })
+    }
+    for (const c of applied.changes) broadcastEntityChange(io, c, socket.id)
+    emitConflicts(io, applied.conflicts)
+  }
+  return { ...applied.result }
+}
+
+/** `sync:conflict`: resolves a recorded conflict by `server`, `client` or `merged` data. */
+export async function handleConflictResolution(ctx: SyncContext, payload: unknown): Promise<Result> {
+  const { socket, services, io } = ctx
+  const resolution = parseConflictResolution(payload)
+  const doc = await ctx.lease.document
+  const resolved = await services.sync.resolveConflict(doc, resolution, author(socket), jsonListeners(ctx))
+  const { serverTimestamp } = resolved
+  if (resolved.update) {
+    io.to(liveYjsRoom(socket.data.userId)).emit(SyncEventType.UPDATE, {
+      update: resolved.update,
+      deviceId: socket.data.deviceId,
+      serverTimestamp,
+    })
+  }
+  for (const c of resolved.changes) broadcastEntityChange(io, c, socket.id)
+  emitConflicts(io, [resolved.conflict])
+  return { conflictId: resolved.conflict.id, entityId: resolved.conflict.entityId, version: resolved.version, serverTimestamp }
 }
 
 /** `sync:pause`: stop pushing live changes to this socket. */
-export async function handleSyncPause(ctx: SyncContext, payload: unknown): Promise<Record<string, unknown>> {
+export async function handleSyncPause(ctx: SyncContext, payload: unknown): Promise<Result> {
   const { socket, services } = ctx
   parseControl(payload)
   if (socket.data.paused) return {}
   socket.data.paused = true
-  if (socket.data.mode === 'yjs') {
-    socket.data.pausedAt = services.sync.stateVector(await ctx.document)
-    void socket.leave(liveYjsRoom(socket.data.userId))
+  const { userId, mode } = socket.data
+  if (mode === undefined) return {}
+  const doc = await ctx.lease.document
+  if (mode === 'yjs') {
+    socket.data.pausedAt = { stateVector: services.sync.stateVector(doc) }
+    void socket.leave(liveYjsRoom(userId))
+  } else {
+    socket.data.pausedAt = { cursor: doc.clock }
+    void socket.leave(liveChangesRoom(userId))
   }
   return {}
 }
 
 /** `sync:resume`: send what the socket missed while paused, then `sync:complete`, then live changes again. */
-export async function handleSyncResume(ctx: SyncContext, payload: unknown): Promise<Record<string, unknown>> {
+export async function handleSyncResume(ctx: SyncContext, payload: unknown): Promise<Result> {
   const { socket, services } = ctx
   parseControl(payload)
   if (!socket.data.paused) return {}
-  socket.data.paused = false
   const missedSince = socket.data.pausedAt
+  if (!missedSince) {
+    socket.data.paused = false
+    return {}
+  }
+  const doc = await ctx.lease.document
+  const { deviceId, userId } = socket.data
+  if ('stateVector' in missedSince) {
+    const diff = services.sync.diff(doc, missedSince.stateVector)
+    socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
+    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
+    resumeLive(ctx, doc, 'yjs', diff.serverTimestamp)
+    return { serverTimestamp: diff.serverTimestamp }
+  }
+  let cursor = missedSince.cursor
+  for (;;) {
+    const page = await services.sync.changePage(doc, userId, { lastSyncTimestamp: cursor, limit: RESUME_PAGE })
+    socket.emit(SyncEventType.RESPONSE, { mode: 'changes', ...page })
+    cursor = page.cursor
+    if (!page.hasMore) {
+      socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
+      resumeLive(ctx, doc, 'changes', cursor)
+      return { cursor, serverTimestamp: page.serverTimestamp }
+    }
+  }
+}
+
+function resumeLive(ctx: SyncContext, doc: SyncDocument, mode: 'yjs' | 'changes', lastSyncTimestamp: number): void {
+  const { socket } = ctx
+  socket.data.paused = false
   socket.data.pausedAt = undefined
-  if (socket.data.mode !== 'yjs' || !missedSince) return {}
-  const diff = services.sync.diff(await ctx.document, missedSince)
-  const { deviceId } = socket.data
-  socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
-  socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
-  void socket.join(liveYjsRoom(socket.data.userId))
-  return { serverTimestamp: diff.serverTimestamp }
+  goLive(ctx, doc, mode, mode === 'yjs' ? { stateVector: new Uint8Array() } : { cursor: lastSyncTimestamp }, lastSyncTimestamp)
 }
 
-/** `sync:entity_created | _updated | _deleted`: change records into the document (issue 3). */
-export function handleEntityChange(
-  _ctx: SyncContext,
-  _operation: SyncOperationType,
-  _payload: unknown,
-): Promise<Record<string, unknown>> {
-  return Promise.reject(notYet('the JSON change API'))
-}
-
-/** `sync:conflict`: resolves a recorded conflict (issue 3). */
-export function handleConflictResolution(_ctx: SyncContext, _payload: unknown): Promise<Record<string, unknown>> {
-  return Promise.reject(notYet('conflict resolution'))
-}
-
-/** `sync:status`: emits the device's `SyncStatus` (issue 3). */
-export async function handleSyncStatusRequest(ctx: SyncContext, _payload: unknown): Promise<Record<string, unknown>> {
-  await getSyncStatus(ctx)
+/** `sync:status`: emits the device's `SyncStatus`, its open conflicts and its plan. */
+export async function handleSyncStatusRequest(ctx: SyncContext, payload: unknown): Promise<Result> {
+  const { socket } = ctx
+  parseStatusRequest(payload)
+  const status = await getSyncStatus(ctx)
+  socket.emit(SyncEventType.STATUS, { ...status, plan: socket.data.plan })
   return {}
 }
 
-export function getSyncStatus(_ctx: SyncContext): Promise<SyncStatus> {
-  return Promise.reject(notYet('sync:status'))
+export async function getSyncStatus(ctx: SyncContext): Promise<SyncStatus & { conflicts: string[] }> {
+  const { socket, services } = ctx
+  const doc = await ctx.lease.document
+  const { userId, deviceId, mode, paused, syncInProgress, lastError } = socket.data
+  return services.sync.status(doc, userId, deviceId, {
+    live: mode !== undefined && !paused,
+    inProgress: syncInProgress,
+    lastError,
+  })
 }
 
 const entityEvents = {
@@ -153,4 +269,9 @@ const entityEvents = {
 export function broadcastEntityChange(io: SyncServer, change: SyncChange, exceptSocketId?: string): void {
   const target = io.to(liveChangesRoom(change.userId))
   ;(exceptSocketId ? target.except(exceptSocketId) : target).emit(entityEvents[change.operation], change)
+}
+
+/** Every socket of the user hears of new and resolved conflicts. */
+function emitConflicts(io: SyncServer, conflicts: readonly SyncConflict[]): void {
+  for (const c of conflicts) io.to(userRoom(c.userId)).emit(SyncEventType.CONFLICT, c)
 }

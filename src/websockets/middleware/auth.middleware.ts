@@ -36,6 +36,8 @@ export function createAuthMiddleware(jwtSecret: string, log: Logger) {
           mode: undefined,
           paused: false,
           pausedAt: undefined,
+          syncInProgress: false,
+          lastError: null,
         }
         next()
       },

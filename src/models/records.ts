@@ -1,0 +1,50 @@
+/**
+ * What the server keeps beside the Yjs document, per user (PROTOCOL sections 5–7):
+ * the entity index, open and resolved conflicts, applied change ids, and each
+ * device's last completed sync.
+ */
+import type { SyncConflict, SyncEntityType } from '../types/sync.js'
+
+/** One entity's entry in the index: its server version and when each field last changed. */
+export interface EntityRecord {
+  type: SyncEntityType
+  id: string
+  /** Starts at 1 and grows by one with every applied change, whatever its path. */
+  version: number
+  /** Field name → the entity version at which that field last changed. */
+  fieldVersions: Record<string, number>
+  deleted: boolean
+  /** Server commit clock value of the last change (ms). */
+  timestamp: number
+  /** The device whose change was applied last. */
+  deviceId: string
+}
+
+/** The acknowledgement of an applied JSON change, kept for idempotent resends. */
+export interface ChangeResult {
+  entityId: string
+  version: number
+  serverTimestamp: number
+  conflicts: string[]
+}
+
+export interface AppliedChange {
+  changeId: string
+  result: ChangeResult
+  /** Server time (ms) it was applied; entries expire after `CHANGE_ID_TTL_MS`. */
+  appliedAt: number
+}
+
+/** How long an applied change id is remembered for idempotent resends. */
+export const CHANGE_ID_TTL_MS = 7 * 24 * 3600_000
+
+/** A device's last completed sync (PROTOCOL section 7). */
+export interface DeviceSyncState {
+  deviceId: string
+  lastSyncTimestamp: number
+  mode: 'yjs' | 'changes'
+}
+
+export type StoredConflict = SyncConflict
+
+export const entityKey = (type: SyncEntityType, id: string): string => `${type}\u0000${id}`

@@ -1,0 +1,174 @@
+/**
+ * All LevelDB access for user documents (key layout in keys.ts).
+ *
+ * Each document is an append-only log of Yjs updates plus, beside it, the
+ * entity index, conflicts, applied change ids and device sync states. One
+ * `write` call is one atomic batch covering any number of documents (group
+ * commit); a log compaction is part of such a batch, replacing every entry up
+ * to its sequence by the merged state, so nothing appended later is touched.
+ * Errors propagate: a failed write is never reported as stored.
+ */
+import type { AppliedChange, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
+import { CHANGE_ID_TTL_MS, entityKey } from '../models/records.js'
+import {
+  Section,
+  byTimeAfter,
+  byTimeKey,
+  changeIdKey,
+  conflictKey,
+  deviceKey,
+  entityKeyBytes,
+  metaKey,
+  parseByTimeKey,
+  sectionRange,
+  seqOfUpdateKey,
+  updateKey,
+} from './keys.js'
+import type { Store } from './level-store.js'
+
+export interface StoredLog {
+  /** The log's entries, oldest first. */
+  updates: Uint8Array[]
+  /** Sequence of the first entry (equals `nextSeq` when the log is empty). */
+  firstSeq: number
+  nextSeq: number
+  bytes: number
+}
+
+export interface StoredDocument {
+  log: StoredLog
+  /** The persisted commit clock, 0 for a new document. */
+  clock: number
+  entities: EntityRecord[]
+  /** Unresolved conflicts. */
+  conflicts: StoredConflict[]
+  /** Change ids applied within the last CHANGE_ID_TTL_MS. */
+  changes: AppliedChange[]
+}
+
+/** Everything one commit batch writes for one document. */
+export interface DocumentWrite {
+  docId: string
+  /** New log entries at `firstSeq`, `firstSeq + 1`, ... */
+  append?: { firstSeq: number; updates: readonly Uint8Array[] }
+  /** Replaces the entries `firstSeq..upToSeq` by `state` stored at `upToSeq`. */
+  compact?: { firstSeq: number; upToSeq: number; state: Uint8Array }
+  clock: number
+  /** Index entries to store, with the timestamp each one had before (its by-time key to drop). */
+  entities: readonly { record: EntityRecord; previousTimestamp: number | undefined }[]
+  conflicts: readonly StoredConflict[]
+  changes: readonly AppliedChange[]
+  devices: readonly DeviceSyncState[]
+}
+
+const CLOCK = 'clock'
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const toJson = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value))
+const fromJson = <T>(bytes: Uint8Array): T => JSON.parse(decoder.decode(bytes)) as T
+const EMPTY = new Uint8Array(0)
+
+export class DocumentRepository {
+  constructor(
+    private readonly db: Store,
+    private readonly options: { syncWrites: boolean },
+  ) {}
+
+  async read(docId: string, now = Date.now()): Promise<StoredDocument> {
+    const [log, clockBytes, entities, conflicts, changes] = await Promise.all([
+      this.readLog(docId),
+      this.db.get(metaKey(docId, CLOCK)),
+      this.values<EntityRecord>(docId, Section.ENTITY),
+      this.values<StoredConflict>(docId, Section.CONFLICT),
+      this.values<AppliedChange>(docId, Section.CHANGE_ID),
+    ])
+    const clock = clockBytes ? new DataView(clockBytes.buffer, clockBytes.byteOffset, 8).getFloat64(0) : 0
+    return {
+      log,
+      clock,
+      entities,
+      conflicts: conflicts.filter((c) => !c.resolved),
+      changes: changes.filter((c) => now - c.appliedAt < CHANGE_ID_TTL_MS),
+    }
+  }
+
+  async readDevice(docId: string, deviceId: string): Promise<DeviceSyncState | undefined> {
+    const bytes = await this.db.get(deviceKey(docId, deviceId))
+    return bytes ? fromJson<DeviceSyncState>(bytes) : undefined
+  }
+
+  /** Entity keys in server-timestamp order, strictly after `afterTs`, at most `limit`. */
+  async entitiesAfter(docId: string, afterTs: number, limit: number): Promise<{ ts: number; entityKey: string }[]> {
+    const { lt } = sectionRange(docId, Section.BY_TIME)
+    const found: { ts: number; entityKey: string }[] = []
+    for await (const key of this.db.keys({ gte: byTimeAfter(docId, afterTs), lt, limit })) {
+      found.push(parseByTimeKey(docId, key))
+    }
+    return found
+  }
+
+  /** Writes the given documents' changes in one atomic batch. */
+  async write(writes: readonly DocumentWrite[]): Promise<void> {
+    const batch = this.db.batch()
+    for (const w of writes) {
+      const { docId } = w
+      if (w.append) {
+        const { firstSeq, updates } = w.append
+        updates.forEach((update, i) => batch.put(updateKey(docId, firstSeq + i), update))
+      }
+      if (w.compact) {
+        const { firstSeq, upToSeq, state } = w.compact
+        for (let seq = firstSeq; seq < upToSeq; seq++) batch.del(updateKey(docId, seq))
+        batch.put(updateKey(docId, upToSeq), state)
+      }
+      batch.put(metaKey(docId, CLOCK), encodeClock(w.clock))
+      for (const { record, previousTimestamp } of w.entities) {
+        const key = entityKey(record.type, record.id)
+        if (previousTimestamp !== undefined) batch.del(byTimeKey(docId, previousTimestamp, key))
+        batch.put(byTimeKey(docId, record.timestamp, key), EMPTY)
+        batch.put(entityKeyBytes(docId, key), toJson(record))
+      }
+      for (const c of w.conflicts) batch.put(conflictKey(docId, c.id), toJson(c))
+      for (const c of w.changes) batch.put(changeIdKey(docId, c.changeId), toJson(c))
+      for (const d of w.devices) batch.put(deviceKey(docId, d.deviceId), toJson(d))
+    }
+    await batch.write({ sync: this.options.syncWrites })
+  }
+
+  /** Drops applied change ids older than the TTL. */
+  async pruneChangeIds(docId: string, now = Date.now()): Promise<number> {
+    const expired: Uint8Array[] = []
+    for await (const [key, value] of this.db.iterator(sectionRange(docId, Section.CHANGE_ID))) {
+      if (now - fromJson<AppliedChange>(value).appliedAt >= CHANGE_ID_TTL_MS) expired.push(key)
+    }
+    if (expired.length > 0) await this.db.batch(expired.map((key) => ({ type: 'del' as const, key })))
+    return expired.length
+  }
+
+  private async readLog(docId: string): Promise<StoredLog> {
+    const updates: Uint8Array[] = []
+    let firstSeq = -1
+    let lastSeq = -1
+    let bytes = 0
+    for await (const [key, value] of this.db.iterator(sectionRange(docId, Section.UPDATE))) {
+      const seq = seqOfUpdateKey(key)
+      if (firstSeq < 0) firstSeq = seq
+      lastSeq = seq
+      updates.push(value)
+      bytes += value.byteLength
+    }
+    return { updates, firstSeq: firstSeq < 0 ? 0 : firstSeq, nextSeq: lastSeq + 1, bytes }
+  }
+
+  private async values<T>(docId: string, section: (typeof Section)[keyof typeof Section]): Promise<T[]> {
+    const out: T[] = []
+    for await (const value of this.db.values(sectionRange(docId, section))) out.push(fromJson<T>(value))
+    return out
+  }
+}
+
+function encodeClock(ms: number): Uint8Array {
+  const bytes = new Uint8Array(8)
+  new DataView(bytes.buffer).setFloat64(0, ms)
+  return bytes
+}

@@ -1,0 +1,133 @@
+/**
+ * From Yjs transactions to the entity index (PROTOCOL section 5): which
+ * entities and fields a transaction changed, their new server versions and
+ * commit timestamps, and their whole current state as `SyncChange` records.
+ * Works the same whatever path the change came by.
+ */
+import * as Y from 'yjs'
+import { DELETED, ENTITY_SPECS, specOfCollection, type EntitySpec } from '../models/entity-schema.js'
+import type { EntityRecord } from '../models/records.js'
+import { entityKey } from '../models/records.js'
+import type { SyncChange } from '../types/sync.js'
+import { SyncOperationType } from '../types/sync.js'
+import type { SyncDocument } from './sync-document.js'
+
+export interface TouchedEntity {
+  spec: EntitySpec
+  id: string
+  fields: Set<string>
+}
+
+/** Entities (and their fields) changed by the given transactions. */
+export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction[]): TouchedEntity[] {
+  const collections = new Map<unknown, EntitySpec>()
+  for (const [name, type] of doc.share) {
+    const spec = specOfCollection(name)
+    if (spec) collections.set(type, spec)
+  }
+  const touched = new Map<string, TouchedEntity>()
+  const touch = (spec: EntitySpec, id: string, fields: Iterable<string>) => {
+    const key = entityKey(spec.type, id)
+    let t = touched.get(key)
+    if (!t) touched.set(key, (t = { spec, id, fields: new Set() }))
+    for (const f of fields) t.fields.add(f)
+  }
+  for (const tr of transactions) {
+    for (const [type, keys] of tr.changed) {
+      const collection = collections.get(type)
+      if (collection) {
+        // A new (or replaced) entity map: every field it holds is new.
+        for (const id of keys) {
+          const map = type instanceof Y.Map ? (type.get(id ?? '') as unknown) : undefined
+          if (id !== null && map instanceof Y.Map) touch(collection, id, map.keys())
+        }
+        continue
+      }
+      // Inside an entity: walk up to the entity map, remembering the field below it.
+      let child: { _item: Y.Item | null } = type
+      let field: string | null = null
+      while (child._item) {
+        const parent = child._item.parent as { _item: Y.Item | null }
+        const spec = collections.get(parent)
+        const entityId = child._item.parentSub
+        if (spec && entityId !== null) {
+          if (field !== null) touch(spec, entityId, [field])
+          else touch(spec, entityId, [...keys].filter((k): k is string => k !== null))
+          break
+        }
+        field = child._item.parentSub
+        child = parent
+      }
+    }
+  }
+  return [...touched.values()]
+}
+
+/** An index entry to store, with the timestamp whose by-time key it replaces. */
+export interface IndexWrite {
+  record: EntityRecord
+  previousTimestamp: number | undefined
+}
+
+/**
+ * Bumps the version of every touched entity and gives each its own commit
+ * timestamp (N entities, N consecutive clock values). Updates `sync.entities`.
+ */
+export function recordTouched(sync: SyncDocument, touched: readonly TouchedEntity[], deviceId: string): IndexWrite[] {
+  return touched.map(({ spec, id, fields }) => {
+    const key = entityKey(spec.type, id)
+    const previous = sync.entities.get(key)
+    const version = (previous?.version ?? 0) + 1
+    const fieldVersions = { ...previous?.fieldVersions }
+    for (const f of fields) fieldVersions[f] = version
+    const map = entityMap(sync.doc, spec, id)
+    const record: EntityRecord = {
+      type: spec.type,
+      id,
+      version,
+      fieldVersions,
+      deleted: map?.get(DELETED) === true,
+      timestamp: sync.tick(),
+      deviceId,
+    }
+    sync.entities.set(key, record)
+    return { record, previousTimestamp: previous?.timestamp }
+  })
+}
+
+export function entityMap(doc: Y.Doc, spec: EntitySpec, id: string): Y.Map<unknown> | undefined {
+  const value = doc.getMap<unknown>(spec.collection).get(id)
+  return value instanceof Y.Map ? value : undefined
+}
+
+/** An entity's current fields as JSON: texts as strings, lists as arrays. */
+export function readEntity(map: Y.Map<unknown>): Record<string, unknown> {
+  const data: Record<string, unknown> = {}
+  for (const [field, value] of map) {
+    data[field] = value instanceof Y.AbstractType ? (value.toJSON() as unknown) : value
+  }
+  return data
+}
+
+/** The change record of an entity's current state (server to client). */
+export function toSyncChange(sync: SyncDocument, record: EntityRecord, userId: string, changeId?: string): SyncChange {
+  const spec = ENTITY_SPECS[record.type]
+  const map = entityMap(sync.doc, spec, record.id)
+  const operation = record.deleted
+    ? SyncOperationType.DELETE
+    : record.version === 1
+      ? SyncOperationType.CREATE
+      : SyncOperationType.UPDATE
+  return {
+    id: changeId ?? `srv:${record.type}:${record.id}:${record.version}`,
+    userId,
+    deviceId: record.deviceId,
+    entityType: record.type,
+    entityId: record.id,
+    operation,
+    data: map ? readEntity(map) : {},
+    timestamp: record.timestamp,
+    version: record.version,
+  }
+}
+

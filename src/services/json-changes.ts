@@ -1,0 +1,177 @@
+/**
+ * The JSON path (PROTOCOL sections 5 and 6): one change record becomes one Yjs
+ * transaction on the user's document. `text` fields are written as minimal
+ * edits of their Y.Text and `list` fields as minimal edits of their Y.Array
+ * (lib0's diffs), so a JSON client's edit still merges with concurrent Yjs
+ * edits. A `manual` field written from a version older than the field's last
+ * change, with a different value, is a conflict: the current value stays and
+ * both are recorded. A change id already applied is acknowledged again with
+ * the same result and not applied twice.
+ */
+import { simpleDiffArray, simpleDiffString } from 'lib0/diff'
+import * as Y from 'yjs'
+import { DELETED, DELETED_AT, ENTITY_SPECS, type EntitySpec, type FieldSpec } from '../models/entity-schema.js'
+import type { ChangeResult } from '../models/records.js'
+import { entityKey } from '../models/records.js'
+import type { TransactionOrigin } from '../types/origins.js'
+import type { SyncChange, SyncConflict, SyncEntityType } from '../types/sync.js'
+import { SyncOperationType } from '../types/sync.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+import { captureUpdates } from './capture.js'
+import { jsonEqual, newConflict } from './conflicts.js'
+import { entityMap, recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
+import type { SyncDocument } from './sync-document.js'
+import type { UpdateCommitter } from './update-committer.js'
+import type { Author } from './yjs-updates.js'
+
+/** A validated client change (see websockets/payloads.ts). */
+export interface ChangeInput {
+  id: string
+  entityType: SyncEntityType
+  entityId: string
+  operation: SyncOperationType
+  data: Record<string, unknown>
+  /** The entity version the client last saw (0 for none). */
+  version: number
+}
+
+export interface AppliedChangeResult {
+  result: ChangeResult
+  /** The Yjs update the change became (none when it changed nothing), for Yjs sockets. */
+  update: Uint8Array | undefined
+  conflicts: SyncConflict[]
+  /** Change records of what it touched, when asked for. */
+  changes: SyncChange[]
+  /** The change id was applied before: this is the earlier result and nothing else happened. */
+  duplicate: boolean
+}
+
+export async function applyJsonChange(
+  sync: SyncDocument,
+  committer: UpdateCommitter,
+  change: ChangeInput,
+  author: Author,
+  wantChanges: boolean,
+): Promise<AppliedChangeResult> {
+  const seen = sync.changes.get(change.id)
+  if (seen) return { result: seen.result, update: undefined, conflicts: [], changes: [], duplicate: true }
+  const inflight = sync.inflightChanges.get(change.id)
+  if (inflight) return { ...(await inflight), update: undefined, conflicts: [], changes: [], duplicate: true }
+
+  const promise = apply(sync, committer, change, author, wantChanges)
+  sync.inflightChanges.set(change.id, promise)
+  try {
+    return await promise
+  } finally {
+    sync.inflightChanges.delete(change.id)
+  }
+}
+
+async function apply(
+  sync: SyncDocument,
+  committer: UpdateCommitter,
+  change: ChangeInput,
+  author: Author,
+  wantChanges: boolean,
+): Promise<AppliedChangeResult> {
+  const spec = ENTITY_SPECS[change.entityType]
+  const key = entityKey(spec.type, change.entityId)
+  const record = sync.entities.get(key)
+  const existing = entityMap(sync.doc, spec, change.entityId)
+  if (!existing && change.operation !== SyncOperationType.CREATE) {
+    throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${change.entityId} does not exist`)
+  }
+
+  const conflicts: SyncConflict[] = []
+  const writes: [string, unknown][] = []
+  const at = Date.now()
+  for (const [field, value] of Object.entries(change.data)) {
+    const fieldSpec = spec.fields[field]
+    if (!fieldSpec) continue
+    if (existing && fieldSpec.kind === 'manual' && record && change.version < (record.fieldVersions[field] ?? 0)) {
+      const current = existing.get(field)
+      if (!jsonEqual(current, value)) {
+        conflicts.push(
+          newConflict({
+            userId: author.userId,
+            spec,
+            entityId: change.entityId,
+            field,
+            record,
+            serverValue: current,
+            clientValue: value,
+            clientVersion: change.version,
+            clientDeviceId: author.deviceId,
+            at,
+          }),
+        )
+        continue
+      }
+    }
+    writes.push([field, value])
+  }
+  if (change.operation === SyncOperationType.DELETE) writes.push([DELETED, true], [DELETED_AT, at])
+  else if (existing?.get(DELETED) === true && change.operation === SyncOperationType.CREATE) writes.push([DELETED, false])
+
+  const transactions: Y.Transaction[] = []
+  const origin: TransactionOrigin = { source: 'changes', deviceId: author.deviceId }
+  const [update] = captureUpdates(sync.doc, () =>
+    Y.transact(
+      sync.doc,
+      (tr) => {
+        transactions.push(tr)
+        const map = existing ?? new Y.Map<unknown>()
+        if (!existing) sync.doc.getMap<unknown>(spec.collection).set(change.entityId, map)
+        for (const [field, value] of writes) writeField(map, spec, field, value)
+      },
+      origin,
+    ),
+  )
+  const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), author.deviceId)
+  if (indexWrites.length === 0) sync.tick()
+  for (const c of conflicts) sync.conflicts.set(c.id, c)
+  const after = sync.entities.get(key)
+  const result: ChangeResult = {
+    entityId: change.entityId,
+    version: after?.version ?? 0,
+    serverTimestamp: sync.clock,
+    conflicts: conflicts.map((c) => c.id),
+  }
+  const applied = { changeId: change.id, result, appliedAt: at }
+  sync.changes.set(change.id, applied)
+  const changes = wantChanges ? indexWrites.map((w) => toSyncChange(sync, w.record, author.userId, change.id)) : []
+  await committer.commit(sync, {
+    updates: update ? [update] : [],
+    entities: indexWrites,
+    conflicts,
+    changes: [applied],
+  })
+  return { result, update, conflicts, changes, duplicate: false }
+}
+
+/** Writes one field the way its kind merges: whole values, or minimal text and list edits. */
+export function writeField(map: Y.Map<unknown>, spec: EntitySpec, field: string, value: unknown): void {
+  const kind: FieldSpec['kind'] = spec.fields[field]?.kind ?? 'lww'
+  const current = map.get(field)
+  if (kind === 'text' && typeof value === 'string') {
+    if (!(current instanceof Y.Text)) {
+      map.set(field, new Y.Text(value))
+      return
+    }
+    const d = simpleDiffString(current.toJSON(), value)
+    if (d.remove > 0) current.delete(d.index, d.remove)
+    if (d.insert.length > 0) current.insert(d.index, d.insert)
+    return
+  }
+  if (kind === 'list' && Array.isArray(value)) {
+    if (!(current instanceof Y.Array)) {
+      map.set(field, Y.Array.from(value as never[]))
+      return
+    }
+    const d = simpleDiffArray(current.toArray() as unknown[], value as unknown[], jsonEqual)
+    if (d.remove > 0) current.delete(d.index, d.remove)
+    if (d.insert.length > 0) current.insert(d.index, d.insert)
+    return
+  }
+  if (!jsonEqual(current, value)) map.set(field, value)
+}

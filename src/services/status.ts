@@ -1,0 +1,59 @@
+/**
+ * Per-device sync state and `SyncStatus` (PROTOCOL section 7). A device's last
+ * completed sync is persisted with the next group commit; `pendingChanges`
+ * counts the entities changed since then, or none for a socket that is live
+ * (every change is pushed to it as it commits).
+ */
+import type { DeviceSyncState } from '../models/records.js'
+import type { DocumentRepository } from '../repositories/document.repository.js'
+import type { SyncStatus } from '../types/sync.js'
+import { SyncEntityType } from '../types/sync.js'
+import type { SyncDocument } from './sync-document.js'
+import type { UpdateCommitter } from './update-committer.js'
+
+export interface SocketSyncState {
+  live: boolean
+  inProgress: boolean
+  lastError: string | null
+}
+
+/** Records a completed sync of `deviceId`; persisted with the next commit. */
+export function recordCompletedSync(
+  sync: SyncDocument,
+  committer: UpdateCommitter,
+  state: DeviceSyncState,
+): Promise<void> {
+  sync.devices.set(state.deviceId, state)
+  return committer.commit(sync, { devices: [state] })
+}
+
+export async function syncStatus(
+  sync: SyncDocument,
+  repo: DocumentRepository,
+  userId: string,
+  deviceId: string,
+  socket: SocketSyncState,
+): Promise<SyncStatus & { conflicts: string[] }> {
+  let device = sync.devices.get(deviceId)
+  if (!device) {
+    device = await repo.readDevice(sync.id, deviceId)
+    if (device) sync.devices.set(deviceId, device)
+  }
+  const entityCounts = Object.fromEntries(Object.values(SyncEntityType).map((t) => [t, 0])) as Record<SyncEntityType, number>
+  let pendingChanges = 0
+  const since = device?.lastSyncTimestamp ?? -1
+  for (const r of sync.entities.values()) {
+    if (!r.deleted) entityCounts[r.type]++
+    if (r.timestamp > since) pendingChanges++
+  }
+  return {
+    userId,
+    deviceId,
+    lastSyncTimestamp: device?.lastSyncTimestamp ?? null,
+    pendingChanges: socket.live ? 0 : pendingChanges,
+    inProgress: socket.inProgress,
+    lastError: socket.lastError,
+    entityCounts,
+    conflicts: [...sync.conflicts.keys()],
+  }
+}

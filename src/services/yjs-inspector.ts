@@ -1,0 +1,141 @@
+/**
+ * Reads a decoded Yjs update against the current document, before it is
+ * applied (PROTOCOL sections 3 and 6):
+ * - an update that replaces or deletes an entity's map is refused (it would
+ *   silently drop another device's concurrent edits to that entity);
+ * - a write to a `manual` field whose origin is not the field's current entry
+ *   was made without seeing the current value: a conflict candidate.
+ *
+ * A decoded item carries its parent only when it has no left or right origin;
+ * otherwise the parent is the origin's, found in the document or, for a chain
+ * of writes inside the same update, in the update itself.
+ */
+import * as Y from 'yjs'
+import { specOfCollection, type EntitySpec } from '../models/entity-schema.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+
+export interface ManualOverwrite {
+  spec: EntitySpec
+  entityId: string
+  field: string
+  /** The entity map, as it is in the document. */
+  map: Y.Map<unknown>
+  /** The value the field holds before the update. */
+  currentValue: unknown
+  /** The value the update writes. */
+  clientValue: unknown
+}
+
+type Decoded = ReturnType<typeof Y.decodeUpdate>
+type Parent = { type: Y.AbstractType<Y.YEvent<never>> | undefined; name: string | undefined; key: string | null }
+
+export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
+  const store = doc.store
+  const known = (id: Y.ID) => id.clock < Y.getState(store, id.client)
+  const inUpdate = new Map<string, Y.Item>()
+  for (const s of decoded.structs) if (s instanceof Y.Item) inUpdate.set(`${s.id.client}:${s.id.clock}`, s)
+  const findInUpdate = (id: Y.ID): Y.Item | undefined => {
+    // Items may be merged runs: look for the run holding this clock.
+    for (let clock = id.clock; clock >= 0 && id.clock - clock < 1024; clock--) {
+      const item = inUpdate.get(`${id.client}:${clock}`)
+      if (item) return item.id.clock + item.length > id.clock ? item : undefined
+    }
+    return undefined
+  }
+  const collectionName = new Map<unknown, string>()
+  for (const [name, type] of doc.share) collectionName.set(type, name)
+
+  const parentOf = (item: Y.Item, depth = 0): Parent | undefined => {
+    if (item.parent !== null) {
+      if (typeof item.parent === 'string') return { type: undefined, name: item.parent, key: item.parentSub }
+      const p = item.parent as unknown
+      if (p instanceof Y.ID) {
+        if (!known(p)) return undefined // a type created in this update: nothing there to conflict with
+        const holder = Y.getItem(store, p)
+        const type = holder instanceof Y.Item && holder.content instanceof Y.ContentType ? holder.content.type : undefined
+        return { type: type as Parent['type'], name: undefined, key: item.parentSub }
+      }
+      return undefined
+    }
+    const originId = item.origin ?? item.rightOrigin
+    if (!originId || depth > 64) return undefined
+    if (known(originId)) {
+      const origin = Y.getItem(store, originId)
+      if (!(origin instanceof Y.Item)) return undefined
+      const type = origin.parent as Parent['type']
+      return { type, name: type ? collectionName.get(type) : undefined, key: origin.parentSub }
+    }
+    const origin = findInUpdate(originId)
+    return origin ? parentOf(origin, depth + 1) : undefined
+  }
+
+  const overwrites: ManualOverwrite[] = []
+  for (const s of decoded.structs) {
+    if (!(s instanceof Y.Item) || known(s.id)) continue
+    const parent = parentOf(s)
+    if (!parent || parent.key === null) continue
+    const collection = parent.name !== undefined ? specOfCollection(parent.name) : undefined
+    if (collection) {
+      // A write to a top-level collection's key: a new entity, or a replacement of an existing one.
+      const existing = doc.getMap<unknown>(parent.name).get(parent.key)
+      if (existing !== undefined) {
+        throw new SyncError(ErrorCode.INVALID_UPDATE, `the update replaces ${collection.type} ${parent.key}; entities are never replaced or removed`)
+      }
+      continue
+    }
+    const entity = entityOf(parent.type, collectionName)
+    if (!entity) continue
+    const field = parent.key
+    if (entity.spec.fields[field]?.kind !== 'manual') continue
+    const current = (entity.map as unknown as { _map: Map<string, Y.Item> })._map.get(field)
+    if (!current || current.deleted) continue
+    // Written right after the current entry: the writer saw it, and this is an ordinary update.
+    if (s.origin && s.origin.client === current.id.client && s.origin.clock === current.id.clock + current.length - 1) continue
+    if (s.origin && !known(s.origin)) continue // after another write of this same update: only the first one counts
+    overwrites.push({
+      spec: entity.spec,
+      entityId: entity.id,
+      field,
+      map: entity.map,
+      currentValue: entity.map.get(field),
+      clientValue: s.content.getContent()[0],
+    })
+  }
+  refuseEntityDeletes(doc, decoded, collectionName)
+  return overwrites
+}
+
+/** The entity whose map `type` is, if it is one. */
+function entityOf(
+  type: Parent['type'],
+  collectionName: Map<unknown, string>,
+): { spec: EntitySpec; id: string; map: Y.Map<unknown> } | undefined {
+  const item = type?._item
+  if (!item || !(type instanceof Y.Map) || item.parentSub === null) return undefined
+  const name = collectionName.get(item.parent)
+  const spec = name !== undefined ? specOfCollection(name) : undefined
+  return spec ? { spec, id: item.parentSub, map: type as Y.Map<unknown> } : undefined
+}
+
+function refuseEntityDeletes(doc: Y.Doc, decoded: Decoded, collectionName: Map<unknown, string>): void {
+  for (const [client, ranges] of decoded.ds.clients) {
+    const structs = doc.store.clients.get(client)
+    if (!structs) continue
+    for (const { clock, len } of ranges) {
+      const state = Y.getState(doc.store, client)
+      if (clock >= state) continue
+      let i = Y.findIndexSS(structs, clock)
+      for (; i < structs.length; i++) {
+        const s = structs[i]
+        if (!s || s.id.clock >= clock + len) break
+        if (!(s instanceof Y.Item) || s.deleted || s.parentSub === null) continue
+        const name = collectionName.get(s.parent)
+        const spec = name !== undefined ? specOfCollection(name) : undefined
+        if (spec && s.content instanceof Y.ContentType) {
+          throw new SyncError(ErrorCode.INVALID_UPDATE, `the update removes ${spec.type} ${s.parentSub}; delete entities softly (_deleted)`)
+        }
+      }
+    }
+  }
+}
+

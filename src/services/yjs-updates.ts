@@ -1,0 +1,100 @@
+/**
+ * The Yjs path (PROTOCOL sections 4 and 6): a device's update is decoded,
+ * inspected, applied in its own transaction, checked for overwritten `manual`
+ * fields (the current value is written back by the server, and a conflict
+ * keeps both), indexed, and committed.
+ */
+import * as Y from 'yjs'
+import type { SyncChange, SyncConflict } from '../types/sync.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+import type { TransactionOrigin } from '../types/origins.js'
+import { captureUpdates } from './capture.js'
+import { jsonEqual, newConflict } from './conflicts.js'
+import { recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
+import { entityKey } from '../models/records.js'
+import type { SyncDocument } from './sync-document.js'
+import type { UpdateCommitter } from './update-committer.js'
+import { decodeClientUpdate, isEmptyUpdate } from './update-validator.js'
+import { inspectUpdate } from './yjs-inspector.js'
+
+export interface Author {
+  userId: string
+  deviceId: string
+}
+
+export interface AppliedUpdate {
+  serverTimestamp: number
+  /** False for an update with nothing in it (nothing stored, nothing to relay). */
+  stored: boolean
+  /** Server updates that restored `manual` values: for every Yjs socket, the sender's too. */
+  fixups: Uint8Array[]
+  conflicts: SyncConflict[]
+  /** The touched entities' change records, when asked for (there are JSON sockets to tell). */
+  changes: SyncChange[]
+}
+
+export async function applyYjsUpdate(
+  sync: SyncDocument,
+  committer: UpdateCommitter,
+  update: Uint8Array,
+  author: Author,
+  wantChanges: boolean,
+): Promise<AppliedUpdate> {
+  const decoded = decodeClientUpdate(update)
+  if (isEmptyUpdate(decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
+  const overwrites = inspectUpdate(sync.doc, decoded)
+
+  const transactions: Y.Transaction[] = []
+  const origin: TransactionOrigin = { source: 'yjs', deviceId: author.deviceId }
+  try {
+    Y.transact(sync.doc, (tr) => {
+      transactions.push(tr)
+      Y.applyUpdate(sync.doc, update, origin)
+    }, origin)
+  } catch (cause) {
+    // Decoded fine but failed half-way through: the document may hold part of it. Reload it from disk.
+    committer.abandon(sync)
+    throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
+  }
+
+  const conflicts: SyncConflict[] = []
+  const restore: (() => void)[] = []
+  const at = Date.now()
+  for (const o of overwrites) {
+    if (jsonEqual(o.currentValue, o.clientValue)) continue
+    const record = sync.entities.get(entityKey(o.spec.type, o.entityId))
+    conflicts.push(
+      newConflict({
+        userId: author.userId,
+        spec: o.spec,
+        entityId: o.entityId,
+        field: o.field,
+        record,
+        serverValue: o.currentValue,
+        clientValue: o.clientValue,
+        clientVersion: record?.version ?? 0,
+        clientDeviceId: author.deviceId,
+        at,
+      }),
+    )
+    // Yjs may have let the device's value win: the server keeps the current one.
+    if (!jsonEqual(o.map.get(o.field), o.currentValue)) restore.push(() => o.map.set(o.field, o.currentValue))
+  }
+  const fixups =
+    restore.length === 0
+      ? []
+      : captureUpdates(sync.doc, () =>
+          Y.transact(sync.doc, (tr) => {
+            transactions.push(tr)
+            for (const r of restore) r()
+          }, { source: 'server' } satisfies TransactionOrigin),
+        )
+
+  const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), author.deviceId)
+  if (indexWrites.length === 0) sync.tick()
+  for (const c of conflicts) sync.conflicts.set(c.id, c)
+  const changes = wantChanges ? indexWrites.map((w) => toSyncChange(sync, w.record, author.userId)) : []
+  const serverTimestamp = sync.clock
+  await committer.commit(sync, { updates: [update, ...fixups], entities: indexWrites, conflicts })
+  return { serverTimestamp, stored: true, fixups, conflicts, changes }
+}
