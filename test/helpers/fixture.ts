@@ -2,6 +2,7 @@
 import { afterEach } from 'vitest'
 import type { ServerConfig } from '../../src/types/config.js'
 import { YjsDevice } from './device.js'
+import { JsonDevice, type SyncOptions } from './json-device.js'
 import { startServer, tokenFor, type TestServer } from './server.js'
 
 export interface ServerFixture {
@@ -10,13 +11,15 @@ export interface ServerFixture {
   readonly server: TestServer
   /** A synced Yjs device of `userId`, closed after the test. */
   device(userId: string, deviceId: string): Promise<YjsDevice>
+  /** A JSON device of `userId` after its first change-log sync, closed after the test. */
+  jsonDevice(userId: string, deviceId: string, options?: SyncOptions): Promise<JsonDevice>
   /** Tracks a device made by hand so it is closed after the test. */
-  track(device: YjsDevice): YjsDevice
+  track<D extends { close(): void }>(device: D): D
 }
 
 export function useServer(): ServerFixture {
   let current: TestServer | undefined
-  const devices: YjsDevice[] = []
+  const devices: { close(): void }[] = []
   afterEach(async () => {
     devices.splice(0).forEach((d) => d.close())
     await current?.stop()
@@ -34,6 +37,9 @@ export function useServer(): ServerFixture {
     },
     async device(userId, deviceId) {
       return fixture.track(await YjsDevice.connect(fixture.server.url, await tokenFor(userId), deviceId))
+    },
+    async jsonDevice(userId, deviceId, options) {
+      return fixture.track(await JsonDevice.connect(fixture.server.url, await tokenFor(userId), deviceId, options))
     },
     track(device) {
       devices.push(device)
