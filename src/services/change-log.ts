@@ -61,8 +61,10 @@ export async function changeLogPage(
   if (!hasMore) {
     // The last page: the caller goes live in this same turn, so it also gets what changed in memory
     // since the index was read (changes still being written, or written while it was read).
+    // Stored batches hold every timestamp below those still being written, so "newer than the scan" is exact.
     const sent = new Set(page)
-    const newer = [...sync.entities.values()].filter((r) => r.timestamp > cursor && !sent.has(r) && wanted(r))
+    const scanned = Math.max(after, scannedTo)
+    const newer = [...sync.entities.values()].filter((r) => r.timestamp > scanned && !sent.has(r) && wanted(r))
     page.push(...newer.sort((a, b) => a.timestamp - b.timestamp))
     cursor = Math.max(cursor, ...newer.map((r) => r.timestamp))
   }

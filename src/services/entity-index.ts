@@ -63,6 +63,20 @@ export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction
   return [...touched.values()]
 }
 
+/** Entities in the document that the index does not know (an index lost, or written before it existed). */
+export function unindexedEntities(sync: SyncDocument): TouchedEntity[] {
+  const missing: TouchedEntity[] = []
+  for (const spec of Object.values(ENTITY_SPECS)) {
+    if (!sync.doc.share.has(spec.collection)) continue
+    for (const [id, value] of sync.doc.getMap<unknown>(spec.collection)) {
+      if (value instanceof Y.Map && !sync.entities.has(entityKey(spec.type, id))) {
+        missing.push({ spec, id, fields: new Set(value.keys()) })
+      }
+    }
+  }
+  return missing
+}
+
 /** An index entry to store, with the timestamp whose by-time key it replaces. */
 export interface IndexWrite {
   record: EntityRecord

@@ -4,6 +4,8 @@ import { DocumentRepository } from '../repositories/document.repository.js'
 import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
 import { DocumentRegistry } from './document-registry.js'
+import { recordTouched, unindexedEntities } from './entity-index.js'
+import type { SyncDocument } from './sync-document.js'
 import { SyncService } from './sync.service.js'
 import { UpdateCommitter } from './update-committer.js'
 
@@ -16,6 +18,15 @@ export interface Services {
   close(): Promise<void>
 }
 
+/** Indexes the entities of a loaded document that the index lacks, so it can always be rebuilt from the document. */
+function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger): void {
+  const missing = unindexedEntities(doc)
+  if (missing.length === 0) return
+  const entities = recordTouched(doc, missing, 'server')
+  log.warn({ docId: doc.id, entities: entities.length }, 'entity index rebuilt from the document')
+  committer.commit(doc, { entities }).catch((err: unknown) => log.error({ err, docId: doc.id }, 'index rebuild not stored'))
+}
+
 export function createServices(
   store: Store,
   config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'>,
@@ -25,7 +36,10 @@ export function createServices(
   const registry: DocumentRegistry = new DocumentRegistry(
     repo,
     { docIdleMs: config.docIdleMs },
-    (doc) => committer.compactIfDue(doc), // a log over a threshold at load is compacted right away
+    (doc) => {
+      rebuildIndex(doc, committer, log)
+      committer.compactIfDue(doc) // a log over a threshold at load is compacted right away
+    },
     log,
   )
   const committer = new UpdateCommitter(repo, config, (doc) => registry.evict(doc), log)
