@@ -8,17 +8,10 @@
  * burst (some updates still in flight, so never acknowledged). After every
  * restart a fresh device must hold every clip acknowledged in any cycle so far.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ClipBurst, connectDevice, missingClips } from './helpers/clip-burst.js'
-import {
-  errorLogs,
-  killAllChildren,
-  runningChildren,
-  startChildServer,
-  type ChildServer,
-} from './helpers/child-server.js'
-import type { YjsDevice } from './helpers/device.js'
-import { removeDir, tempDir, tokenFor } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { useChildServers } from './helpers/child-fixture.js'
+import { ClipBurst, missingClips } from './helpers/clip-burst.js'
+import { errorLogs, startChildServer, type ChildServer } from './helpers/child-server.js'
 
 const CLIPS_PER_CYCLE = 200
 const CYCLES = 4
@@ -27,30 +20,12 @@ const COMPACTING_CYCLES = 3
 type KillMode = 'after-last-ack' | 'mid-burst'
 
 describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () => {
-  let dataDir: string
-  const devices: YjsDevice[] = []
-
-  beforeEach(async () => {
-    dataDir = await tempDir('superclip-crash-')
-  })
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await killAllChildren()
-    await removeDir(dataDir)
-  })
-  afterAll(() => {
-    expect(runningChildren()).toBe(0)
-  })
-
-  async function device(server: ChildServer, deviceId: string): Promise<YjsDevice> {
-    const d = await connectDevice(server.url, await tokenFor('alice'), deviceId)
-    devices.push(d)
-    return d
-  }
+  const fixture = useChildServers('superclip-crash-')
+  const { device, closeDevices } = fixture
 
   /** Sends one burst and SIGKILLs the server as `mode` says; returns the burst once every ack settled. */
   async function burstThenKill(server: ChildServer, cycle: number, mode: KillMode): Promise<ClipBurst> {
-    const writer = await device(server, `writer-${cycle}`)
+    const writer = await device(server, 'alice', `writer-${cycle}`)
     const burst = new ClipBurst(`cycle${cycle}`, CLIPS_PER_CYCLE)
     if (mode === 'after-last-ack') {
       const acks = burst.send(writer)
@@ -79,7 +54,7 @@ describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () 
 
   /** A fresh device (new Y.Doc) syncs; returns the acknowledged ids it lacks. */
   async function lostAfterRestart(server: ChildServer, checkId: string, acked: readonly string[]): Promise<string[]> {
-    const fresh = await device(server, checkId)
+    const fresh = await device(server, 'alice', checkId)
     return missingClips(fresh, acked)
   }
 
@@ -87,7 +62,7 @@ describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () 
     const acked: string[] = []
     let sent = 0
     for (let cycle = 0; cycle <= cycles; cycle++) {
-      const server = await startChildServer({ dataDir, env })
+      const server = await startChildServer({ dataDir: fixture.dataDir, env })
       const lost = await lostAfterRestart(server, `check-${cycle}`, acked)
       console.log(
         `[crash ${label}] after restart ${cycle}: sent ${sent}, acked ${acked.length}, ` +
@@ -105,7 +80,7 @@ describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () 
       sent += burst.sent
       acked.push(...burst.acked())
       console.log(`[crash ${label}] cycle ${cycle} (${mode}): sent ${burst.sent}, acked ${burst.acked().length}`)
-      devices.splice(0).forEach((d) => d.close())
+      closeDevices()
     }
     // The cycles did what they claim: full bursts were acknowledged, and nothing was invented.
     expect(acked.length).toBeGreaterThanOrEqual(CLIPS_PER_CYCLE * Math.ceil(cycles / 2))

@@ -6,46 +6,18 @@
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { connectDevice } from './helpers/clip-burst.js'
-import {
-  EXIT_TIMEOUT_MS,
-  errorLogs,
-  getHealth,
-  killAllChildren,
-  runningChildren,
-  spawnChildServer,
-  startChildServer,
-  type ChildServer,
-} from './helpers/child-server.js'
-import type { YjsDevice } from './helpers/device.js'
-import { removeDir, tempDir, tokenFor } from './helpers/server.js'
+import { describe, expect, it } from 'vitest'
+import { useChildServers } from './helpers/child-fixture.js'
+import { EXIT_TIMEOUT_MS, errorLogs, getHealth, spawnChildServer, startChildServer } from './helpers/child-server.js'
 
 describe('a second server on the same DATA_DIR', () => {
-  let dataDir: string
-  const devices: YjsDevice[] = []
-
-  beforeEach(async () => {
-    dataDir = await tempDir('superclip-lock-')
-  })
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await killAllChildren()
-    await removeDir(dataDir)
-  })
-  afterAll(() => {
-    expect(runningChildren()).toBe(0)
-  })
-
-  async function device(server: ChildServer, deviceId: string): Promise<YjsDevice> {
-    const d = await connectDevice(server.url, await tokenFor('alice'), deviceId)
-    devices.push(d)
-    return d
-  }
+  const fixture = useChildServers('superclip-lock-')
+  const { device, closeDevices } = fixture
 
   it('exits non-zero naming the locked DATA_DIR, while the first keeps serving and writing', async () => {
+    const { dataDir } = fixture
     const first = await startChildServer({ dataDir })
-    const phone = await device(first, 'phone')
+    const phone = await device(first, 'alice', 'phone')
     phone.addClip('before', 'written before the second server started')
     await phone.flushed()
     const adminToken = await readFile(path.join(dataDir, 'admin-token'), 'utf8')
@@ -67,7 +39,7 @@ describe('a second server on the same DATA_DIR', () => {
     expect(phone.socket.connected).toBe(true)
     phone.addClip('after', 'written after the second server exited')
     await phone.flushed()
-    const laptop = await device(first, 'laptop')
+    const laptop = await device(first, 'alice', 'laptop')
     expect(laptop.clips().get('before')?.get('content')).toBe('written before the second server started')
     expect(laptop.clips().get('after')?.get('content')).toBe('written after the second server exited')
     // The failed start left the generated secret alone.
@@ -75,18 +47,19 @@ describe('a second server on the same DATA_DIR', () => {
 
     // The lock belongs to the process: once the first exits cleanly, a server starts on the directory
     // and serves everything the first one acknowledged.
-    devices.splice(0).forEach((d) => d.close())
+    closeDevices()
     first.kill('SIGTERM')
     expect(await first.waitForExit()).toEqual({ code: 0, signal: null })
     expect(errorLogs(first)).toEqual([])
     const third = await startChildServer({ dataDir })
-    const tablet = await device(third, 'tablet')
+    const tablet = await device(third, 'alice', 'tablet')
     expect([...tablet.clips().keys()].sort()).toEqual(['after', 'before'])
   })
 
   it('also when the second one is started while the first is busy writing', async () => {
+    const { dataDir } = fixture
     const first = await startChildServer({ dataDir })
-    const phone = await device(first, 'phone')
+    const phone = await device(first, 'alice', 'phone')
     const second = await spawnChildServer({ dataDir })
     // Keep the first one writing, 20 clips at a time, for as long as the second one is alive.
     let written = 0
@@ -102,7 +75,7 @@ describe('a second server on the same DATA_DIR', () => {
 
     expect(first.hasExited).toBe(false)
     expect(await getHealth(first.url)).toEqual({ status: 200, body: { status: 'ok' } })
-    const laptop = await device(first, 'laptop')
+    const laptop = await device(first, 'alice', 'laptop')
     expect(written).toBeGreaterThan(0)
     expect(laptop.clips().size).toBe(written)
   })

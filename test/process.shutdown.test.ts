@@ -4,46 +4,21 @@
  * disconnects, closes LevelDB and exits 0. Signalled in the middle of a burst of updates from two users, it
  * must exit 0, and after a restart every acknowledged update is there.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ClipBurst, connectDevice, missingClips } from './helpers/clip-burst.js'
-import {
-  errorLogs,
-  getHealth,
-  killAllChildren,
-  runningChildren,
-  startChildServer,
-  type ChildServer,
-} from './helpers/child-server.js'
+import { describe, expect, it } from 'vitest'
+import { useChildServers } from './helpers/child-fixture.js'
+import { ClipBurst, missingClips } from './helpers/clip-burst.js'
+import { errorLogs, getHealth, startChildServer } from './helpers/child-server.js'
 import type { YjsDevice } from './helpers/device.js'
-import { removeDir, tempDir, tokenFor } from './helpers/server.js'
 
 const CLIPS_PER_USER = 300
 const USERS = ['alice', 'bob'] as const
 
 describe('graceful shutdown of the server process', () => {
-  let dataDir: string
-  const devices: YjsDevice[] = []
-
-  beforeEach(async () => {
-    dataDir = await tempDir('superclip-shutdown-')
-  })
-  afterEach(async () => {
-    devices.splice(0).forEach((d) => d.close())
-    await killAllChildren()
-    await removeDir(dataDir)
-  })
-  afterAll(() => {
-    expect(runningChildren()).toBe(0)
-  })
-
-  async function device(server: ChildServer, userId: string, deviceId: string): Promise<YjsDevice> {
-    const d = await connectDevice(server.url, await tokenFor(userId), deviceId)
-    devices.push(d)
-    return d
-  }
+  const fixture = useChildServers('superclip-shutdown-')
+  const { device, closeDevices } = fixture
 
   it('GET /health answers 200 { status: "ok" }', async () => {
-    const server = await startChildServer({ dataDir })
+    const server = await startChildServer({ dataDir: fixture.dataDir })
     expect(await getHealth(server.url)).toEqual({ status: 200, body: { status: 'ok' } })
     server.kill('SIGTERM')
     expect(await server.waitForExit()).toEqual({ code: 0, signal: null })
@@ -52,7 +27,7 @@ describe('graceful shutdown of the server process', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
     '%s during a burst: exit code 0, and every acknowledged update is there after a restart',
     async (signal) => {
-      const server = await startChildServer({ dataDir })
+      const server = await startChildServer({ dataDir: fixture.dataDir })
       const bursts = new Map<string, ClipBurst>()
       const writers: { writer: YjsDevice; burst: ClipBurst }[] = []
       for (const userId of USERS) {
@@ -81,9 +56,9 @@ describe('graceful shutdown of the server process', () => {
           expect(refusal).toEqual({ code: 'UNAVAILABLE', message: expect.stringMatching(/shutting down/), retryAfterMs: 1000 })
         }
       }
-      devices.splice(0).forEach((d) => d.close())
+      closeDevices()
 
-      const restarted = await startChildServer({ dataDir })
+      const restarted = await startChildServer({ dataDir: fixture.dataDir })
       expect(await getHealth(restarted.url)).toEqual({ status: 200, body: { status: 'ok' } })
       let acked = 0
       let unackedPresent = 0

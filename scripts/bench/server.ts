@@ -6,31 +6,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { freePort, spawnServerProcess } from '../lib/server-process.js'
 import { sleep } from './stats.js'
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const BENCH_SECRET = 'superclip-bench-jwt-secret-0123456789abcdef'
-
-/** Server settings the benchmark leaves at their defaults, whatever the caller's shell says. */
-const CONFIG_VARS = [
-  'HOST',
-  'PORT',
-  'DATA_DIR',
-  'JWT_SECRET',
-  'ADMIN_TOKEN',
-  'LOG_LEVEL',
-  'DOC_IDLE_MS',
-  'COMPACT_MAX_UPDATES',
-  'COMPACT_MAX_BYTES',
-  'MAX_MESSAGE_BYTES',
-  'COMPRESS_THRESHOLD_BYTES',
-  'SYNC_WRITES',
-  'NODE_OPTIONS',
-]
 
 const children = new Set<ChildProcess>()
 
@@ -172,19 +153,6 @@ export async function processRssMiB(pid: number): Promise<number | undefined> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))))
-    })
-  })
-}
-
 export interface ServerHandle {
   url: string
   pid: number
@@ -203,22 +171,20 @@ export interface ServerHandle {
 /** Starts the server on a free port over `dataDir` and waits until GET /health answers ok. */
 export async function startServer(dataDir: string): Promise<ServerHandle> {
   const port = await freePort()
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const name of CONFIG_VARS) delete env[name]
-  Object.assign(env, {
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATA_DIR: dataDir,
-    JWT_SECRET: BENCH_SECRET,
-    LOG_LEVEL: 'warn',
-  })
   const started = performance.now()
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
   const extraArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
-  const child = spawn(process.execPath, [...extraArgs, '--import', 'tsx', 'src/index.ts'], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // Server settings the benchmark leaves at their defaults, whatever the caller's shell says (NODE_OPTIONS too).
+  const child = spawnServerProcess({
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      JWT_SECRET: BENCH_SECRET,
+      LOG_LEVEL: 'warn',
+    },
+    nodeArgs: extraArgs,
+    unset: ['NODE_OPTIONS'],
   })
   children.add(child)
   const output: string[] = []
@@ -226,8 +192,8 @@ export async function startServer(dataDir: string): Promise<ServerHandle> {
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(line)
     if (output.length > 200) output.splice(0, output.length - 200)
   }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
+  child.stdout.on('data', collect)
+  child.stderr.on('data', collect)
   let exited = false
   const exit = new Promise<void>((resolve) => {
     child.once('exit', () => {

@@ -7,32 +7,15 @@
  * afterEach/afterAll) SIGKILLs and reaps whatever is still running, and a
  * process 'exit' hook SIGKILLs stragglers if the test worker itself goes away.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import net from 'node:net'
-import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
+import { freePort, spawnServerProcess } from '../../scripts/lib/server-process.js'
 import { TEST_SECRET } from './server.js'
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export { freePort }
 
 /** Bounded waits: generous because the machines are shared (2 cores) and tsx compiles on start. */
 export const START_TIMEOUT_MS = 30_000
 export const EXIT_TIMEOUT_MS = 20_000
-
-/** Variables of PROTOCOL section 8 and the server's other knobs: never inherited from the test runner. */
-const SERVER_ENV_KEYS = [
-  'HOST',
-  'PORT',
-  'DATA_DIR',
-  'JWT_SECRET',
-  'ADMIN_TOKEN',
-  'LOG_LEVEL',
-  'DOC_IDLE_MS',
-  'COMPACT_MAX_UPDATES',
-  'COMPACT_MAX_BYTES',
-  'MAX_MESSAGE_BYTES',
-  'COMPRESS_THRESHOLD_BYTES',
-  'SYNC_WRITES',
-]
 
 export interface ChildExit {
   code: number | null
@@ -73,20 +56,6 @@ process.once('exit', () => {
   }
 })
 
-/** A port that was free a moment ago (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port from listen(0)'))))
-    })
-  })
-}
-
 /** Rejects with `what` if `promise` does not settle within `ms`. */
 export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -103,26 +72,22 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 /** Spawns the server without waiting for it to serve (see `startChildServer`). */
 export async function spawnChildServer(options: ChildServerOptions): Promise<ChildServer> {
   const port = options.port ?? (await freePort())
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const key of SERVER_ENV_KEYS) delete env[key]
-  Object.assign(env, {
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATA_DIR: options.dataDir,
-    JWT_SECRET: TEST_SECRET,
-    LOG_LEVEL: 'info',
-    ...options.env,
-  })
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // The server's variables are never inherited from the test runner (scripts/lib/server-process.ts).
+  const child = spawnServerProcess({
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: options.dataDir,
+      JWT_SECRET: TEST_SECRET,
+      LOG_LEVEL: 'info',
+      ...options.env,
+    },
   })
   children.add(child)
   let out = ''
   let err = ''
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
   let hasExited = false
   const exited = new Promise<ChildExit>((resolve) => {
     // 'close' (not 'exit'): the output is complete by then.
