@@ -39,6 +39,8 @@ export function createServices(
     (doc) => {
       rebuildIndex(doc, committer, log)
       committer.compactIfDue(doc) // a log over a threshold at load is compacted right away
+      // Change ids past their TTL were not loaded; drop them from disk too.
+      repo.pruneChangeIds(doc.id).catch((err: unknown) => log.warn({ err, docId: doc.id }, 'pruning change ids failed'))
     },
     log,
   )
