@@ -71,7 +71,7 @@ describe('JSON change records into the document (PROTOCOL section 5)', () => {
     await j.write('update', { entityType: 'set', entityId: 's', data: { clipIds: ['a', 'c', 'd'] } })
     await y.reconnect()
     await y.flushed()
-    expect((body.get('body') as Y.Text).toString()).toBe('>> Hello brave world')
+    expect((body.get('body') as Y.Text).toJSON()).toBe('>> Hello brave world')
     expect((set.get('clipIds') as Y.Array<string>).toArray()).toEqual(['a', 'c', 'd', 'from-yjs'])
     await waitFor(() => j.entity('template', 'tp')?.data.body === '>> Hello brave world', 'merged text on JSON device')
     expect(j.entity('set', 's')?.data.clipIds).toEqual(['a', 'c', 'd', 'from-yjs'])

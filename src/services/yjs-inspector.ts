@@ -42,6 +42,14 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
     }
     return undefined
   }
+  // The item of this update written right after a given one (the next write to the same key).
+  const successor = new Map<string, Y.Item>()
+  for (const s of decoded.structs) if (s instanceof Y.Item && s.origin) successor.set(`${s.origin.client}:${s.origin.clock}`, s)
+  const lastWrite = (item: Y.Item): Y.Item => {
+    let last = item
+    for (let n = 0, next; n < 1024 && (next = successor.get(`${last.id.client}:${last.id.clock + last.length - 1}`)); n++) last = next
+    return last
+  }
   const collectionName = new Map<unknown, string>()
   for (const [name, type] of doc.share) collectionName.set(type, name)
 
@@ -98,7 +106,9 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
       field,
       map: entity.map,
       currentValue: entity.map.get(field),
-      clientValue: s.content.getContent()[0],
+      // The device's value is its last write of this update: earlier ones were overwritten (and
+      // garbage-collected) on the device, so they carry no content.
+      clientValue: lastWrite(s).content.getContent()[0],
     })
   }
   refuseEntityDeletes(doc, decoded, collectionName)

@@ -90,7 +90,13 @@ export async function applyYjsUpdate(
           }, { source: 'server' } satisfies TransactionOrigin),
         )
 
-  const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), author.deviceId)
+  const touched = touchedEntities(sync.doc, transactions)
+  // A manual field holding the value it held before did not change (the server kept it): its field
+  // version stays, so a JSON write from a version that saw that value is not a conflict (section 6).
+  for (const o of overwrites) {
+    if (jsonEqual(o.map.get(o.field), o.currentValue)) touched.find((e) => e.spec === o.spec && e.id === o.entityId)?.fields.delete(o.field)
+  }
+  const indexWrites = recordTouched(sync, touched, author.deviceId)
   if (indexWrites.length === 0) sync.tick()
   for (const c of conflicts) sync.conflicts.set(c.id, c)
   const changes = wantChanges ? indexWrites.map((w) => toSyncChange(sync, w.record, author.userId)) : []

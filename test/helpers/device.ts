@@ -18,6 +18,17 @@ export interface YjsSyncResponse {
 
 const REMOTE = Symbol('remote')
 
+export interface YjsDeviceOptions {
+  /**
+   * On a sync, encode what the server lacks before applying the server's diff
+   * rather than after. After applying it, a local write to a map key that the
+   * diff overwrote is already deleted and garbage-collected, so its value is
+   * no longer in the update sent back (the server cannot record it in a
+   * conflict). Default false: the order PROTOCOL section 4 suggests.
+   */
+  encodeBeforeApply?: boolean
+}
+
 export class YjsDevice {
   readonly doc = new Y.Doc()
   readonly socket: Socket
@@ -34,6 +45,7 @@ export class YjsDevice {
     url: string,
     readonly token: string,
     readonly deviceId: string,
+    options: YjsDeviceOptions = {},
   ) {
     this.socket = io(url, {
       auth: { token, deviceId },
@@ -45,9 +57,10 @@ export class YjsDevice {
     this.socket.on('connect', () => this.requestSync())
     this.socket.on('sync:response', (r: YjsSyncResponse) => {
       this.responses.push(r)
+      const early = options.encodeBeforeApply ? Y.encodeStateAsUpdate(this.doc, r.stateVector) : undefined
       Y.applyUpdate(this.doc, r.update, REMOTE)
       // Send what the server lacks (PROTOCOL section 4).
-      const mine = Y.encodeStateAsUpdate(this.doc, r.stateVector)
+      const mine = early ?? Y.encodeStateAsUpdate(this.doc, r.stateVector)
       void this.send(mine)
     })
     this.socket.on('sync:update', (m: { update: Uint8Array; deviceId: string; serverTimestamp: number }) => {
@@ -60,8 +73,8 @@ export class YjsDevice {
     })
   }
 
-  static async connect(url: string, token: string, deviceId: string): Promise<YjsDevice> {
-    const device = new YjsDevice(url, token, deviceId)
+  static async connect(url: string, token: string, deviceId: string, options?: YjsDeviceOptions): Promise<YjsDevice> {
+    const device = new YjsDevice(url, token, deviceId, options)
     device.socket.connect()
     await device.synced()
     return device

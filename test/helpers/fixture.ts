@@ -1,7 +1,7 @@
 /** Per-test server and devices, torn down after each test. */
 import { afterEach } from 'vitest'
 import type { ServerConfig } from '../../src/types/config.js'
-import { YjsDevice } from './device.js'
+import { YjsDevice, type YjsDeviceOptions } from './device.js'
 import { JsonDevice, type SyncOptions } from './json-device.js'
 import { startServer, tokenFor, type TestServer } from './server.js'
 
@@ -10,7 +10,7 @@ export interface ServerFixture {
   start(dataDir?: string, overrides?: Partial<ServerConfig>): Promise<TestServer>
   readonly server: TestServer
   /** A synced Yjs device of `userId`, closed after the test. */
-  device(userId: string, deviceId: string): Promise<YjsDevice>
+  device(userId: string, deviceId: string, options?: YjsDeviceOptions): Promise<YjsDevice>
   /** A JSON device of `userId` after its first change-log sync, closed after the test. */
   jsonDevice(userId: string, deviceId: string, options?: SyncOptions): Promise<JsonDevice>
   /** Tracks a device made by hand so it is closed after the test. */
@@ -35,8 +35,8 @@ export function useServer(): ServerFixture {
       if (!current) throw new Error('start() the server first')
       return current
     },
-    async device(userId, deviceId) {
-      return fixture.track(await YjsDevice.connect(fixture.server.url, await tokenFor(userId), deviceId))
+    async device(userId, deviceId, options) {
+      return fixture.track(await YjsDevice.connect(fixture.server.url, await tokenFor(userId), deviceId, options))
     },
     async jsonDevice(userId, deviceId, options) {
       return fixture.track(await JsonDevice.connect(fixture.server.url, await tokenFor(userId), deviceId, options))

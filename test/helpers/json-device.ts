@@ -4,7 +4,9 @@
  * state, applies live `sync:entity_*` records, and sends change records.
  */
 import { io, type Socket } from 'socket.io-client'
-import type { SyncChange, SyncConflict } from '../../src/types/sync.js'
+import type * as Y from 'yjs'
+import { SyncOperationType, type SyncChange, type SyncConflict } from '../../src/types/sync.js'
+import type { YjsDevice } from './device.js'
 
 export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
 
@@ -21,6 +23,27 @@ export interface EntityState {
   timestamp: number
   deleted: boolean
   data: Record<string, unknown>
+}
+
+/** `sync:complete` of a change-log sync or resume. */
+export interface SyncComplete {
+  deviceId: string
+  mode: 'changes' | 'yjs'
+  cursor?: number
+  serverTimestamp: number
+}
+
+/** What `sync:status` emits (PROTOCOL section 7). */
+export interface StatusReport {
+  userId: string
+  deviceId: string
+  lastSyncTimestamp: number | null
+  pendingChanges: number
+  inProgress: boolean
+  lastError: string | null
+  entityCounts: Record<string, number>
+  conflicts: string[]
+  plan: string
 }
 
 export interface SyncOptions {
@@ -42,6 +65,8 @@ export class JsonDevice {
   readonly conflicts: SyncConflict[] = []
   readonly pages: ChangesPage[] = []
   readonly events: string[] = []
+  /** Every event received, in order, with its payload. */
+  readonly messages: { event: string; payload: unknown }[] = []
   cursor: number | undefined
 
   constructor(
@@ -50,7 +75,10 @@ export class JsonDevice {
     readonly deviceId: string,
   ) {
     this.socket = io(url, { auth: { token, deviceId }, transports: ['websocket'], reconnection: false, autoConnect: false })
-    this.socket.onAny((event: string) => this.events.push(event))
+    this.socket.onAny((event: string, payload: unknown) => {
+      this.events.push(event)
+      this.messages.push({ event, payload })
+    })
     this.socket.on('sync:response', (page: ChangesPage) => this.pages.push(page))
     for (const event of ['sync:entity_created', 'sync:entity_updated', 'sync:entity_deleted']) {
       this.socket.on(event, (change: SyncChange) => {
@@ -65,6 +93,13 @@ export class JsonDevice {
     const device = new JsonDevice(url, token, deviceId)
     await device.open()
     await device.sync(options)
+    return device
+  }
+
+  /** A connected socket that has not synced yet (so it is not live). */
+  static async connectUnsynced(url: string, token: string, deviceId: string): Promise<JsonDevice> {
+    const device = new JsonDevice(url, token, deviceId)
+    await device.open()
     return device
   }
 
@@ -95,6 +130,63 @@ export class JsonDevice {
     throw new Error('sync did not end')
   }
 
+  /**
+   * Sends one change-log `sync:request` (no paging) and returns its ack and the
+   * page it produced, if any; the page's changes are applied.
+   */
+  async syncPage(request: SyncOptions & { requestId?: string } = {}): Promise<{ reply: Reply; page: ChangesPage | undefined }> {
+    const before = this.pages.length
+    const reply = (await this.socket.emitWithAck('sync:request', { deviceId: this.deviceId, ...request })) as Reply
+    const page = this.pages.length > before ? this.pages.at(-1) : undefined
+    if (page) {
+      for (const change of page.changes) this.apply(change)
+      this.cursor = page.cursor
+    }
+    return { reply, page }
+  }
+
+  /** Asks for `sync:status` and returns what the server emitted before its ack. */
+  async status(payload: unknown = { deviceId: this.deviceId }): Promise<StatusReport> {
+    let status: StatusReport | undefined
+    const listener = (s: StatusReport) => (status = s)
+    this.socket.once('sync:status', listener)
+    const reply = (await this.socket.emitWithAck('sync:status', payload)) as Reply
+    this.socket.off('sync:status', listener)
+    if (!reply.ok) throw new Error(`status refused: ${JSON.stringify(reply)}`)
+    if (!status) throw new Error('no sync:status before the ack')
+    return status
+  }
+
+  /** A round trip: everything the server sent this socket before it is received. */
+  async barrier(): Promise<void> {
+    await this.status()
+  }
+
+  async pause(): Promise<void> {
+    const reply = (await this.socket.emitWithAck('sync:pause', {})) as Reply
+    if (!reply.ok) throw new Error(`pause refused: ${JSON.stringify(reply)}`)
+  }
+
+  /** Resumes; returns the pages sent for what this socket missed (applied) and the `sync:complete`. */
+  async resume(): Promise<{ pages: ChangesPage[]; complete: SyncComplete | undefined }> {
+    const firstPage = this.pages.length
+    const firstMessage = this.messages.length
+    const reply = (await this.socket.emitWithAck('sync:resume', {})) as Reply
+    if (!reply.ok) throw new Error(`resume refused: ${JSON.stringify(reply)}`)
+    const pages = this.pages.slice(firstPage)
+    for (const page of pages) for (const change of page.changes) this.apply(change)
+    const complete = this.messages.slice(firstMessage).find((m) => m.event === 'sync:complete')?.payload as SyncComplete | undefined
+    if (complete?.cursor !== undefined) this.cursor = complete.cursor
+    return { pages, complete }
+  }
+
+  /** Live entities (not deleted) as `type:id` → `{ version, data }`, for comparing devices. */
+  liveEntities(): Map<string, { version: number; data: Record<string, unknown> }> {
+    const live = new Map<string, { version: number; data: Record<string, unknown> }>()
+    for (const [key, e] of this.entities) if (!e.deleted) live.set(key, { version: e.version, data: e.data })
+    return live
+  }
+
   apply(change: SyncChange): void {
     const key = `${change.entityType}:${change.entityId}`
     const known = this.entities.get(key)
@@ -102,7 +194,7 @@ export class JsonDevice {
     this.entities.set(key, {
       version: change.version,
       timestamp: change.timestamp,
-      deleted: change.operation === 'delete',
+      deleted: change.operation === SyncOperationType.DELETE,
       data: change.data,
     })
   }
@@ -139,4 +231,23 @@ export class JsonDevice {
   close(): void {
     this.socket.disconnect()
   }
+}
+
+/**
+ * Makes `edit` on a Yjs device's document in one transaction (so one update,
+ * one commit) and returns the server's ack of that update.
+ */
+export async function yjsWrite(device: YjsDevice, edit: (doc: Y.Doc) => void): Promise<Extract<Reply, { ok: true }>> {
+  const send = device.send.bind(device)
+  let ack: Promise<Reply> | undefined
+  device.send = (update) => (ack = send(update))
+  try {
+    device.doc.transact(() => edit(device.doc))
+  } finally {
+    device.send = send
+  }
+  if (!ack) throw new Error('the edit sent no update')
+  const reply = await ack
+  if (!reply.ok) throw new Error(`update refused: ${JSON.stringify(reply)}`)
+  return reply
 }

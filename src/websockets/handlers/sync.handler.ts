@@ -91,7 +91,9 @@ export async function handleSyncRequest(ctx: SyncContext, payload: unknown): Pro
   socket.data.syncInProgress = page.hasMore
   if (!page.hasMore) {
     socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor: page.cursor, serverTimestamp: page.serverTimestamp })
-    goLive(ctx, doc, 'changes', { cursor: page.cursor }, page.cursor)
+    // The device's lastSyncTimestamp is the sync's serverTimestamp (PROTOCOL section 7); the last page
+    // carried every entity change up to it, so it is as good a resume point as the cursor.
+    goLive(ctx, doc, 'changes', { cursor: page.cursor }, page.serverTimestamp)
   }
   return { hasMore: page.hasMore, cursor: page.cursor, serverTimestamp: page.serverTimestamp }
 }
@@ -223,7 +225,7 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
     cursor = page.cursor
     if (!page.hasMore) {
       socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
-      resumeLive(ctx, doc, 'changes', cursor)
+      resumeLive(ctx, doc, 'changes', page.serverTimestamp)
       return { cursor, serverTimestamp: page.serverTimestamp }
     }
   }
