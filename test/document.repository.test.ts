@@ -40,7 +40,7 @@ describe('DocumentRepository on LevelDB', () => {
     store = await openStore(await tempDir())
     const repo = new DocumentRepository(store, { syncWrites: false })
     const record = (id: string, timestamp: number) => ({
-      record: { type: SyncEntityType.CLIP, id, version: 1, fieldVersions: {}, deleted: false, timestamp, deviceId: 'd' },
+      record: { type: SyncEntityType.CLIP, id, version: 1, fields: {}, deleted: false, timestamp, deviceId: 'd' },
       previousTimestamp: undefined,
     })
     // 'a' and 'a\u0000b'-like prefixes must not bleed into each other.

@@ -635,3 +635,25 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
 function clipOf(y: YjsDevice, id = 'c1'): Y.Map<unknown> {
   return entityOf(y, 'clips', id)
 }
+
+describe('conflict records name the field\'s own last change', () => {
+  const t = useServer()
+
+  it('serverVersion carries the version, device and time at which the field last changed, not the entity', async () => {
+    await t.start()
+    const a = await t.jsonDevice('alice', 'dev-a')
+    const b = await t.jsonDevice('alice', 'dev-b')
+    const c = await t.jsonDevice('alice', 'dev-c')
+    await a.write('create', { entityType: 'clip', entityId: 'x', data: { content: 'v1', title: 't' } })
+    const contentChange = await a.write('update', { entityType: 'clip', entityId: 'x', data: { content: 'by a' }, version: 1 })
+    await c.write('update', { entityType: 'clip', entityId: 'x', data: { title: 'by c' }, version: 2 })
+    const stale = await b.write('update', { entityType: 'clip', entityId: 'x', data: { content: 'by b' }, version: 1 })
+    expect(stale.conflicts).toHaveLength(1)
+    await waitFor(() => b.conflicts.length === 1, 'the conflict event')
+    expect(b.conflicts[0]).toMatchObject({
+      field: 'content',
+      serverVersion: { value: 'by a', version: 2, deviceId: 'dev-a', timestamp: contentChange.serverTimestamp },
+      clientVersion: { value: 'by b', version: 1, deviceId: 'dev-b' },
+    })
+  })
+})

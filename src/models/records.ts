@@ -5,14 +5,20 @@
  */
 import type { SyncConflict, SyncEntityType } from '../types/sync.js'
 
+export interface FieldChange {
+  version: number
+  deviceId: string
+  timestamp: number
+}
+
 /** One entity's entry in the index: its server version and when each field last changed. */
 export interface EntityRecord {
   type: SyncEntityType
   id: string
   /** Starts at 1 and grows by one with every applied change, whatever its path. */
   version: number
-  /** Field name → the entity version at which that field last changed. */
-  fieldVersions: Record<string, number>
+  /** Field name → the last change of that field: entity version, device and server time. */
+  fields: Record<string, FieldChange>
   deleted: boolean
   /** Server commit clock value of the last change (ms). */
   timestamp: number

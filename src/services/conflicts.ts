@@ -27,9 +27,9 @@ export function newConflict(c: ConflictInput): SyncConflict {
     field: c.field,
     serverVersion: {
       value: c.serverValue,
-      version: c.record?.fieldVersions[c.field] ?? c.record?.version ?? 0,
-      deviceId: c.record?.deviceId ?? '',
-      timestamp: c.record?.timestamp ?? 0,
+      version: c.record?.fields[c.field]?.version ?? c.record?.version ?? 0,
+      deviceId: c.record?.fields[c.field]?.deviceId ?? c.record?.deviceId ?? '',
+      timestamp: c.record?.fields[c.field]?.timestamp ?? c.record?.timestamp ?? 0,
     },
     clientVersion: { value: c.clientValue, version: c.clientVersion, deviceId: c.clientDeviceId, timestamp: c.at },
     createdAt: c.at,

@@ -88,20 +88,24 @@ export interface IndexWrite {
  * timestamp (N entities, N consecutive clock values). Updates `sync.entities`.
  */
 export function recordTouched(sync: SyncDocument, touched: readonly TouchedEntity[], deviceId: string): IndexWrite[] {
-  return touched.map(({ spec, id, fields }) => {
+  if (touched.length === 0) return []
+  // One wall-clock reading per commit: its N entity changes get N consecutive timestamps.
+  let timestamp = sync.tick(touched.length) - 1
+  return touched.map(({ spec, id, fields: changed }) => {
     const key = entityKey(spec.type, id)
     const previous = sync.entities.get(key)
     const version = (previous?.version ?? 0) + 1
-    const fieldVersions = { ...previous?.fieldVersions }
-    for (const f of fields) fieldVersions[f] = version
+    timestamp++
+    const fields = { ...previous?.fields }
+    for (const f of changed) fields[f] = { version, deviceId, timestamp }
     const map = entityMap(sync.doc, spec, id)
     const record: EntityRecord = {
       type: spec.type,
       id,
       version,
-      fieldVersions,
+      fields,
       deleted: map?.get(DELETED) === true,
-      timestamp: sync.tick(),
+      timestamp,
       deviceId,
     }
     sync.entities.set(key, record)

@@ -88,7 +88,7 @@ async function apply(
   for (const [field, value] of Object.entries(change.data)) {
     const fieldSpec = spec.fields[field]
     if (!fieldSpec) continue
-    if (existing && fieldSpec.kind === 'manual' && record && change.version < (record.fieldVersions[field] ?? 0)) {
+    if (existing && fieldSpec.kind === 'manual' && record && change.version < (record.fields[field]?.version ?? 0)) {
       const current = existing.get(field)
       if (!jsonEqual(current, value)) {
         conflicts.push(

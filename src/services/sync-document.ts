@@ -57,9 +57,13 @@ export class SyncDocument {
     return this.nextSeq - this.firstSeq
   }
 
-  /** Next commit clock value: `max(wall clock, previous + 1)` (PROTOCOL section 5). */
-  tick(): number {
-    this.clock = Math.max(Date.now(), this.clock + 1)
-    return this.clock
+  /**
+   * Takes `count` consecutive commit clock values and returns the first:
+   * `max(wall clock, previous + 1)`, then one more per entity change (PROTOCOL section 5).
+   */
+  tick(count = 1): number {
+    const first = Math.max(Date.now(), this.clock + 1)
+    this.clock = first + Math.max(count, 1) - 1
+    return first
   }
 }

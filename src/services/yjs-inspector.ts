@@ -115,6 +115,30 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
   return overwrites
 }
 
+/**
+ * The update holds nothing the document lacks: every struct is known and
+ * every deletion already done. A reconnecting device's reply to the server's
+ * state vector always carries its whole delete set, so this is common.
+ */
+export function addsNothing(doc: Y.Doc, decoded: Decoded): boolean {
+  for (const s of decoded.structs) {
+    if (!(s instanceof Y.Skip) && s.id.clock + s.length > Y.getState(doc.store, s.id.client)) return false
+  }
+  for (const [client, ranges] of decoded.ds.clients) {
+    const structs = doc.store.clients.get(client)
+    const state = Y.getState(doc.store, client)
+    for (const { clock, len } of ranges) {
+      if (!structs || clock + len > state) return false
+      for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
+        const s = structs[i]
+        if (!s || s.id.clock >= clock + len) break
+        if (!s.deleted) return false
+      }
+    }
+  }
+  return true
+}
+
 /** The entity whose map `type` is, if it is one. */
 function entityOf(
   type: Parent['type'],

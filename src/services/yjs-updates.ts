@@ -15,7 +15,7 @@ import { entityKey } from '../models/records.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate } from './update-validator.js'
-import { inspectUpdate } from './yjs-inspector.js'
+import { addsNothing, inspectUpdate } from './yjs-inspector.js'
 
 export interface Author {
   userId: string
@@ -41,7 +41,7 @@ export async function applyYjsUpdate(
   wantChanges: boolean,
 ): Promise<AppliedUpdate> {
   const decoded = decodeClientUpdate(update)
-  if (isEmptyUpdate(decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
+  if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
   const overwrites = inspectUpdate(sync.doc, decoded)
 
   const transactions: Y.Transaction[] = []
