@@ -9,22 +9,39 @@
  * Y.Docs, in this process. Prints a table, then one JSON line with every
  * number. Not a test: only sanity checks, reported under "Checks".
  *
+ * Beside the Yjs path it measures the JSON path (PROTOCOL section 5) in the
+ * same run: change records applied per second against Yjs updates of the same
+ * clips on the same server, a JSON device's full change-log sync of the
+ * initial-sync document next to the Yjs sync of it, and, in-process, what
+ * conflict detection and indexing add to Y.applyUpdate on the Yjs path.
+ *
  * Progress goes to stderr. BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. `--cpu-prof --cpu-prof-dir=.bench/prof` to profile it).
  */
 import { createRequire } from 'node:module'
 import os from 'node:os'
+import {
+  changeLogProbe,
+  runChangeRates,
+  type ChangeLogSample,
+  type ChangeLogSyncResult,
+  type ChangeRateResult,
+  type ChangeRateSpec,
+  type PathRate,
+} from './bench/changes.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
   runInitialSync,
   runLatency,
   runThroughput,
+  type InitialSyncResult,
   type SyncSample,
   type ThroughputResult,
   type ThroughputSpec,
 } from './bench/scenarios.js'
 import { cleanupSync, machineCpu, serverCpuTotal } from './bench/server.js'
 import { fmt, mean, round, table } from './bench/stats.js'
+import { measureYjsPath, type PathRates, type YjsPathResult } from './bench/yjs-path.js'
 
 /** The whole run is aborted (children killed, temp dirs removed) past this. */
 const WATCHDOG_MS = 6 * 60_000
@@ -43,6 +60,16 @@ const SYNC_CLIPS = 10_000
 const SYNC_CHUNK = 1000
 const SYNC_WARM_REPS = 7
 const SYNC_COLD_REPS = 3
+/** JSON devices creating clips with change records, against Yjs devices creating the same clips, same server. */
+const CHANGE_RATES: ChangeRateSpec[] = [
+  { name: '1 user x 1 device', devices: 1, window: 8, changesPerDevice: 4000, warmupPerDevice: 300, timeLimitMs: 8000 },
+  { name: '1 user x 10 devices', devices: 10, window: 8, changesPerDevice: 400, warmupPerDevice: 30, timeLimitMs: 8000 },
+]
+/** Page sizes of the full change-log sync of the initial-sync document (null: the server's default, 500). */
+const CHANGE_LOG_LIMITS = [5000, null]
+const CHANGE_LOG_WARM_REPS = 5
+/** Page sizes also measured right after a restart (one restart, one sync each). */
+const CHANGE_LOG_COLD_LIMITS = [5000]
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -87,26 +114,50 @@ async function main(): Promise<void> {
     level: versionOf('level'),
   }
 
+  // Wall time of each part of the run, s.
+  const partSec: Record<string, number> = {}
+  let lapAt = performance.now()
+  const lap = (part: string) => {
+    const now = performance.now()
+    partSec[part] = (now - lapAt) / 1000
+    lapAt = now
+  }
+
   const machine0 = await machineCpu()
   const bench0 = process.cpuUsage()
   const load0 = os.loadavg()[0] ?? 0
 
   progress('raw limits: Y.applyUpdate ...')
   const apply = measureApply()
+  lap('rawApply')
+  progress('in-process: conflict detection and indexing on the Yjs path ...')
+  const yjsPath = await measureYjsPath()
+  lap('yjsPath')
   progress('raw limits: LevelDB ...')
   const levelStart = await measureLevel()
+  lap('rawLevel')
 
   const throughput: ThroughputResult[] = []
   for (const spec of THROUGHPUT) {
     progress(`throughput: ${spec.name}, ${spec.window} in flight ...`)
     throughput.push(await runThroughput(spec))
   }
+  lap('throughput')
+  const changeRates = await runChangeRates(CHANGE_RATES, (spec) =>
+    progress(`change records vs Yjs updates: ${spec.name}, ${spec.window} in flight ...`),
+  )
+  lap('changeRates')
   progress('latency: 2 devices, one update at a time ...')
   const latency = await runLatency(LATENCY_UPDATES, 10_000)
-  progress(`initial sync: ${SYNC_CLIPS} clips ...`)
-  const initialSync = await runInitialSync(SYNC_CLIPS, SYNC_CHUNK, SYNC_WARM_REPS, SYNC_COLD_REPS)
+  lap('latency')
+  progress(`initial sync: ${SYNC_CLIPS} clips, Yjs and change-log devices ...`)
+  const changeLog = changeLogProbe(CHANGE_LOG_LIMITS, CHANGE_LOG_WARM_REPS, CHANGE_LOG_COLD_LIMITS)
+  const initialSync = await runInitialSync(SYNC_CLIPS, SYNC_CHUNK, SYNC_WARM_REPS, SYNC_COLD_REPS, changeLog.probe)
+  const changeLogSync = changeLog.result()
+  lap('initialSync')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
+  lap('rawLevelEnd')
   const totalSec = (performance.now() - started) / 1000
 
   // Other processes on this machine during the run: machine busy time minus the bench's and its servers'.
@@ -255,6 +306,9 @@ async function main(): Promise<void> {
   log('   srv CPU = server CPU from connect to complete (after a restart: includes loading the document from LevelDB).')
   log('   client apply = Y.applyUpdate of the response into the empty doc, timed after sync:complete.')
   log()
+  reportChangeRates(changeRates)
+  reportChangeLogSync(s, changeLogSync)
+  reportYjsPath(yjsPath)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -274,8 +328,53 @@ async function main(): Promise<void> {
     `   latency run: ${latency.updates} acked, ${latency.failed} refused, ${latency.delivered} delivered; devices converged: ${latency.converged ? 'yes' : 'NO'}`,
   )
   log(`   initial sync: every fresh device got all ${fmt(s.clips)} clips`)
-  log(`Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}`)
+  for (const r of changeRates) {
+    for (const p of [r.json, r.yjs]) {
+      const problems = [
+        p.failed > 0 ? `${p.failed} refused (first: ${p.firstError})` : '',
+        p.unanswered > 0 ? `${p.unanswered} unanswered after the grace period` : '',
+        p.oddAcks > 0 ? `${p.oddAcks} acks not version 1 without conflicts` : '',
+        p.delivered < p.deliveriesExpected ? `${p.deliveriesExpected - p.delivered} relays missing` : '',
+        p.unmatchedRelays > 0 ? `${p.unmatchedRelays} unexpected relays` : '',
+        p.verifiedClips < p.expectedClipsMin || p.verifiedClips > p.expectedClipsMax
+          ? `a fresh device saw ${p.verifiedClips} clips, expected ${p.expectedClipsMin}..${p.expectedClipsMax}`
+          : '',
+      ].filter(Boolean)
+      const ok = `ok: every change acked, every relay delivered, a fresh ${p.path === 'json' ? 'JSON' : 'Yjs'} device saw all ${fmt(p.verifiedClips)} clips`
+      log(`   ${r.name}, ${p.path === 'json' ? 'change records' : 'Yjs updates'}: ${problems.length === 0 ? ok : problems.join('; ')}`)
+    }
+    if (r.deviceErrors.length > 0) log(`   ${r.name}: device errors: ${r.deviceErrors.join('; ')}`)
+  }
+  log(
+    changeLogSync.complete
+      ? `   change-log sync: every fresh JSON device got all ${fmt(changeLogSync.expectedClips)} clips, one record each`
+      : `   change-log sync: ${changeLogSync.problems.join('; ')}`,
+  )
+  const pathKinds = [
+    ['writer saw the value', yjsPath.seen, 0, 0],
+    ['blind overwrites, Yjs keeps the current value', yjsPath.blindKept, 1, 0],
+    ['blind overwrites, Yjs takes the stale one', yjsPath.blindRestored, 1, 1],
+  ] as const
+  for (const [label, p, conflicts, writeBacks] of pathKinds) {
+    const ok =
+      p.overwritesPerUpdate === conflicts && p.conflictsPerUpdate === conflicts && p.fixupsPerUpdate === writeBacks && p.valuesRight
+    log(
+      `   Yjs path, ${label}: ${ok ? 'ok' : 'WRONG'}: per update ${fmt(p.overwritesPerUpdate, 2)} overwrites found, ` +
+        `${fmt(p.conflictsPerUpdate, 2)} conflicts, ${fmt(p.fixupsPerUpdate, 2)} write-backs (expected ${conflicts}, ${conflicts}, ${writeBacks}); ` +
+        `values after applyYjsUpdate ${p.valuesRight ? 'as expected' : 'WRONG'}`,
+    )
+  }
+  log(
+    `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
+      `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}`,
+  )
   log(`Total bench time: ${fmt(totalSec, 1)} s`)
+  const part = (name: string) => fmt(partSec[name], 1)
+  log(
+    `   by part, s: raw Y.applyUpdate ${part('rawApply')}, Yjs path in-process (6.) ${part('yjsPath')}, LevelDB ${part('rawLevel')} + ${part('rawLevelEnd')},` +
+      ` throughput (1.) ${part('throughput')}, change records vs Yjs (4.) ${part('changeRates')}, latency (2.) ${part('latency')},` +
+      ` initial sync (3.) and change-log sync (5.) ${part('initialSync')}, of which 5. ${fmt(s.probeSec, 1)} (restart included).`,
+  )
   if (contention) {
     const share = contention.otherCoreSec / (totalSec * machine.cpus)
     log(
@@ -291,16 +390,152 @@ async function main(): Promise<void> {
         bench: 'superclip-sync',
         date: new Date().toISOString(),
         totalSec,
+        partSec,
         machine,
         contention,
         raw: { apply, levelStart, levelEnd, levelMean: level },
         throughput: throughput.map((r) => ({ ...r, ...ratios(r) })),
         latency,
         initialSync,
+        changeRates,
+        changeLogSync,
+        yjsPath,
       }),
     ),
   )
   clearTimeout(watchdog)
+}
+
+function reportChangeRates(rates: readonly ChangeRateResult[]): void {
+  log('4. Change records (JSON devices) against Yjs updates: new clips acknowledged per second, same server, same run')
+  log('   JSON: sync:entity_created {id, entityType, entityId, data: {content, contentType, createdAt}, version: 0}; Yjs: sync:update')
+  log('   of the same clip as a Y.Map. Each path has its own user; phases alternate JSON, Yjs, Yjs, JSON (after a warm-up of each).')
+  const row = (r: ChangeRateResult, p: PathRate) => [
+    r.name,
+    p.path === 'json' ? 'change records' : 'Yjs updates',
+    fmt(r.window),
+    fmt(p.acked),
+    fmt(p.wallSec, 2),
+    fmt(p.ackedPerSec),
+    fmt(p.serverCpuUsPerChange),
+    fmt(p.ackP50Ms, 2),
+    fmt(p.ackP99Ms, 2),
+    fmt(p.deliveryP50Ms, 2),
+    fmt(p.deliveryP99Ms, 2),
+  ]
+  log(
+    table(
+      ['scenario', 'path', 'window', 'acked', 'wall s', 'acked/s', 'srv CPU µs/change', 'ack p50', 'ack p99', 'delivery p50', 'delivery p99'],
+      rates.flatMap((r) => [
+        row(r, r.json),
+        row(r, r.yjs),
+        [
+          r.name,
+          'JSON ÷ Yjs',
+          '',
+          '',
+          '',
+          `${fmt(r.ratio.ackedPerSec, 2)}x`,
+          `${fmt(r.ratio.serverCpuPerChange, 2)}x`,
+          `${fmt(r.ratio.ackP50, 2)}x`,
+          `${fmt(r.ratio.ackP99, 2)}x`,
+          '',
+          '',
+        ],
+      ]),
+    ),
+  )
+  log('   acked/s = acked ÷ the measured phases\' (first send … last ack) summed; srv CPU = server utime+stime over those phases')
+  log('   per acked change. Latencies in ms; delivery = the change reaching the user\'s other devices (sync:entity_created, or')
+  log('   the relayed sync:update); devices count and time what they receive but keep nothing.')
+  log()
+}
+
+function reportChangeLogSync(s: InitialSyncResult, c: ChangeLogSyncResult): void {
+  log(`5. Full change-log sync (JSON device) of the ${fmt(s.clips)}-clip document of 3., beside its Yjs initial sync (same server, same run)`)
+  const yjsRow = (label: string, m: SyncSample, n: number) => [
+    `Yjs state vector, ${label} (median of ${n})`,
+    fmt(m.requestToCompleteMs, 1),
+    fmt(m.requestToResponseMs, 1),
+    fmt(m.totalMs, 1),
+    '1',
+    fmt(m.updateBytes),
+    fmt(m.wireBytes),
+    fmt(m.serverCpuMs, 0),
+    fmt(m.clientApplyMs, 1),
+  ]
+  const jsonRow = (label: string, limit: number | null, m: ChangeLogSample | null, n: number) => [
+    `JSON change log, limit ${limit === null ? 'default (500)' : fmt(limit)}, ${label} (${n === 1 ? 'one run' : `median of ${n}`})`,
+    fmt(m?.requestToCompleteMs, 1),
+    fmt(m?.firstPageMs, 1),
+    fmt(m?.totalMs, 1),
+    fmt(m?.pages),
+    fmt(m?.changesJsonBytes),
+    fmt(m?.wireBytes),
+    fmt(m?.serverCpuMs, 0),
+    'in the time',
+  ]
+  const rows = [
+    yjsRow('doc loaded', s.warmMedian, s.warm.length),
+    ...c.rows.map((r) => jsonRow('doc loaded', r.limit, r.warmMedian, r.warm.length)),
+    yjsRow('after a restart', s.coldMedian, s.cold.length),
+    ...c.rows.filter((r) => r.cold.length > 0).map((r) => jsonRow('after a restart', r.limit, r.coldMedian, r.cold.length)),
+  ]
+  log(
+    table(['fresh device', 'request→complete', 'request→1st page', 'connect→complete', 'pages', 'payload B', 'wire B', 'srv CPU', 'client decode'], rows),
+  )
+  for (const r of c.rows) {
+    const m = r.warmMedian
+    if (!m) continue
+    log(
+      `   limit ${r.limit === null ? 'default' : fmt(r.limit)}, doc loaded: ${fmt(m.requestToCompleteMs / s.warmMedian.requestToCompleteMs, 2)}x the Yjs time,` +
+        ` ${fmt(m.changesJsonBytes / s.warmMedian.updateBytes, 2)}x its payload bytes, ${fmt((m.wireBytes ?? Number.NaN) / (s.warmMedian.wireBytes ?? Number.NaN), 2)}x its wire bytes,` +
+        ` ${fmt(m.serverCpuMs / s.warmMedian.serverCpuMs, 2)}x its server CPU; ${fmt((m.serverCpuMs * 1000) / m.changes)} µs server CPU per record.`,
+    )
+  }
+  log('   Times in ms. JSON: request→complete = first sync:request to sync:complete, each next page asked for as soon as the')
+  log('   previous one arrives (lastSyncTimestamp: cursor); it includes socket.io-client parsing the JSON. Yjs: the binary update')
+  log('   still has to be applied after that (client decode = Y.applyUpdate, timed after sync:complete). payload B = JSON text')
+  log('   length of the pages\' `changes` (JSON) or byte size of the update (Yjs); wire B = TCP bytes read from request to complete')
+  log('   (permessage-deflate on frames over 32 KiB). srv CPU from connect to complete (after a restart: includes the load).')
+  log()
+}
+
+function reportYjsPath(y: YjsPathResult): void {
+  log(`6. Conflict detection on the Yjs path, in-process (no server): small updates writing \`content\` (a manual field) of`)
+  log(
+    `   existing clips of a ${fmt(y.clips)}-clip document, ${fmt(y.updates)} per batch (${fmt(y.meanUpdateBytes)} B mean), median of ${y.rounds} batches; updates per CPU-second`,
+  )
+  const row = (label: string, p: PathRates) => [
+    label,
+    fmt(p.applyPerSec),
+    fmt(p.inspectPerSec),
+    fmt(p.serverWorkPerSec),
+    fmt(p.applyYjsUpdatePerSec),
+    `${fmt(p.costRatio, 2)}x`,
+    `${fmt(p.fullCostRatio, 2)}x`,
+    `${fmt(p.applyUs, 1)} / ${fmt(p.decodeUs, 1)} / ${fmt(p.inspectUs, 1)} / ${fmt(p.indexUs, 1)} / ${fmt(p.restOfPathUs, 1)}`,
+  ]
+  log(
+    table(
+      ['updates', '(a) applyUpdate', '(d) decode+inspect', '(b) server work', '(c) applyYjsUpdate', 'b/a', 'c/a', 'µs/upd: a / decode / d / b-a-d / c-b'],
+      [
+        row('made by a device that saw the value', y.seen),
+        row('blind overwrites, Yjs keeps current value', y.blindKept),
+        row('blind overwrites, Yjs takes stale value', y.blindRestored),
+      ],
+    ),
+  )
+  log('   (a) Y.applyUpdate alone. (d) decodeClientUpdate + inspectUpdate, not applied (decode = decodeClientUpdate alone).')
+  log('   (b) the server\'s Yjs path work: decode + inspect + apply in a transaction + touchedEntities/recordTouched on a')
+  log('   SyncDocument. (c) applyYjsUpdate itself, 8 calls in flight, each 8 settled by one group commit (store stubbed): (b)')
+  log('   plus conflict records, the current value written back, the commit. b/a, c/a = cost per update relative to (a).')
+  log('   b-a-d = the transaction wrapper and the entity index; c-b = the rest of applyYjsUpdate. Rates are updates per second')
+  log('   of this process\'s CPU time (user+sys, GC included), so that a busy machine skews no path; medians over the batches.')
+  log('   Blind overwrites: made on a stale replica after another device changed the field; each is a conflict. Of two')
+  log('   concurrent writes Yjs keeps the one of the higher client id: when that is the stale one, the server writes the current')
+  log('   value back (a second transaction and update). Both cases are measured, with client ids chosen for each.')
+  log()
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -35,7 +35,7 @@ export interface SyncTiming {
   wireBytes: number | undefined
 }
 
-function field(o: unknown, key: string): unknown {
+export function field(o: unknown, key: string): unknown {
   return typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[key] : undefined
 }
 
@@ -51,13 +51,14 @@ export function updateKey(update: Uint8Array): string {
 }
 
 /** Bytes read so far by the socket under the engine.io websocket transport (ws's net.Socket). */
-function tcpBytesRead(socket: Socket): number | undefined {
+export function tcpBytesRead(socket: Socket): number | undefined {
   const netSocket = field(field(field(field(socket.io, 'engine'), 'transport'), 'ws'), '_socket')
   const n = field(netSocket, 'bytesRead')
   return typeof n === 'number' ? n : undefined
 }
 
-const CONTENT = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit'
+/** A clip's text: every clip the benchmark makes, on either path, is this plus ` #n`. */
+export const CONTENT = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit'
 
 export class BenchDevice {
   readonly doc = new Y.Doc()

@@ -10,7 +10,7 @@ import { BENCH_SECRET, countFsyncs, makeTempDir, removeTempDir, startServer, typ
 import { mean, median, percentile, sleep, waitUntil } from './stats.js'
 
 const tokens = new Map<string, Promise<string>>()
-function tokenFor(userId: string): Promise<string> {
+export function tokenFor(userId: string): Promise<string> {
   let t = tokens.get(userId)
   if (!t) {
     t = signToken(BENCH_SECRET, { userId, plan: 'pro' })
@@ -373,6 +373,8 @@ export interface InitialSyncResult {
   warmMedian: SyncSample
   coldMedian: SyncSample
   serverStartMs: number[]
+  /** Time spent in the probe's measurements and restarts, s (0 without a probe). */
+  probeSec: number
 }
 
 function medianSample(samples: readonly SyncSample[]): SyncSample {
@@ -416,12 +418,29 @@ async function freshDeviceSync(server: ServerHandle, userId: string, deviceId: s
   }
 }
 
+/** More measurements on the document runInitialSync builds (e.g. other kinds of device syncing it). */
+export interface SameDocumentProbe {
+  /** Runs after the warm syncs, with the document loaded in the server. */
+  warm(server: ServerHandle, userId: string, clips: number): Promise<void>
+  /** Extra restarts after the cold syncs; `cold` runs right after each, before anything else connects. */
+  coldRuns: number
+  cold(server: ServerHandle, userId: string, run: number): Promise<void>
+}
+
 /**
  * One device pushes `clips` clips in chunks; then fresh devices sync it from
  * nothing, `warmReps` times with the document loaded in the server, and
  * `coldReps` times right after a server restart (loaded from LevelDB).
+ * A `probe` measures more on the same document: after the warm syncs, and
+ * after its own restarts following the cold ones.
  */
-export async function runInitialSync(clips: number, chunk: number, warmReps: number, coldReps: number): Promise<InitialSyncResult> {
+export async function runInitialSync(
+  clips: number,
+  chunk: number,
+  warmReps: number,
+  coldReps: number,
+  probe?: SameDocumentProbe,
+): Promise<InitialSyncResult> {
   const dir = await makeTempDir('superclip-bench-data-')
   let server = await startServer(dir)
   const serverStartMs = [server.startMs]
@@ -445,6 +464,10 @@ export async function runInitialSync(clips: number, chunk: number, warmReps: num
 
     const warm: SyncSample[] = []
     for (let i = 0; i < warmReps; i++) warm.push(await freshDeviceSync(server, userId, `reader-warm-${i}`))
+    let probeMs = 0
+    const probeStart = performance.now()
+    await probe?.warm(server, userId, clips)
+    probeMs += performance.now() - probeStart
     const cold: SyncSample[] = []
     for (let i = 0; i < coldReps; i++) {
       await server.stop()
@@ -452,6 +475,14 @@ export async function runInitialSync(clips: number, chunk: number, warmReps: num
       serverStartMs.push(server.startMs)
       cold.push(await freshDeviceSync(server, userId, `reader-cold-${i}`))
     }
+    const probeColdStart = performance.now()
+    for (let i = 0; i < (probe?.coldRuns ?? 0); i++) {
+      await server.stop()
+      server = await startServer(dir)
+      serverStartMs.push(server.startMs)
+      await probe?.cold(server, userId, i)
+    }
+    probeMs += performance.now() - probeColdStart
     for (const s of [...warm, ...cold]) {
       if (s.clips !== clips) throw new Error(`initial sync delivered ${s.clips} clips, expected ${clips}`)
     }
@@ -465,6 +496,7 @@ export async function runInitialSync(clips: number, chunk: number, warmReps: num
       warmMedian: medianSample(warm),
       coldMedian: medianSample(cold),
       serverStartMs,
+      probeSec: probeMs / 1000,
     }
   } finally {
     await server.stop()
