@@ -4,13 +4,11 @@
  * broadcast as usual), and the conflict is marked resolved. An unknown or
  * already resolved id is CONFLICT_NOT_FOUND.
  */
-import * as Y from 'yjs'
 import { ENTITY_SPECS } from '../models/entity-schema.js'
-import type { TransactionOrigin } from '../types/origins.js'
 import type { SyncChange, SyncConflict } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
-import { captureUpdates } from './capture.js'
-import { entityMap, recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
+import { entityMap, toSyncChange } from './entity-index.js'
+import { transactIndexed } from './indexed-transaction.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
@@ -46,16 +44,10 @@ export async function resolveConflict(
   const map = entityMap(sync.doc, spec, open.entityId)
   if (!map) throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${open.entityId} does not exist`)
 
-  const transactions: Y.Transaction[] = []
-  const origin: TransactionOrigin = { source: 'changes', deviceId: author.deviceId }
   // A plain set even when the value is unchanged: the resolution is a change of its own (version + 1).
-  const [update] = captureUpdates(sync.doc, () =>
-    Y.transact(sync.doc, (tr) => {
-      transactions.push(tr)
-      map.set(open.field, parsed.data)
-    }, origin),
+  const { update, indexWrites } = transactIndexed(sync, { source: 'changes', deviceId: author.deviceId }, () =>
+    map.set(open.field, parsed.data),
   )
-  const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), author.deviceId)
   const conflict: SyncConflict = {
     ...open,
     resolved: true,

@@ -13,13 +13,12 @@ import * as Y from 'yjs'
 import { DELETED, DELETED_AT, ENTITY_SPECS, type EntitySpec, type FieldSpec } from '../models/entity-schema.js'
 import type { ChangeResult } from '../models/records.js'
 import { entityKey } from '../models/records.js'
-import type { TransactionOrigin } from '../types/origins.js'
 import type { SyncChange, SyncConflict, SyncEntityType } from '../types/sync.js'
 import { SyncOperationType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
-import { captureUpdates } from './capture.js'
 import { jsonEqual, newConflict } from './conflicts.js'
-import { entityMap, recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
+import { entityMap, toSyncChange } from './entity-index.js'
+import { transactIndexed } from './indexed-transaction.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
@@ -113,22 +112,11 @@ async function apply(
   if (change.operation === SyncOperationType.DELETE) writes.push([DELETED, true], [DELETED_AT, at])
   else if (existing?.get(DELETED) === true && change.operation === SyncOperationType.CREATE) writes.push([DELETED, false])
 
-  const transactions: Y.Transaction[] = []
-  const origin: TransactionOrigin = { source: 'changes', deviceId: author.deviceId }
-  const [update] = captureUpdates(sync.doc, () =>
-    Y.transact(
-      sync.doc,
-      (tr) => {
-        transactions.push(tr)
-        const map = existing ?? new Y.Map<unknown>()
-        if (!existing) sync.doc.getMap<unknown>(spec.collection).set(change.entityId, map)
-        for (const [field, value] of writes) writeField(map, spec, field, value)
-      },
-      origin,
-    ),
-  )
-  const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), author.deviceId)
-  if (indexWrites.length === 0) sync.tick()
+  const { update, indexWrites } = transactIndexed(sync, { source: 'changes', deviceId: author.deviceId }, () => {
+    const map = existing ?? new Y.Map<unknown>()
+    if (!existing) sync.doc.getMap<unknown>(spec.collection).set(change.entityId, map)
+    for (const [field, value] of writes) writeField(map, spec, field, value)
+  })
   for (const c of conflicts) sync.conflicts.set(c.id, c)
   const after = sync.entities.get(key)
   const result: ChangeResult = {

@@ -117,9 +117,11 @@ function goLive(
 
 const author = (socket: SyncSocket): Author => ({ userId: socket.data.userId, deviceId: socket.data.deviceId })
 
-/** Whether any live JSON socket of the user would receive change records. */
-const jsonListeners = (ctx: SyncContext): boolean =>
-  (ctx.io.sockets.adapter.rooms.get(liveChangesRoom(ctx.socket.data.userId))?.size ?? 0) > 0
+/** Whether a live JSON socket of the user other than this one would receive change records. */
+function jsonListeners(ctx: SyncContext): boolean {
+  const room = ctx.io.sockets.adapter.rooms.get(liveChangesRoom(ctx.socket.data.userId))
+  return (room?.size ?? 0) - (room?.has(ctx.socket.id) ? 1 : 0) > 0
+}
 
 /** `sync:update`: applied, stored durably, acknowledged, and relayed to the user's other sockets. */
 export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Promise<Result> {
@@ -142,42 +144,42 @@ export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Prom
 
 /** `sync:entity_created | _updated | _deleted`: one change record into the document. */
 export async function handleEntityChange(ctx: SyncContext, operation: SyncOperationType, payload: unknown): Promise<Result> {
-  const { socket, services, io } = ctx
+  const { socket, services } = ctx
   const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
   const doc = await ctx.lease.document
   const applied = await services.sync.applyChange(doc, change, author(socket), jsonListeners(ctx))
-  if (!applied.duplicate) {
-    const { serverTimestamp } = applied.result
-    if (applied.update) {
-      io.to(liveYjsRoom(socket.data.userId)).emit(SyncEventType.UPDATE, {
-        update: applied.update,
-        deviceId: socket.data.deviceId,
-        serverTimestamp,
-      })
-    }
-    for (const c of applied.changes) broadcastEntityChange(io, c, socket.id)
-    emitConflicts(io, applied.conflicts)
-  }
+  if (!applied.duplicate) fanOut(ctx, applied.update, applied.result.serverTimestamp, applied.changes, applied.conflicts)
   return { ...applied.result }
 }
 
 /** `sync:conflict`: resolves a recorded conflict by `server`, `client` or `merged` data. */
 export async function handleConflictResolution(ctx: SyncContext, payload: unknown): Promise<Result> {
-  const { socket, services, io } = ctx
+  const { socket, services } = ctx
   const resolution = parseConflictResolution(payload)
   const doc = await ctx.lease.document
   const resolved = await services.sync.resolveConflict(doc, resolution, author(socket), jsonListeners(ctx))
   const { serverTimestamp } = resolved
-  if (resolved.update) {
-    io.to(liveYjsRoom(socket.data.userId)).emit(SyncEventType.UPDATE, {
-      update: resolved.update,
-      deviceId: socket.data.deviceId,
-      serverTimestamp,
-    })
-  }
-  for (const c of resolved.changes) broadcastEntityChange(io, c, socket.id)
-  emitConflicts(io, [resolved.conflict])
+  fanOut(ctx, resolved.update, serverTimestamp, resolved.changes, [resolved.conflict])
   return { conflictId: resolved.conflict.id, entityId: resolved.conflict.entityId, version: resolved.version, serverTimestamp }
+}
+
+/**
+ * Tells the user's other devices about a change this socket made on the JSON
+ * path: its Yjs update to every live Yjs socket, its change records to the
+ * other live JSON sockets, and its conflicts to every socket.
+ */
+function fanOut(
+  ctx: SyncContext,
+  update: Uint8Array | undefined,
+  serverTimestamp: number,
+  changes: readonly SyncChange[],
+  conflicts: readonly SyncConflict[],
+): void {
+  const { socket, io } = ctx
+  const { userId, deviceId } = socket.data
+  if (update) io.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update, deviceId, serverTimestamp })
+  for (const c of changes) broadcastEntityChange(io, c, socket.id)
+  emitConflicts(io, conflicts)
 }
 
 /** `sync:pause`: stop pushing live changes to this socket. */
