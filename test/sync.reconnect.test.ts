@@ -1,5 +1,9 @@
+import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
+import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { openStore } from '../src/repositories/level-store.js'
 import { useServer } from './helpers/fixture.js'
+import { tempDir } from './helpers/server.js'
 
 describe('reconnecting devices', () => {
   const t = useServer()
@@ -27,5 +31,34 @@ describe('reconnecting devices', () => {
     a.addClip('new', 'after reconnects')
     await a.flushed()
     expect(doc?.logCount).toBe((before.log ?? 0) + 1)
+  })
+})
+
+describe('per-device sync state', () => {
+  const t = useServer()
+
+  it('a completed Yjs sync is stored with its time and the state vector the device was brought up to', async () => {
+    const dir = await tempDir()
+    await t.start(dir)
+    const a = await t.device('alice', 'phone')
+    for (let i = 0; i < 3; i++) a.addClip(`c${i}`, `clip ${i}`)
+    await a.flushed()
+    const b = await t.device('alice', 'laptop')
+    const response = b.responses.at(-1)
+    await t.server.stop()
+
+    const store = await openStore(dir)
+    try {
+      const state = await new DocumentRepository(store, { syncWrites: false }).readDevice('alice', 'laptop')
+      expect(state).toEqual({
+        deviceId: 'laptop',
+        mode: 'yjs',
+        lastSyncTimestamp: response?.serverTimestamp,
+        stateVector: Buffer.from(response?.stateVector ?? []).toString('base64'),
+      })
+      expect(Buffer.from(state?.stateVector ?? '', 'base64')).toEqual(Buffer.from(Y.encodeStateVector(a.doc)))
+    } finally {
+      await store.close()
+    }
   })
 })

@@ -49,6 +49,8 @@ export interface DeviceSyncState {
   deviceId: string
   lastSyncTimestamp: number
   mode: 'yjs' | 'changes'
+  /** For a Yjs sync: the server state vector the device was brought up to (base64). */
+  stateVector?: string
 }
 
 export type StoredConflict = SyncConflict

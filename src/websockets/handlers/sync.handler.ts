@@ -112,7 +112,8 @@ function goLive(
   socket.data.mode = mode
   if (socket.data.paused) socket.data.pausedAt = holds
   else void socket.join(mode === 'yjs' ? liveYjsRoom(userId) : liveChangesRoom(userId))
-  services.sync.completeSync(doc, { deviceId, mode, lastSyncTimestamp })
+  const stateVector = 'stateVector' in holds ? { stateVector: Buffer.from(holds.stateVector).toString('base64') } : {}
+  services.sync.completeSync(doc, { deviceId, mode, lastSyncTimestamp, ...stateVector })
 }
 
 const author = (socket: SyncSocket): Author => ({ userId: socket.data.userId, deviceId: socket.data.deviceId })
@@ -217,7 +218,7 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
     const diff = services.sync.diff(doc, missedSince.stateVector)
     socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
-    resumeLive(ctx, doc, 'yjs', diff.serverTimestamp)
+    resumeLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
   let cursor = missedSince.cursor
@@ -227,17 +228,22 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
     cursor = page.cursor
     if (!page.hasMore) {
       socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
-      resumeLive(ctx, doc, 'changes', page.serverTimestamp)
+      resumeLive(ctx, doc, 'changes', { cursor }, page.serverTimestamp)
       return { cursor, serverTimestamp: page.serverTimestamp }
     }
   }
 }
 
-function resumeLive(ctx: SyncContext, doc: SyncDocument, mode: 'yjs' | 'changes', lastSyncTimestamp: number): void {
-  const { socket } = ctx
-  socket.data.paused = false
-  socket.data.pausedAt = undefined
-  goLive(ctx, doc, mode, mode === 'yjs' ? { stateVector: new Uint8Array() } : { cursor: lastSyncTimestamp }, lastSyncTimestamp)
+function resumeLive(
+  ctx: SyncContext,
+  doc: SyncDocument,
+  mode: 'yjs' | 'changes',
+  holds: NonNullable<SyncSocket['data']['pausedAt']>,
+  lastSyncTimestamp: number,
+): void {
+  ctx.socket.data.paused = false
+  ctx.socket.data.pausedAt = undefined
+  goLive(ctx, doc, mode, holds, lastSyncTimestamp)
 }
 
 /** `sync:status`: emits the device's `SyncStatus`, its open conflicts and its plan. */
