@@ -57,7 +57,7 @@ export async function applyJsonChange(
   const inflight = sync.inflightChanges.get(change.id)
   if (inflight) return { ...(await inflight), update: undefined, conflicts: [], changes: [], duplicate: true }
 
-  const promise = apply(sync, committer, change, author, wantChanges)
+  const promise = apply({ sync, committer, change, author, wantChanges })
   sync.inflightChanges.set(change.id, promise)
   try {
     return await promise
@@ -66,13 +66,13 @@ export async function applyJsonChange(
   }
 }
 
-async function apply(
-  sync: SyncDocument,
-  committer: UpdateCommitter,
-  change: ChangeInput,
-  author: Author,
-  wantChanges: boolean,
-): Promise<AppliedChangeResult> {
+async function apply({ sync, committer, change, author, wantChanges }: {
+  sync: SyncDocument
+  committer: UpdateCommitter
+  change: ChangeInput
+  author: Author
+  wantChanges: boolean
+}): Promise<AppliedChangeResult> {
   const spec = ENTITY_SPECS[change.entityType]
   const key = entityKey(spec.type, change.entityId)
   const record = sync.entities.get(key)

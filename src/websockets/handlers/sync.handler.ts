@@ -214,11 +214,14 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
   }
   const doc = await ctx.lease.document
   const { deviceId, userId } = socket.data
+  // Live again from the last reply below, in the same turn (goLive joins the live room).
+  socket.data.paused = false
+  socket.data.pausedAt = undefined
   if ('stateVector' in missedSince) {
     const diff = services.sync.diff(doc, missedSince.stateVector)
     socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
-    resumeLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
+    goLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
   let cursor = missedSince.cursor
@@ -228,22 +231,10 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
     cursor = page.cursor
     if (!page.hasMore) {
       socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
-      resumeLive(ctx, doc, 'changes', { cursor }, page.serverTimestamp)
+      goLive(ctx, doc, 'changes', { cursor }, page.serverTimestamp)
       return { cursor, serverTimestamp: page.serverTimestamp }
     }
   }
-}
-
-function resumeLive(
-  ctx: SyncContext,
-  doc: SyncDocument,
-  mode: 'yjs' | 'changes',
-  holds: NonNullable<SyncSocket['data']['pausedAt']>,
-  lastSyncTimestamp: number,
-): void {
-  ctx.socket.data.paused = false
-  ctx.socket.data.pausedAt = undefined
-  goLive(ctx, doc, mode, holds, lastSyncTimestamp)
 }
 
 /** `sync:status`: emits the device's `SyncStatus`, its open conflicts and its plan. */
