@@ -20,19 +20,27 @@ async function yjsBarrier(y: YjsDevice): Promise<void> {
   await y.socket.emitWithAck('sync:status', { deviceId: y.deviceId })
 }
 
+/** A synced device to connect: `json:` or `yjs:`, then `user/device`. */
+type DeviceSpec = `${'json' | 'yjs'}:${string}/${string}`
+type Connected<S extends readonly DeviceSpec[]> = { -readonly [K in keyof S]: S[K] extends `json:${string}` ? JsonDevice : YjsDevice }
+
 describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7)', () => {
   const t = useServer()
   const unsynced = async (deviceId: string, userId = 'alice') =>
     t.track(await JsonDevice.connectUnsynced(t.server.url, await tokenFor(userId), deviceId))
+  /** Starts the server, then connects and syncs `specs` one after the other, in that order. */
+  async function startWith<const S extends readonly DeviceSpec[]>(...specs: S): Promise<Connected<S>> {
+    await t.start()
+    const devices: (JsonDevice | YjsDevice)[] = []
+    for (const spec of specs) {
+      const [kind, userId = '', deviceId = ''] = spec.split(/[:/]/)
+      devices.push(kind === 'json' ? await t.jsonDevice(userId, deviceId) : await t.device(userId, deviceId))
+    }
+    return devices as Connected<S>
+  }
 
   it("a JSON change reaches the user's other live JSON sockets as sync:entity_* and live Yjs sockets as sync:update; not the sender, not another user", async () => {
-    await t.start()
-    const sender = await t.jsonDevice('alice', 'web')
-    const tablet = await t.jsonDevice('alice', 'tablet')
-    const laptop = await t.jsonDevice('alice', 'laptop')
-    const phone = await t.device('alice', 'phone')
-    const bobJson = await t.jsonDevice('bob', 'web')
-    const bobYjs = await t.device('bob', 'phone')
+    const [sender, tablet, laptop, phone, bobJson, bobYjs] = await startWith('json:alice/web', 'json:alice/tablet', 'json:alice/laptop', 'yjs:alice/phone', 'json:bob/web', 'yjs:bob/phone')
     const bobEvents: string[] = []
     bobYjs.socket.onAny((e: string) => bobEvents.push(e))
 
@@ -90,13 +98,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
   })
 
   it("a Yjs change reaches every live JSON socket of the user as sync:entity_* and its other Yjs sockets, and no other user's", async () => {
-    await t.start()
-    const web = await t.jsonDevice('alice', 'web')
-    const tablet = await t.jsonDevice('alice', 'tablet')
-    const writer = await t.device('alice', 'phone')
-    const other = await t.device('alice', 'laptop')
-    const bobJson = await t.jsonDevice('bob', 'web')
-    const bobYjs = await t.device('bob', 'phone')
+    const [web, tablet, writer, other, bobJson, bobYjs] = await startWith('json:alice/web', 'json:alice/tablet', 'yjs:alice/phone', 'yjs:alice/laptop', 'json:bob/web', 'yjs:bob/phone')
 
     const ack = await yjsWrite(writer, (doc) => {
       doc.getMap('folders').set('f1', new Y.Map<unknown>([['name', 'Work'], ['parentId', null]]))
@@ -126,12 +128,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
   })
 
   it('a paused socket gets no live changes; on sync:resume it gets what it missed as sync:response then sync:complete, then live changes again', async () => {
-    await t.start()
-    const sender = await t.jsonDevice('alice', 'web')
-    const paused = await t.jsonDevice('alice', 'tablet')
-    const pausedYjs = await t.device('alice', 'phone-2')
-    const control = await t.jsonDevice('alice', 'laptop')
-    const writer = await t.device('alice', 'phone')
+    const [sender, paused, pausedYjs, control, writer] = await startWith('json:alice/web', 'json:alice/tablet', 'yjs:alice/phone-2', 'json:alice/laptop', 'yjs:alice/phone')
     await sender.write('create', { entityType: 'clip', entityId: 'c0', data: { content: 'before the pause' } })
     await waitFor(() => paused.entity('clip', 'c0') !== undefined, 'c0 live before the pause')
     await waitFor(() => pausedYjs.clips().has('c0'), 'c0 live on the Yjs socket before the pause')
@@ -181,8 +178,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
   })
 
   it('a resume that missed more than a page sends several sync:response pages, then one sync:complete', async () => {
-    await t.start()
-    const paused = await t.jsonDevice('alice', 'tablet')
+    const [paused] = await startWith('json:alice/tablet')
     await paused.pause()
     const mark = paused.messages.length
     const writer = await t.device('alice', 'phone')
@@ -205,8 +201,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
   })
 
   it('a socket paused before its first sync is not live after that sync until it resumes', async () => {
-    await t.start()
-    const sender = await t.jsonDevice('alice', 'web')
+    const [sender] = await startWith('json:alice/web')
     const early = await unsynced('tablet')
     await early.pause()
     await early.sync()
@@ -222,8 +217,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
   })
 
   it('a socket that has not completed a sync gets no live changes; one in the middle of a paged sync gets them in its later pages', async () => {
-    await t.start()
-    const sender = await t.jsonDevice('alice', 'web')
+    const [sender] = await startWith('json:alice/web')
     for (const id of ['a', 'b', 'c']) await sender.write('create', { entityType: 'clip', entityId: id, data: { content: id } })
     const fresh = await unsynced('fresh')
     const refused = await unsynced('refused')

@@ -88,6 +88,25 @@ async function expectConflictCounts(logs: [socket: JsonDevice | YjsDevice, log: 
   }
 }
 
+/** Each device in turn reconnects and sends what it wrote offline, the next one once the server has acked it. */
+async function reconnectInTurn(...devices: YjsDevice[]): Promise<void> {
+  for (const y of devices) {
+    await y.reconnect()
+    await y.flushed()
+  }
+}
+
+/**
+ * y1 and y2 both wrote clip c1's content offline, y1's 'A' arriving first: `j` hears exactly one
+ * conflict, on that field, with y2's side as `clientVersion`; the devices converge on 'A'.
+ */
+async function expectFirstContentKept(j: JsonDevice, y1: YjsDevice, y2: YjsDevice, clientVersion: Record<string, unknown>): Promise<void> {
+  await expectConflictCounts([[j, j.conflicts]], 1)
+  expect(j.conflicts[0]).toMatchObject({ entityId: 'c1', field: 'content', serverVersion: { value: 'A', deviceId: 'y1' }, clientVersion })
+  await waitFor(() => isDeepStrictEqual(snapshot(y1.doc), snapshot(y2.doc)), 'the devices converge')
+  expect(clipOf(y2).get('content')).toBe('A')
+}
+
 describe('conflicts on manual fields (PROTOCOL section 6)', () => {
   const t = useServer()
 
@@ -184,10 +203,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
       entityOf(y1, m.collection, m.id).set(m.field, m.first)
       entityOf(y2, m.collection, m.id).set(m.field, m.second)
 
-      await y1.reconnect()
-      await y1.flushed()
-      await y2.reconnect()
-      await y2.flushed() // a conflict does not fail the update
+      await reconnectInTurn(y1, y2) // a conflict does not fail the update
 
       await expectConflictCounts([[j, j.conflicts], [y1, log1], [y2, log2]], 1)
       const conflict = log2[0]
@@ -236,21 +252,10 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     y2.goOffline()
     clipOf(y1).set('content', 'A')
     clipOf(y2).set('content', 'B')
-    await y1.reconnect()
-    await y1.flushed()
-    await y2.reconnect()
-    await y2.flushed()
+    await reconnectInTurn(y1, y2)
     // Its value 'B' is no longer in what y2 sends, so it cannot be in the record (PROTOCOL section 4 should say
     // to encode first); the conflict itself, and the kept value, are.
-    await expectConflictCounts([[j, j.conflicts]], 1)
-    expect(j.conflicts[0]).toMatchObject({
-      entityId: 'c1',
-      field: 'content',
-      serverVersion: { value: 'A', deviceId: 'y1' },
-      clientVersion: { deviceId: 'y2' },
-    })
-    await waitFor(() => isDeepStrictEqual(snapshot(y1.doc), snapshot(y2.doc)), 'the devices converge')
-    expect(clipOf(y2).get('content')).toBe('A')
+    await expectFirstContentKept(j, y1, y2, { deviceId: 'y2' })
   })
 
   it('JSON path: conflicts are per field; a write from an older version to a field nobody changed since is no conflict', async () => {
@@ -329,10 +334,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     body2.insert(body2.length, '!')
     await j.write('update', { entityType: 'clip', entityId: 'c1', data: { source: 'web', title: 'title web' }, version: 1 })
 
-    await y1.reconnect()
-    await y1.flushed()
-    await y2.reconnect()
-    await y2.flushed()
+    await reconnectInTurn(y1, y2)
     await waitFor(() => isDeepStrictEqual(snapshot(y1.doc), snapshot(y2.doc)), 'the two devices converge')
     const fresh = await t.device('alice', 'fresh')
     expect(snapshot(fresh.doc)).toEqual(snapshot(y1.doc))
@@ -401,19 +403,8 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     clipOf(y2, 'c2').set('content', 'B')
     clipOf(y2, 'c2').set('content', 'A2') // back to what the other device wrote: nothing of it is lost
 
-    await y1.reconnect()
-    await y1.flushed()
-    await y2.reconnect()
-    await y2.flushed()
-    await expectConflictCounts([[j, j.conflicts]], 1)
-    expect(j.conflicts[0]).toMatchObject({
-      entityId: 'c1',
-      field: 'content',
-      serverVersion: { value: 'A', deviceId: 'y1' },
-      clientVersion: { value: 'B2', deviceId: 'y2' },
-    })
-    await waitFor(() => isDeepStrictEqual(snapshot(y1.doc), snapshot(y2.doc)), 'the devices converge')
-    expect(clipOf(y2).get('content')).toBe('A')
+    await reconnectInTurn(y1, y2)
+    await expectFirstContentKept(j, y1, y2, { value: 'B2', deviceId: 'y2' })
     expect(clipOf(y2, 'c2').get('content')).toBe('A2')
   })
 

@@ -12,7 +12,8 @@
 import * as Y from 'yjs'
 import { BenchDevice, updateKey, type AckReply } from './device.js'
 import { BenchJsonDevice, type ChangeAck, type ChangeLogTiming } from './json-device.js'
-import { tokenFor, type SameDocumentProbe } from './scenarios.js'
+import { pump, SendTally } from './load.js'
+import { clipsOnServer, medians, tokenFor, withServerCpu, type AckAndDelivery, type SameDocumentProbe } from './scenarios.js'
 import { makeTempDir, removeTempDir, startServer, type ServerHandle } from './server.js'
 import { median, percentile, sleep, waitUntil } from './stats.js'
 
@@ -32,7 +33,8 @@ export interface ChangeRateSpec {
   timeLimitMs: number
 }
 
-export interface PathRate {
+/** One path's figures; the clips verified are a fresh device's of this path's user. */
+export interface PathRate extends AckAndDelivery {
   path: 'json' | 'yjs'
   sent: number
   acked: number
@@ -45,17 +47,6 @@ export interface PathRate {
   wallSec: number
   ackedPerSec: number
   serverCpuUsPerChange: number
-  ackP50Ms: number
-  ackP99Ms: number
-  deliveriesExpected: number
-  delivered: number
-  unmatchedRelays: number
-  deliveryP50Ms: number
-  deliveryP99Ms: number
-  /** Clips a fresh device of this path's user finds on the server, and the bounds it should be within. */
-  verifiedClips: number
-  expectedClipsMin: number
-  expectedClipsMax: number
 }
 
 export interface ChangeRateResult {
@@ -70,77 +61,30 @@ export interface ChangeRateResult {
   serverStartMs: number
 }
 
-const ACK_GRACE_MS = 20_000
-
-class Phase {
-  sent = 0
-  acked = 0
-  failed = 0
+class Phase extends SendTally {
   oddAcks = 0
-  firstError: string | undefined
   firstSendAt = Number.NaN
-  lastAckAt = Number.NaN
-  readonly ackMs: number[] = []
-  readonly deliveryMs: number[] = []
-  delivered = 0
-  unmatchedRelays = 0
-  readonly sentAt = new Map<string, number>()
 }
 
 /** Sends one new clip; `reply` gets ok, or the error. Returns the key its relays carry. */
 type SendClip = (reply: (ok: boolean, odd: boolean, error: string | undefined) => void) => string
 
 /** Keeps `window` clips in flight from one device until `count` are sent or `deadline`; resolves when all are answered. */
-function pump(send: SendClip, count: number, window: number, deadline: number, phase: Phase): Promise<void> {
-  return new Promise((resolve) => {
-    let sent = 0
-    let inflight = 0
-    let finished = false
-    const finish = () => {
-      if (finished) return
-      finished = true
-      clearTimeout(guard)
-      resolve()
-    }
-    const guard = setTimeout(finish, Math.max(0, deadline - performance.now()) + ACK_GRACE_MS)
-    const next = () => {
-      while (inflight < window && sent < count && performance.now() < deadline) {
-        const at = performance.now()
-        if (Number.isNaN(phase.firstSendAt)) phase.firstSendAt = at
-        sent++
-        inflight++
-        phase.sent++
-        const key = send((ok, odd, error) => {
-          const now = performance.now()
-          inflight--
-          if (ok) {
-            phase.acked++
-            if (odd) phase.oddAcks++
-            phase.ackMs.push(now - at)
-            phase.lastAckAt = now
-          } else {
-            phase.failed++
-            phase.firstError ??= error
-          }
-          if (!finished) next()
-        })
-        phase.sentAt.set(key, at)
-      }
-      if (inflight === 0) finish()
-    }
-    next()
+function pumpClips(send: SendClip, count: number, window: number, deadline: number, phase: Phase): Promise<void> {
+  return pump(count, window, deadline, (answered) => {
+    const at = performance.now()
+    if (Number.isNaN(phase.firstSendAt)) phase.firstSendAt = at
+    phase.sent++
+    const key = send((ok, odd, error) => {
+      phase.answered(at, ok, error)
+      if (ok && odd) phase.oddAcks++
+      answered()
+    })
+    phase.sentAt.set(key, at)
   })
 }
 
-function relayTo(phase: () => Phase) {
-  return (key: string, at: number) => {
-    const p = phase()
-    p.delivered++
-    const sentAt = p.sentAt.get(key)
-    if (sentAt === undefined) p.unmatchedRelays++
-    else p.deliveryMs.push(at - sentAt)
-  }
-}
+const relayTo = (phase: () => Phase) => (key: string, at: number) => phase().relayed(key, at)
 
 const jsonSender =
   (d: BenchJsonDevice): SendClip =>
@@ -212,17 +156,17 @@ async function runChangeRate(server: ServerHandle, spec: ChangeRateSpec, jsonUse
     const runPhase = async (run: PathRun, perDevice: number, measure: boolean) => {
       const phase = new Phase()
       run.phase = phase
-      const cpu0 = await server.cpu()
-      const deadline = performance.now() + spec.timeLimitMs
-      await Promise.all(run.senders.map((send) => pump(send, perDevice, spec.window, deadline, phase)))
-      const cpu1 = await server.cpu()
+      const { cpuUs } = await withServerCpu(server, () => {
+        const deadline = performance.now() + spec.timeLimitMs
+        return Promise.all(run.senders.map((send) => pumpClips(send, perDevice, spec.window, deadline, phase)))
+      })
       // Relays trail the last ack a little; the next phase starts once they are in (bounded).
       await waitUntil(() => phase.delivered >= phase.acked * fanout, 15_000)
       run.sentTotal += phase.sent
       run.ackedTotal += phase.acked
       if (measure) {
         run.measured.push(phase)
-        run.cpuUs += cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs
+        run.cpuUs += cpuUs
       }
     }
 
@@ -235,7 +179,7 @@ async function runChangeRate(server: ServerHandle, spec: ChangeRateSpec, jsonUse
     await runPhase(json, spec.changesPerDevice - half, true)
 
     const jsonClips = await jsonClipsOnServer(server, jsonUser)
-    const yjsClips = await yjsClipsOnServer(server, yjsUser)
+    const yjsClips = await clipsOnServer(server, yjsUser, `verifier-yjs-${Date.now()}`)
     const jsonRate = totals('json', json, fanout, jsonClips)
     const yjsRate = totals('yjs', yjs, fanout, yjsClips)
     return {
@@ -301,17 +245,6 @@ async function jsonClipsOnServer(server: ServerHandle, userId: string): Promise<
   }
 }
 
-async function yjsClipsOnServer(server: ServerHandle, userId: string): Promise<number> {
-  const d = new BenchDevice(server.url, await tokenFor(userId), `verifier-yjs-${Date.now()}`, userId)
-  try {
-    const t = await d.connectAndSync()
-    Y.applyUpdate(d.doc, t.update)
-    return d.doc.getMap('clips').size
-  } finally {
-    d.close()
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Full change-log sync of a large document, beside the Yjs initial sync
 
@@ -338,30 +271,19 @@ export interface ChangeLogSyncResult {
 
 function medianLog(samples: readonly ChangeLogSample[]): ChangeLogSample | null {
   if (samples.length === 0) return null
-  const m = (f: (s: ChangeLogSample) => number) => median(samples.map(f))
   const wire = samples.map((s) => s.wireBytes).filter((v): v is number => v !== undefined)
   return {
-    connectMs: m((s) => s.connectMs),
-    firstPageMs: m((s) => s.firstPageMs),
-    requestToCompleteMs: m((s) => s.requestToCompleteMs),
-    totalMs: m((s) => s.totalMs),
-    pages: m((s) => s.pages),
-    changes: m((s) => s.changes),
-    clips: m((s) => s.clips),
-    changesJsonBytes: m((s) => s.changesJsonBytes),
-    responseJsonBytes: m((s) => s.responseJsonBytes),
+    ...medians(samples, ['connectMs', 'firstPageMs', 'requestToCompleteMs', 'totalMs', 'pages', 'changes', 'clips', 'changesJsonBytes', 'responseJsonBytes']),
     wireBytes: wire.length > 0 ? median(wire) : undefined,
-    serverCpuMs: m((s) => s.serverCpuMs),
+    ...medians(samples, ['serverCpuMs']),
   }
 }
 
 async function freshJsonSync(server: ServerHandle, userId: string, deviceId: string, limit: number | null): Promise<ChangeLogSample> {
   const d = new BenchJsonDevice(server.url, await tokenFor(userId), deviceId, userId)
   try {
-    const cpu0 = await server.cpu()
-    const timing = await d.connectAndSync(limit ?? undefined, 60_000)
-    const cpu1 = await server.cpu()
-    return { ...timing, serverCpuMs: (cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs) / 1000 }
+    const { result: timing, cpuUs } = await withServerCpu(server, () => d.connectAndSync(limit ?? undefined, 60_000))
+    return { ...timing, serverCpuMs: cpuUs / 1000 }
   } finally {
     d.close()
   }

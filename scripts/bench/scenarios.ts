@@ -5,7 +5,8 @@
  */
 import { signToken } from '../../src/services/token.service.js'
 import * as Y from 'yjs'
-import { BenchDevice, updateKey, type AckReply, type SyncTiming } from './device.js'
+import { BenchDevice, updateKey, type AckReply } from './device.js'
+import { pump, SendTally } from './load.js'
 import { BENCH_SECRET, countFsyncs, makeTempDir, removeTempDir, startServer, type ServerHandle } from './server.js'
 import { mean, median, percentile, sleep, waitUntil } from './stats.js'
 
@@ -45,8 +46,8 @@ async function connectDevices(
 }
 
 /** A fresh device of `userId` syncs and counts the clips the server gave it. */
-async function clipsOnServer(server: ServerHandle, userId: string): Promise<number> {
-  const device = new BenchDevice(server.url, await tokenFor(userId), `verifier-${Date.now()}`, userId)
+export async function clipsOnServer(server: ServerHandle, userId: string, deviceId = `verifier-${Date.now()}`): Promise<number> {
+  const device = new BenchDevice(server.url, await tokenFor(userId), deviceId, userId)
   try {
     const timing = await device.connectAndSync()
     Y.applyUpdate(device.doc, timing.update)
@@ -56,82 +57,38 @@ async function clipsOnServer(server: ServerHandle, userId: string): Promise<numb
   }
 }
 
-/** Per-phase counters shared by every device's pump and relay handler. */
-class PhaseStats {
-  acked = 0
-  failed = 0
-  firstError: string | undefined
-  sent = 0
-  lastAckAt = 0
-  readonly ackMs: number[] = []
-  readonly deliveryMs: number[] = []
-  delivered = 0
-  unmatchedRelays = 0
-  readonly sentAt = new Map<string, number>()
+/** `run`'s result, and the server's CPU time (user + system, µs) from just before it to just after. */
+export async function withServerCpu<T>(server: ServerHandle, run: () => Promise<T>): Promise<{ result: T; cpuUs: number }> {
+  const cpu0 = await server.cpu()
+  const result = await run()
+  const cpu1 = await server.cpu()
+  return { result, cpuUs: cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs }
+}
+
+/** Per-phase counters shared by every device's pump and relay handler, with the sends and acks per user. */
+class PhaseStats extends SendTally {
   readonly ackedByUser = new Map<string, number>()
   readonly sentByUser = new Map<string, number>()
 }
 
-/** Unacknowledged updates are waited for this long after a phase's deadline, then counted as unanswered. */
-const ACK_GRACE_MS = 20_000
-
-/**
- * Sends up to `count` new-clip updates from `device`, keeping at most `window`
- * unacknowledged, until `deadline`; resolves when every sent update is answered
- * (or `deadline + graceMs` passes: the rest counts as unanswered).
- */
-function pump(device: BenchDevice, count: number, window: number, deadline: number, stats: PhaseStats): Promise<void> {
-  return new Promise((resolve) => {
-    let sent = 0
-    let inflight = 0
-    let finished = false
-    const finish = () => {
-      if (finished) return
-      finished = true
-      clearTimeout(guard)
-      resolve()
-    }
-    const guard = setTimeout(finish, Math.max(0, deadline - performance.now()) + ACK_GRACE_MS)
-    const next = () => {
-      while (inflight < window && sent < count && performance.now() < deadline) {
-        const update = device.addClips(1)
-        const at = performance.now()
-        stats.sentAt.set(updateKey(update), at)
-        sent++
-        inflight++
-        stats.sent++
-        stats.sentByUser.set(device.userId, (stats.sentByUser.get(device.userId) ?? 0) + 1)
-        device.sendUpdate(update, (reply: AckReply) => {
-          const now = performance.now()
-          inflight--
-          if (reply.ok) {
-            stats.acked++
-            stats.ackMs.push(now - at)
-            stats.lastAckAt = now
-            stats.ackedByUser.set(device.userId, (stats.ackedByUser.get(device.userId) ?? 0) + 1)
-          } else {
-            stats.failed++
-            stats.firstError ??= reply.error
-          }
-          next()
-        })
-      }
-      if (inflight === 0) finish()
-    }
-    next()
+/** Sends up to `count` new-clip updates from `device` (see `pump`: `window` unacknowledged at most, until `deadline`). */
+function pumpUpdates(device: BenchDevice, count: number, window: number, deadline: number, stats: PhaseStats): Promise<void> {
+  return pump(count, window, deadline, (answered) => {
+    const update = device.addClips(1)
+    const at = performance.now()
+    stats.sentAt.set(updateKey(update), at)
+    stats.sent++
+    stats.sentByUser.set(device.userId, (stats.sentByUser.get(device.userId) ?? 0) + 1)
+    device.sendUpdate(update, (reply: AckReply) => {
+      stats.answered(at, reply.ok, reply.error)
+      if (reply.ok) stats.ackedByUser.set(device.userId, (stats.ackedByUser.get(device.userId) ?? 0) + 1)
+      answered()
+    })
   })
 }
 
 function watchRelays(devices: readonly BenchDevice[], stats: () => PhaseStats): void {
-  for (const d of devices) {
-    d.onRelay = (relay, at) => {
-      const s = stats()
-      s.delivered++
-      const sentAt = s.sentAt.get(updateKey(relay.update))
-      if (sentAt === undefined) s.unmatchedRelays++
-      else s.deliveryMs.push(at - sentAt)
-    }
-  }
+  for (const d of devices) d.onRelay = (relay, at) => stats().relayed(updateKey(relay.update), at)
 }
 
 export interface ThroughputSpec {
@@ -148,7 +105,23 @@ export interface ThroughputSpec {
   deflate?: boolean
 }
 
-export interface ThroughputResult {
+/** A measured phase's acks and relays, and what a fresh device then finds on the server. */
+export interface AckAndDelivery {
+  ackP50Ms: number
+  ackP99Ms: number
+  deliveriesExpected: number
+  delivered: number
+  /** Relays whose update was not sent in the measured phase (should be 0). */
+  unmatchedRelays: number
+  deliveryP50Ms: number
+  deliveryP99Ms: number
+  /** Clips a fresh device of the measured user (throughput: user 0) finds on the server; at least what that user's devices had acked, at most what they sent. */
+  verifiedClips: number
+  expectedClipsMin: number
+  expectedClipsMax: number
+}
+
+export interface ThroughputResult extends AckAndDelivery {
   name: string
   users: number
   devices: number
@@ -173,18 +146,6 @@ export interface ThroughputResult {
   serverFsyncs: number | null
   /** Acked updates (warm-up and measured) per server fsync, null if not countable. */
   updatesPerFsync: number | null
-  ackP50Ms: number
-  ackP99Ms: number
-  deliveriesExpected: number
-  delivered: number
-  /** Relays whose update was not sent in the measured phase (should be 0). */
-  unmatchedRelays: number
-  deliveryP50Ms: number
-  deliveryP99Ms: number
-  /** Clips a fresh device of user 0 finds on the server; at least what user 0's devices had acked, at most what they sent. */
-  verifiedClips: number
-  expectedClipsMin: number
-  expectedClipsMax: number
   deviceErrors: string[]
   serverStartMs: number
 }
@@ -202,7 +163,7 @@ export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputRes
     const sentByUser = new Map<string, number>()
     const runPhase = async (count: number, timeLimitMs: number) => {
       const deadline = performance.now() + timeLimitMs
-      await Promise.all(devices.map((d) => pump(d, count, spec.window, deadline, stats)))
+      await Promise.all(devices.map((d) => pumpUpdates(d, count, spec.window, deadline, stats)))
       for (const [u, n] of stats.ackedByUser) ackedByUser.set(u, (ackedByUser.get(u) ?? 0) + n)
       for (const [u, n] of stats.sentByUser) sentByUser.set(u, (sentByUser.get(u) ?? 0) + n)
     }
@@ -311,11 +272,11 @@ export async function runLatency(count: number, timeLimitMs: number): Promise<La
       applyOnB?.(relay, at)
       Y.applyUpdate(b.doc, relay.update)
     }
-    await pump(a, Math.min(200, count), 1, performance.now() + timeLimitMs, stats) // warm-up
+    await pumpUpdates(a, Math.min(200, count), 1, performance.now() + timeLimitMs, stats) // warm-up
     await waitUntil(() => stats.delivered >= stats.acked, 10_000)
     stats = new PhaseStats()
     const measured = stats
-    await pump(a, count, 1, performance.now() + timeLimitMs, measured)
+    await pumpUpdates(a, count, 1, performance.now() + timeLimitMs, measured)
     await waitUntil(() => measured.delivered >= measured.acked, 10_000)
 
     // The same round trip without a write: an empty update is validated and acknowledged, not stored.
@@ -377,28 +338,24 @@ export interface InitialSyncResult {
   probeSec: number
 }
 
+/** The median of each of `keys` over `samples` (NaN when there are none), as one record with the keys in that order. */
+export function medians<K extends string>(samples: readonly NoInfer<Record<K, number>>[], keys: readonly K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k]))])) as Record<K, number>
+}
+
 function medianSample(samples: readonly SyncSample[]): SyncSample {
-  const m = (f: (s: SyncSample) => number) => median(samples.map(f))
   const wire = samples.map((s) => s.wireBytes).filter((v): v is number => v !== null)
   return {
-    totalMs: m((s) => s.totalMs),
-    connectMs: m((s) => s.connectMs),
-    requestToResponseMs: m((s) => s.requestToResponseMs),
-    requestToCompleteMs: m((s) => s.requestToCompleteMs),
-    updateBytes: m((s) => s.updateBytes),
+    ...medians(samples, ['totalMs', 'connectMs', 'requestToResponseMs', 'requestToCompleteMs', 'updateBytes']),
     wireBytes: wire.length > 0 ? median(wire) : null,
-    clientApplyMs: m((s) => s.clientApplyMs),
-    serverCpuMs: m((s) => s.serverCpuMs),
-    clips: m((s) => s.clips),
+    ...medians(samples, ['clientApplyMs', 'serverCpuMs', 'clips']),
   }
 }
 
 async function freshDeviceSync(server: ServerHandle, userId: string, deviceId: string): Promise<SyncSample> {
   const device = new BenchDevice(server.url, await tokenFor(userId), deviceId, userId)
   try {
-    const cpu0 = await server.cpu()
-    const timing: SyncTiming = await device.connectAndSync(60_000)
-    const cpu1 = await server.cpu()
+    const { result: timing, cpuUs } = await withServerCpu(server, () => device.connectAndSync(60_000))
     const t0 = performance.now()
     Y.applyUpdate(device.doc, timing.update)
     const clientApplyMs = performance.now() - t0
@@ -410,7 +367,7 @@ async function freshDeviceSync(server: ServerHandle, userId: string, deviceId: s
       updateBytes: timing.update.byteLength,
       wireBytes: timing.wireBytes ?? null,
       clientApplyMs,
-      serverCpuMs: (cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs) / 1000,
+      serverCpuMs: cpuUs / 1000,
       clips: device.doc.getMap('clips').size,
     }
   } finally {

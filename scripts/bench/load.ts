@@ -1,0 +1,79 @@
+/**
+ * Load from a device: a window of unacknowledged sends kept full until a count
+ * or a deadline, and the counters a measured phase keeps of its sends, their
+ * acks and their relays to the user's other devices.
+ */
+
+/** Unacknowledged sends are waited for this long after a phase's deadline, then counted as unanswered. */
+export const ACK_GRACE_MS = 20_000
+
+/** What a phase counts of its sends, acks and relays. */
+export class SendTally {
+  sent = 0
+  acked = 0
+  failed = 0
+  firstError: string | undefined
+  /** performance.now() of the last ack (read only once something was acked). */
+  lastAckAt = Number.NaN
+  readonly ackMs: number[] = []
+  readonly deliveryMs: number[] = []
+  delivered = 0
+  /** Relays of nothing sent in this phase. */
+  unmatchedRelays = 0
+  /** Send time (performance.now()) by the key the send's relays carry. */
+  readonly sentAt = new Map<string, number>()
+
+  /** The answer to a send made at `at`: an ack, or a refusal with `error`. */
+  answered(at: number, ok: boolean, error: string | undefined): void {
+    const now = performance.now()
+    if (ok) {
+      this.acked++
+      this.ackMs.push(now - at)
+      this.lastAckAt = now
+    } else {
+      this.failed++
+      this.firstError ??= error
+    }
+  }
+
+  /** A relay of the send that `key` identifies, arrived at `at`. */
+  relayed(key: string, at: number): void {
+    this.delivered++
+    const sentAt = this.sentAt.get(key)
+    if (sentAt === undefined) this.unmatchedRelays++
+    else this.deliveryMs.push(at - sentAt)
+  }
+}
+
+/**
+ * Sends up to `count` times from one device, keeping at most `window` sends
+ * unanswered, until `deadline`; resolves when every send is answered (or
+ * `deadline + ACK_GRACE_MS` passes: the rest counts as unanswered). `send`
+ * makes one send and calls `answered` once its answer is in.
+ */
+export function pump(count: number, window: number, deadline: number, send: (answered: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    let sent = 0
+    let inflight = 0
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      clearTimeout(guard)
+      resolve()
+    }
+    const guard = setTimeout(finish, Math.max(0, deadline - performance.now()) + ACK_GRACE_MS)
+    const next = () => {
+      while (inflight < window && sent < count && performance.now() < deadline) {
+        sent++
+        inflight++
+        send(() => {
+          inflight--
+          if (!finished) next()
+        })
+      }
+      if (inflight === 0) finish()
+    }
+    next()
+  })
+}
