@@ -14,8 +14,8 @@ import { recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
 import { entityKey } from '../models/records.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
-import { decodeClientUpdate, isEmptyUpdate } from './update-validator.js'
-import { addsNothing, inspectUpdate } from './yjs-inspector.js'
+import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
+import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
 
 export interface Author {
   userId: string
@@ -40,23 +40,55 @@ export async function applyYjsUpdate(
   author: Author,
   wantChanges: boolean,
 ): Promise<AppliedUpdate> {
-  const decoded = decodeClientUpdate(update)
-  if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
-  const overwrites = inspectUpdate(sync.doc, decoded)
+  let overwrites: ManualOverwrite[]
+  try {
+    const decoded = decodeClientUpdate(update)
+    if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
+    refuseMissingDependencies(sync.doc, decoded)
+    overwrites = inspectUpdate(sync.doc, decoded)
+  } catch (cause) {
+    // Nothing is applied yet: whatever went wrong reading the update, it is refused.
+    if (cause instanceof SyncError) throw cause
+    throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be read', { cause })
+  }
 
   const transactions: Y.Transaction[] = []
   const origin: TransactionOrigin = { source: 'yjs', deviceId: author.deviceId }
+  const store = sync.doc.store
+  const pendingBefore = [store.pendingStructs?.update, store.pendingDs]
   try {
     Y.transact(sync.doc, (tr) => {
       transactions.push(tr)
       Y.applyUpdate(sync.doc, update, origin)
     }, origin)
+    // Checked above; should Yjs still keep a part of it pending, the update is refused all the same.
+    if (store.pendingStructs?.update !== pendingBefore[0] || store.pendingDs !== pendingBefore[1]) {
+      throw new SyncError(ErrorCode.INVALID_UPDATE, MISSING_DEPENDENCIES)
+    }
   } catch (cause) {
     // Decoded fine but failed half-way through: the document may hold part of it. Reload it from disk.
     committer.abandon(sync)
+    if (cause instanceof SyncError) throw cause
     throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
   }
 
+  let settled: ReturnType<typeof settle>
+  try {
+    settled = settle(sync, overwrites, transactions, author, wantChanges)
+  } catch (cause) {
+    // Applied in memory but not stored: reload the document from disk, so memory equals disk.
+    committer.abandon(sync)
+    if (cause instanceof SyncError) throw cause
+    throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
+  }
+  const { fixups, conflicts, changes, indexWrites } = settled
+  const serverTimestamp = sync.clock
+  await committer.commit(sync, { updates: [update, ...fixups], entities: indexWrites, conflicts })
+  return { serverTimestamp, stored: true, fixups, conflicts, changes }
+}
+
+/** After the update is applied: conflicts on `manual` fields (current values restored), then the entity index. */
+function settle(sync: SyncDocument, overwrites: ManualOverwrite[], transactions: Y.Transaction[], author: Author, wantChanges: boolean) {
   const conflicts: SyncConflict[] = []
   const restore: (() => void)[] = []
   const at = Date.now()
@@ -100,7 +132,5 @@ export async function applyYjsUpdate(
   if (indexWrites.length === 0) sync.tick()
   for (const c of conflicts) sync.conflicts.set(c.id, c)
   const changes = wantChanges ? indexWrites.map((w) => toSyncChange(sync, w.record, author.userId)) : []
-  const serverTimestamp = sync.clock
-  await committer.commit(sync, { updates: [update, ...fixups], entities: indexWrites, conflicts })
-  return { serverTimestamp, stored: true, fixups, conflicts, changes }
+  return { fixups, conflicts, changes, indexWrites }
 }
