@@ -4,6 +4,7 @@
  */
 import type { Ack, ClientToServerEvents } from '../types/events.js'
 import type { Logger } from '../utils/logger.js'
+import { checkTokenExpiry } from './middleware/auth.middleware.js'
 import { replyError } from './reply.js'
 import type { SyncSocket } from './types.js'
 
@@ -18,13 +19,16 @@ export class EventRouter {
   /**
    * Registers `handler` for `event`. The listener is attached synchronously, so
    * nothing a client sends right after connecting is missed (socket.io-client#1527);
-   * handlers that need the document await it themselves.
+   * handlers that need the document await it themselves. Once the socket's
+   * token has expired no handler runs: the event is refused with
+   * `UNAUTHORIZED` and the socket disconnected (auth.middleware.ts).
    */
   on(socket: SyncSocket, event: keyof ClientToServerEvents, handler: EventHandler): void {
     socket.on(event, (...args: unknown[]) => {
       const last = args[args.length - 1]
       const ack = typeof last === 'function' ? (last as Ack) : undefined
       const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
+      if (checkTokenExpiry(socket, event, payload, ack, this.log)) return
       this.inflight++
       handler(payload)
         .then(

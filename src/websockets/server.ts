@@ -6,7 +6,7 @@ import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
-import { createAuthMiddleware } from './middleware/auth.middleware.js'
+import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import type { SyncServer } from './types.js'
 import { userRoom } from './types.js'
 
@@ -36,6 +36,8 @@ export function createSocketServer(
   io.on('connection', (socket) => {
     void socket.join(userRoom(socket.data.userId))
     registerSyncHandlers(socket, io, services, router)
+    // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.
+    scheduleTokenExpiry(socket, log)
   })
   return { io, router }
 }
