@@ -2,6 +2,7 @@ import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { YjsDevice } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
 import { startServer, tokenFor, type TestServer } from './helpers/server.js'
 
 describe('bad input is a clear error and changes nothing (PROTOCOL section 2)', () => {
@@ -110,5 +111,27 @@ describe('bad input is a clear error and changes nothing (PROTOCOL section 2)', 
     await expectError('sync:conflict', { conflictId: 'nope', winningVersion: 'server' }, 'CONFLICT_NOT_FOUND')
     await expectError('sync:conflict', { conflictId: 'nope', winningVersion: 'mine' }, 'INVALID_PAYLOAD')
     expect(await serverDoc()).toEqual({ c1: expect.objectContaining({ content: 'before' }) })
+  })
+})
+
+describe('hostile JSON shapes', () => {
+  const t = useServer()
+
+  it('values nested deeper than the limit are INVALID_PAYLOAD, even absurdly deep ones, and the server stays up', async () => {
+    await t.start()
+    const j = await t.jsonDevice('alice', 'web')
+    const nest = (depth: number): unknown => {
+      let v: unknown = 'leaf'
+      for (let i = 0; i < depth; i++) v = [v]
+      return v
+    }
+    // Within the limit: a setting may hold nested JSON.
+    expect(await j.send('create', { entityType: 'setting', entityId: 'ok', data: { value: nest(20) } })).toMatchObject({ ok: true })
+    for (const depth of [40, 1500]) {
+      const reply = await j.send('create', { entityType: 'setting', entityId: `deep-${depth}`, data: { value: nest(depth) } })
+      expect(reply).toEqual({ ok: false, error: { code: 'INVALID_PAYLOAD', message: expect.stringMatching(/nested deeper than 32/) } })
+    }
+    const check = await t.jsonDevice('alice', 'check')
+    expect([...check.entities.keys()]).toEqual(['setting:ok'])
   })
 })

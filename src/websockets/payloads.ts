@@ -74,7 +74,7 @@ export const parseSyncUpdate = parser(syncUpdate)
 export const parseControl = parser(control)
 const parseResolution = parser(conflictResolution)
 export function parseConflictResolution(payload: unknown): Resolution {
-  refusePrototypeKeys(payload, 'payload')
+  refuseHostileShape(payload, 'payload')
   return parseResolution(payload)
 }
 
@@ -85,13 +85,26 @@ export function parseStatusRequest(payload: unknown): { deviceId: string } {
 }
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+/** JSON values nest at most this deep (a payload is an object holding `data` holding a value). */
+export const MAX_JSON_DEPTH = 32
 
-/** Throws INVALID_PAYLOAD if `value` holds a prototype-polluting key at any depth. */
-function refusePrototypeKeys(value: unknown, path: string): void {
-  if (typeof value !== 'object' || value === null) return
-  for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `${path}: the key ${key} is not allowed`)
-    refusePrototypeKeys((value as Record<string, unknown>)[key], `${path}.${key}`)
+/**
+ * Throws INVALID_PAYLOAD if `value` nests deeper than MAX_JSON_DEPTH or holds a
+ * prototype-polluting key at any depth. Iterative: a hostile depth cannot
+ * overflow the stack here, and the schema parsing that follows never sees it.
+ */
+function refuseHostileShape(value: unknown, path: string): void {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path, depth: 0 }]
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue
+    if (next.depth >= MAX_JSON_DEPTH) {
+      throw new SyncError(ErrorCode.INVALID_PAYLOAD, `${next.path}: nested deeper than ${MAX_JSON_DEPTH} levels`)
+    }
+    for (const key of Object.keys(next.value)) {
+      const at = `${next.path}.${key}`
+      if (FORBIDDEN_KEYS.has(key)) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `${at}: the key ${key} is not allowed`)
+      stack.push({ value: (next.value as Record<string, unknown>)[key], path: at, depth: next.depth + 1 })
+    }
   }
 }
 
@@ -106,7 +119,7 @@ export function parseEntityChange(
   socketUserId: string,
 ): ChangeInput & { requestId?: string } {
   // Before any parsing: copying `{"__proto__": ...}` into a new object would set its prototype.
-  refusePrototypeKeys(payload, 'payload')
+  refuseHostileShape(payload, 'payload')
   const c = parser(entityChange)(payload)
   if (c.userId !== undefined && c.userId !== socketUserId) {
     throw new SyncError(ErrorCode.FORBIDDEN, 'userId is not the user this socket authenticated as')
