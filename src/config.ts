@@ -5,6 +5,7 @@
  */
 import path from 'node:path'
 import { z } from 'zod'
+import { PLANS } from './models/plans.js'
 import type { ServerConfig } from './types/config.js'
 import { readOrCreateSecret } from './utils/secrets.js'
 
@@ -56,6 +57,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret'
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     compressThresholdBytes: e.COMPRESS_THRESHOLD_BYTES,
     syncWrites: e.SYNC_WRITES,
+    plans: PLANS,
   }
 }
 

@@ -108,7 +108,7 @@ export function recordTouched(sync: SyncDocument, touched: readonly TouchedEntit
       timestamp,
       deviceId,
     }
-    sync.entities.set(key, record)
+    sync.setEntity(record)
     return { record, previousTimestamp: previous?.timestamp }
   })
 }

@@ -1,4 +1,5 @@
 /** Wires the services of one server over one open store. */
+import type { PlanTable } from '../models/plans.js'
 import type { Store } from '../repositories/level-store.js'
 import { DocumentRepository } from '../repositories/document.repository.js'
 import type { ServerConfig } from '../types/config.js'
@@ -29,7 +30,7 @@ function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger
 
 export function createServices(
   store: Store,
-  config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'>,
+  config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> & { plans?: PlanTable },
   log: Logger,
 ): Services {
   const repo = new DocumentRepository(store, { syncWrites: config.syncWrites })
@@ -45,7 +46,7 @@ export function createServices(
     log,
   )
   const committer = new UpdateCommitter(repo, config, (doc) => registry.evict(doc), log)
-  const sync = new SyncService(registry, committer, repo)
+  const sync = new SyncService(registry, committer, repo, config.plans)
   return {
     sync,
     registry,

@@ -22,6 +22,8 @@ import { transactIndexed } from './indexed-transaction.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
+import type { PlanLimits } from '../models/plans.js'
+import { checkDocumentBytes, checkNewEntities, checkUpdateBytes } from './plan-limits.js'
 
 /** A validated client change (see websockets/payloads.ts). */
 export interface ChangeInput {
@@ -51,13 +53,15 @@ export async function applyJsonChange(
   change: ChangeInput,
   author: Author,
   wantChanges: boolean,
+  /** The author's plan limits (none: unlimited). */
+  limits?: PlanLimits,
 ): Promise<AppliedChangeResult> {
   const seen = sync.changes.get(change.id)
   if (seen) return { result: seen.result, update: undefined, conflicts: [], changes: [], duplicate: true }
   const inflight = sync.inflightChanges.get(change.id)
   if (inflight) return { ...(await inflight), update: undefined, conflicts: [], changes: [], duplicate: true }
 
-  const promise = apply({ sync, committer, change, author, wantChanges })
+  const promise = apply({ sync, committer, change, author, wantChanges, limits })
   sync.inflightChanges.set(change.id, promise)
   try {
     return await promise
@@ -66,12 +70,13 @@ export async function applyJsonChange(
   }
 }
 
-async function apply({ sync, committer, change, author, wantChanges }: {
+async function apply({ sync, committer, change, author, wantChanges, limits }: {
   sync: SyncDocument
   committer: UpdateCommitter
   change: ChangeInput
   author: Author
   wantChanges: boolean
+  limits: PlanLimits | undefined
 }): Promise<AppliedChangeResult> {
   const spec = ENTITY_SPECS[change.entityType]
   const key = entityKey(spec.type, change.entityId)
@@ -79,6 +84,14 @@ async function apply({ sync, committer, change, author, wantChanges }: {
   const existing = entityMap(sync.doc, spec, change.entityId)
   if (!existing && change.operation !== SyncOperationType.CREATE) {
     throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${change.entityId} does not exist`)
+  }
+  if (limits) {
+    // Plan limits, before anything is applied. The change's data as JSON stands for the update it becomes.
+    const bytes = Buffer.byteLength(JSON.stringify(change.data))
+    checkUpdateBytes(bytes, limits, 'the change data')
+    const creates = change.operation === SyncOperationType.CREATE && (!existing || existing.get(DELETED) === true)
+    if (creates) checkNewEntities(sync, new Map([[spec.type, 1]]), limits)
+    checkDocumentBytes(sync, bytes, limits)
   }
 
   const conflicts: SyncConflict[] = []

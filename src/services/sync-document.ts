@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import type { AppliedChange, ChangeResult, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
 import { entityKey } from '../models/records.js'
 import type { StoredDocument } from '../repositories/document.repository.js'
+import type { SyncEntityType } from '../types/sync.js'
 
 /**
  * One user's loaded document with its entity index, open conflicts and
@@ -19,7 +20,10 @@ export class SyncDocument {
   logBytes: number
   /** The commit clock (ms): strictly increasing, persisted with every commit. */
   clock: number
+  /** The entity index by `type:id`; written through `setEntity`, which keeps `liveCount` right. */
   readonly entities = new Map<string, EntityRecord>()
+  /** Live (not deleted) entities per type, kept with the index (plan limits read it). */
+  private readonly live = new Map<SyncEntityType, number>()
   /** Unresolved conflicts by id. */
   readonly conflicts = new Map<string, StoredConflict>()
   /** Applied change ids (idempotency), by change id. */
@@ -41,7 +45,7 @@ export class SyncDocument {
     this.nextSeq = stored.log.nextSeq
     this.logBytes = stored.log.bytes
     this.clock = stored.clock
-    for (const r of stored.entities) this.entities.set(entityKey(r.type, r.id), r)
+    for (const r of stored.entities) this.setEntity(r)
     for (const c of stored.conflicts) this.conflicts.set(c.id, c)
     for (const c of stored.changes) this.changes.set(c.changeId, c)
     Y.transact(
@@ -51,6 +55,20 @@ export class SyncDocument {
       },
       { source: 'storage' },
     )
+  }
+
+  /** Live (not soft-deleted) entities of `type`. */
+  liveCount(type: SyncEntityType): number {
+    return this.live.get(type) ?? 0
+  }
+
+  /** Sets an entity's index record, counting live entities per type. */
+  setEntity(record: EntityRecord): void {
+    const key = entityKey(record.type, record.id)
+    const previous = this.entities.get(key)
+    const delta = (record.deleted ? 0 : 1) - (previous && !previous.deleted ? 1 : 0)
+    if (delta !== 0) this.live.set(record.type, this.liveCount(record.type) + delta)
+    this.entities.set(key, record)
   }
 
   get logCount(): number {

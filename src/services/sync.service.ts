@@ -5,8 +5,10 @@
  * for the group commit in the same turn; its promise resolves once durable.
  */
 import * as Y from 'yjs'
+import { PLANS, type PlanTable } from '../models/plans.js'
 import type { DeviceSyncState } from '../models/records.js'
 import type { DocumentRepository } from '../repositories/document.repository.js'
+import type { Plan } from '../types/events.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import { changeLogPage, type ChangeLogRequest, type ChangePage } from './change-log.js'
 import { resolveConflict, type Resolution, type ResolvedConflict } from './conflict-resolution.js'
@@ -36,6 +38,7 @@ export class SyncService {
     private readonly registry: DocumentRegistry,
     private readonly committer: UpdateCommitter,
     private readonly repo: DocumentRepository,
+    private readonly plans: PlanTable = PLANS,
   ) {}
 
   /** Refuses new changes from now on and resolves once every accepted one is durable and settled. */
@@ -62,14 +65,22 @@ export class SyncService {
     return Y.encodeStateVector(doc.doc)
   }
 
-  applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, wantChanges: boolean): Promise<AppliedUpdate> {
+  /** Applies a Yjs update within the limits of the author's `plan` (models/plans.ts). */
+  applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, wantChanges: boolean, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)
-    return applyYjsUpdate(doc, this.committer, update, author, wantChanges)
+    return applyYjsUpdate(doc, this.committer, update, author, wantChanges, this.plans[plan])
   }
 
-  applyChange(doc: SyncDocument, change: ChangeInput, author: Author, wantChanges: boolean): Promise<AppliedChangeResult> {
+  /** Applies a change record within the limits of the author's `plan` (models/plans.ts). */
+  applyChange(
+    doc: SyncDocument,
+    change: ChangeInput,
+    author: Author,
+    wantChanges: boolean,
+    plan: Plan = 'free',
+  ): Promise<AppliedChangeResult> {
     this.assertWritable(doc)
-    return applyJsonChange(doc, this.committer, change, author, wantChanges)
+    return applyJsonChange(doc, this.committer, change, author, wantChanges, this.plans[plan])
   }
 
   resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, wantChanges: boolean): Promise<ResolvedConflict> {

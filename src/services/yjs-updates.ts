@@ -16,6 +16,8 @@ import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
 import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
+import type { PlanLimits } from '../models/plans.js'
+import { checkDocumentBytes, checkNewEntities, checkUpdateBytes, newEntitiesInUpdate } from './plan-limits.js'
 
 export interface Author {
   userId: string
@@ -39,13 +41,21 @@ export async function applyYjsUpdate(
   update: Uint8Array,
   author: Author,
   wantChanges: boolean,
+  /** The author's plan limits (none: unlimited, for tools that call this directly). */
+  limits?: PlanLimits,
 ): Promise<AppliedUpdate> {
+  if (limits) checkUpdateBytes(update.byteLength, limits, 'the update')
   let overwrites: ManualOverwrite[]
   try {
     const decoded = decodeClientUpdate(update)
     if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
     refuseMissingDependencies(sync.doc, decoded)
     overwrites = inspectUpdate(sync.doc, decoded)
+    if (limits) {
+      // Plan limits, before anything is applied: the entities it would create, the bytes it would add.
+      checkNewEntities(sync, newEntitiesInUpdate(sync.doc, decoded), limits)
+      checkDocumentBytes(sync, update.byteLength, limits)
+    }
   } catch (cause) {
     // Nothing is applied yet: whatever went wrong reading the update, it is refused.
     if (cause instanceof SyncError) throw cause

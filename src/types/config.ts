@@ -1,4 +1,6 @@
 /** Server configuration, validated from the environment by `config.ts` (PROTOCOL section 8). */
+import type { PlanTable } from '../models/plans.js'
+
 export interface ServerConfig {
   host: string
   port: number
@@ -18,4 +20,6 @@ export interface ServerConfig {
   compressThresholdBytes: number
   /** fsync every group commit (survives power loss, not only a process crash). */
   syncWrites: boolean
+  /** Limits per plan (`models/plans.ts`); the table's values unless a test passes others. */
+  plans: PlanTable
 }

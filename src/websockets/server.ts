@@ -7,13 +7,14 @@ import type { Logger } from '../utils/logger.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
+import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
 import type { SyncServer } from './types.js'
 import { userRoom } from './types.js'
 
 export function createSocketServer(
   httpServer: HttpServer,
   services: Services,
-  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes'>,
+  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans'>,
   log: Logger,
 ): { io: SyncServer; router: EventRouter } {
   const router = new EventRouter(log)
@@ -28,6 +29,8 @@ export function createSocketServer(
     serveClient: false,
   })
   io.use(createAuthMiddleware(config.jwtSecret, log))
+  // Devices and connections per user (plan limits): refused at connect.
+  io.use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
   // Deferred a turn so that the failed events' error replies go out first.
   services.registry.onEvict((userId) => {

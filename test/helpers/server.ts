@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { buildApp, type SyncApp } from '../../src/app.js'
+import { PLANS } from '../../src/models/plans.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { ServerConfig } from '../../src/types/config.js'
 import type { Plan } from '../../src/types/events.js'
@@ -27,6 +28,7 @@ export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {
     maxMessageBytes: 16 << 20,
     compressThresholdBytes: 32 << 10,
     syncWrites: true,
+    plans: PLANS,
     ...overrides,
   }
 }

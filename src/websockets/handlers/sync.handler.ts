@@ -129,7 +129,7 @@ export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Prom
   const { socket, services, io } = ctx
   const { update } = parseSyncUpdate(payload)
   const doc = await ctx.lease.document
-  const applied = await services.sync.applyUpdate(doc, update, author(socket), jsonListeners(ctx))
+  const applied = await services.sync.applyUpdate(doc, update, author(socket), jsonListeners(ctx), socket.data.plan)
   if (applied.stored) {
     const { userId, deviceId } = socket.data
     const { serverTimestamp } = applied
@@ -148,7 +148,7 @@ export async function handleEntityChange(ctx: SyncContext, operation: SyncOperat
   const { socket, services } = ctx
   const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
   const doc = await ctx.lease.document
-  const applied = await services.sync.applyChange(doc, change, author(socket), jsonListeners(ctx))
+  const applied = await services.sync.applyChange(doc, change, author(socket), jsonListeners(ctx), socket.data.plan)
   if (!applied.duplicate) fanOut(ctx, applied.update, applied.result.serverTimestamp, applied.changes, applied.conflicts)
   return { ...applied.result }
 }

@@ -1,0 +1,58 @@
+/**
+ * Plan limits (issue 4, item 3; PROTOCOL section 7), declared once. The plan
+ * comes from the token (`plan` claim, `free` when absent). The README's
+ * "Plans" table mirrors this one. Events-per-second limits are rate limits
+ * and live with the rate limiter, not here.
+ *
+ * What each limit counts:
+ * - `entitiesPerType`: live (not soft-deleted) entities of one type. A write
+ *   that would create entities beyond it is refused whole with
+ *   `QUOTA_EXCEEDED`: a JSON `create` of a new (or deleted) entity counts one;
+ *   a Yjs update counts the new entity maps it puts into a top-level
+ *   collection, read from its decoded structs before anything is applied.
+ * - `documentBytes`: the stored size of the user's document, estimated as the
+ *   bytes of its update log (the last compacted snapshot, which is the
+ *   encoded state, plus the updates appended since; compaction keeps the
+ *   estimate within `COMPACT_MAX_BYTES` of the encoded state size). A write
+ *   whose update would take it past the limit is `QUOTA_EXCEEDED`.
+ * - `updateBytes`: one Yjs update, or one change record's `data` as JSON
+ *   (UTF-8 bytes). Larger is `PAYLOAD_TOO_LARGE` (bounded above by
+ *   `MAX_MESSAGE_BYTES` for the whole message).
+ * - `devicesPerUser`: distinct `deviceId`s connected at once. A new device
+ *   past it is refused at connect; another socket of a connected device is
+ *   not a new device.
+ * - `connectionsPerUser`: sockets connected at once, whatever their device.
+ *
+ * Refusals at connect: `connect_error` with message `quota_exceeded` and data
+ * `{ code: 'QUOTA_EXCEEDED', message }`.
+ */
+import type { Plan } from '../types/events.js'
+
+export interface PlanLimits {
+  entitiesPerType: number
+  documentBytes: number
+  updateBytes: number
+  devicesPerUser: number
+  connectionsPerUser: number
+}
+
+export type PlanTable = Readonly<Record<Plan, Readonly<PlanLimits>>>
+
+const MB = 1 << 20
+
+export const PLANS: PlanTable = {
+  free: {
+    entitiesPerType: 20_000,
+    documentBytes: 64 * MB,
+    updateBytes: 8 * MB,
+    devicesPerUser: 20,
+    connectionsPerUser: 40,
+  },
+  pro: {
+    entitiesPerType: 500_000,
+    documentBytes: 512 * MB,
+    updateBytes: 16 * MB,
+    devicesPerUser: 200,
+    connectionsPerUser: 400,
+  },
+}

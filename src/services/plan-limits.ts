@@ -1,0 +1,63 @@
+/**
+ * The checks of plan limits (`models/plans.ts`) on writes, made before
+ * anything of the write is applied or stored: a refused write changes nothing.
+ */
+import * as Y from 'yjs'
+import { specOfCollection } from '../models/entity-schema.js'
+import type { PlanLimits } from '../models/plans.js'
+import type { SyncEntityType } from '../types/sync.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+import type { SyncDocument } from './sync-document.js'
+import type { DecodedUpdate } from './update-validator.js'
+
+/** One Yjs update or one change record's data larger than the plan allows: `PAYLOAD_TOO_LARGE`. */
+export function checkUpdateBytes(bytes: number, limits: PlanLimits, what: string): void {
+  if (bytes > limits.updateBytes) {
+    throw new SyncError(ErrorCode.PAYLOAD_TOO_LARGE, `${what} is ${bytes} bytes; the plan allows ${limits.updateBytes}`)
+  }
+}
+
+/** Writing about `bytes` more would take the document past the plan's size: `QUOTA_EXCEEDED`. */
+export function checkDocumentBytes(sync: SyncDocument, bytes: number, limits: PlanLimits): void {
+  if (sync.logBytes + bytes > limits.documentBytes) {
+    throw new SyncError(
+      ErrorCode.QUOTA_EXCEEDED,
+      `the document would exceed the plan's ${limits.documentBytes} bytes (it holds about ${sync.logBytes})`,
+    )
+  }
+}
+
+/** Creating `created` more live entities per type would pass the plan's limit: `QUOTA_EXCEEDED`. */
+export function checkNewEntities(sync: SyncDocument, created: ReadonlyMap<SyncEntityType, number>, limits: PlanLimits): void {
+  for (const [type, count] of created) {
+    const live = sync.liveCount(type)
+    if (live + count > limits.entitiesPerType) {
+      throw new SyncError(
+        ErrorCode.QUOTA_EXCEEDED,
+        `the plan allows ${limits.entitiesPerType} live ${type} entities; there are ${live} and this would add ${count}`,
+      )
+    }
+  }
+}
+
+/**
+ * The entities a decoded update would create, per type: the distinct new keys
+ * it writes into a top-level collection map. A key's first write in an update
+ * names its parent collection (it has no origin); later writes of the same
+ * key follow it. Keys the collection already holds are not new (replacing
+ * one is refused by the inspector).
+ */
+export function newEntitiesInUpdate(doc: Y.Doc, decoded: DecodedUpdate): Map<SyncEntityType, number> {
+  const keys = new Map<SyncEntityType, Set<string>>()
+  for (const s of decoded.structs) {
+    if (!(s instanceof Y.Item) || typeof s.parent !== 'string' || s.parentSub === null) continue
+    if (s.id.clock < Y.getState(doc.store, s.id.client)) continue // already in the document
+    const spec = specOfCollection(s.parent)
+    if (!spec) continue
+    if (doc.getMap<unknown>(s.parent).get(s.parentSub) !== undefined) continue
+    let set = keys.get(spec.type)
+    if (!set) keys.set(spec.type, (set = new Set()))
+    set.add(s.parentSub)
+  }
+  return new Map([...keys].map(([type, set]) => [type, set.size]))
+}
