@@ -210,3 +210,23 @@ describe('hostile Yjs updates are refused before anything is applied (PROTOCOL s
     expect(await serverDoc()).toEqual(untouched)
   })
 })
+
+describe('entities are Y.Maps', () => {
+  const t = useServer()
+
+  it('an update that puts a plain value or another type under an entity id is INVALID_UPDATE and changes nothing', async () => {
+    await t.start()
+    const a = await t.device('alice', 'phone')
+    for (const value of ['just a string', new Y.Text('text'), new Y.Array<number>()]) {
+      const doc = new Y.Doc()
+      doc.getMap<unknown>('clips').set('not-a-map', value)
+      const reply = (await a.socket.emitWithAck('sync:update', { update: Y.encodeStateAsUpdate(doc) })) as {
+        ok: boolean
+        error?: { code: string; message: string }
+      }
+      expect(reply).toEqual({ ok: false, error: { code: 'INVALID_UPDATE', message: expect.stringMatching(/must be a Y.Map/) } })
+    }
+    const fresh = await t.device('alice', 'check')
+    expect(fresh.clips().size).toBe(0)
+  })
+})

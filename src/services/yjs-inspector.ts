@@ -89,6 +89,9 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
       if (existing !== undefined) {
         throw new SyncError(ErrorCode.INVALID_UPDATE, `the update replaces ${collection.type} ${parent.key}; entities are never replaced or removed`)
       }
+      if (!(s.content instanceof Y.ContentType && s.content.type instanceof Y.Map)) {
+        throw new SyncError(ErrorCode.INVALID_UPDATE, `${collection.type} ${parent.key} must be a Y.Map of its fields (PROTOCOL section 3)`)
+      }
       continue
     }
     const entity = entityOf(parent.type, collectionName)
