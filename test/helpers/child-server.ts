@@ -136,7 +136,11 @@ export async function spawnChildServer(options: ChildServerOptions): Promise<Chi
   return handle
 }
 
-/** Polls `GET /health` until it answers 200, the process exits, or `ms` pass. */
+/**
+ * Waits until this child has logged that it listens on its port and `GET /health`
+ * answers 200; throws if the process exits first or `ms` pass. (LOG_LEVEL must
+ * be info or lower for the listen line.)
+ */
 export async function waitHealthy(server: ChildServer, ms = START_TIMEOUT_MS): Promise<void> {
   const deadline = Date.now() + ms
   for (;;) {
@@ -147,12 +151,16 @@ export async function waitHealthy(server: ChildServer, ms = START_TIMEOUT_MS): P
           `--- stderr ---\n${server.stderr()}\n--- stdout (tail) ---\n${server.stdout().slice(-4000)}`,
       )
     }
-    try {
-      const res = await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(2_000) })
-      await res.arrayBuffer()
-      if (res.status === 200) return
-    } catch {
-      // Not listening yet.
+    // Only a server that logged its own listen on this port counts: two test files in parallel can
+    // be handed the same free port, and /health alone would then be answered by the other's server.
+    if (server.stdout().includes(`listening on ${server.url};`)) {
+      try {
+        const res = await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(2_000) })
+        await res.arrayBuffer()
+        if (res.status === 200) return
+      } catch {
+        // Not answering yet.
+      }
     }
     if (Date.now() > deadline) {
       throw new Error(
