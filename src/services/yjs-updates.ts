@@ -76,25 +76,30 @@ export async function applyYjsUpdate(
       throw new SyncError(ErrorCode.INVALID_UPDATE, MISSING_DEPENDENCIES)
     }
   } catch (cause) {
-    // Decoded fine but failed half-way through: the document may hold part of it. Reload it from disk.
-    committer.abandon(sync)
-    if (cause instanceof SyncError) throw cause
-    throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
+    // Decoded fine but failed half-way through: the document may hold part of it.
+    throw refuseApplied(sync, committer, cause)
   }
 
   let settled: ReturnType<typeof settle>
   try {
     settled = settle(sync, overwrites, transactions, author, wantChanges)
   } catch (cause) {
-    // Applied in memory but not stored: reload the document from disk, so memory equals disk.
-    committer.abandon(sync)
-    if (cause instanceof SyncError) throw cause
-    throw new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
+    // Applied in memory but not stored.
+    throw refuseApplied(sync, committer, cause)
   }
   const { fixups, conflicts, changes, indexWrites } = settled
   const serverTimestamp = sync.clock
   await committer.commit(sync, { updates: [update, ...fixups], entities: indexWrites, conflicts })
   return { serverTimestamp, stored: true, fixups, conflicts, changes }
+}
+
+/**
+ * An update that failed once (part of) it was applied: the document is dropped
+ * and reloaded from disk, so memory equals disk, and the update is refused.
+ */
+function refuseApplied(sync: SyncDocument, committer: UpdateCommitter, cause: unknown): SyncError {
+  committer.abandon(sync)
+  return cause instanceof SyncError ? cause : new SyncError(ErrorCode.INVALID_UPDATE, 'the update could not be applied', { cause })
 }
 
 /** After the update is applied: conflicts on `manual` fields (current values restored), then the entity index. */
