@@ -7,7 +7,7 @@
 import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 
-type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
+export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
 
 export interface YjsSyncResponse {
   mode: 'yjs'
@@ -40,6 +40,8 @@ export class YjsDevice {
   private pending = new Set<Promise<Reply>>()
   private syncedOnce: Promise<void>
   private live = true
+  /** The ack of the update the doc's update handler sent last (read by `write`). */
+  private lastLocalSend: Promise<Reply> | undefined
 
   constructor(
     url: string,
@@ -69,7 +71,7 @@ export class YjsDevice {
     })
     this.socket.on('sync:error', (e: unknown) => this.errors.push(e))
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (origin !== REMOTE && this.live && this.socket.connected) void this.send(update)
+      if (origin !== REMOTE && this.live && this.socket.connected) this.lastLocalSend = this.send(update)
     })
   }
 
@@ -111,6 +113,19 @@ export class YjsDevice {
       const bad = replies.find((r) => !r.ok)
       if (bad) throw new Error(`update refused: ${JSON.stringify(bad)}`)
     }
+  }
+
+  /**
+   * Runs `edit` as one local transaction and returns the ack of the update it
+   * sent, or undefined when nothing was sent (offline, or no change): the edit
+   * then stays in the doc and reaches the server with the next sync.
+   */
+  write(edit: () => void): Promise<Reply> | undefined {
+    this.lastLocalSend = undefined
+    this.doc.transact(edit)
+    const ack = this.lastLocalSend
+    this.lastLocalSend = undefined
+    return ack
   }
 
   /** Goes offline: edits are kept locally and sent on the next sync. */
