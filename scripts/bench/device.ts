@@ -49,6 +49,26 @@ export function updateKey(update: Uint8Array): string {
 /** A clip's text: every clip the benchmark makes, on either path, is this plus ` #n`. */
 export const CONTENT = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit'
 
+/**
+ * Puts `count` new clips into `doc` in one transaction, as the app does: a
+ * Y.Map per clip (content, contentType, createdAt) under `<deviceId>-<n>` in
+ * the top-level `clips` map, n from `first`. `Yjs` is the Yjs module `doc`
+ * belongs to (the side-by-side benchmark drives other servers' clients with
+ * their own copy of Yjs).
+ */
+export function putClips(Yjs: Pick<typeof Y, 'Map'>, doc: Y.Doc, deviceId: string, first: number, count: number): void {
+  const clips = doc.getMap<Y.Map<unknown>>('clips')
+  doc.transact(() => {
+    for (let n = first; n < first + count; n++) {
+      const clip = new Yjs.Map<unknown>()
+      clip.set('content', `${CONTENT} #${n}`)
+      clip.set('contentType', 'text')
+      clip.set('createdAt', Date.now())
+      clips.set(`${deviceId}-${n}`, clip)
+    }
+  })
+}
+
 /** Relays are `sync:update`s, identified by the relay itself. */
 export class BenchDevice extends BenchSocketDevice<Relay> {
   readonly doc = new Y.Doc()
@@ -106,17 +126,8 @@ export class BenchDevice extends BenchSocketDevice<Relay> {
   /** Adds `count` clips in one transaction, as the app does (a Y.Map per clip in `clips`); returns the update. */
   addClips(count = 1): Uint8Array {
     this.captured = undefined
-    const clips = this.doc.getMap<Y.Map<unknown>>('clips')
-    this.doc.transact(() => {
-      for (let i = 0; i < count; i++) {
-        const n = this.clipSeq++
-        const clip = new Y.Map<unknown>()
-        clip.set('content', `${CONTENT} #${n}`)
-        clip.set('contentType', 'text')
-        clip.set('createdAt', Date.now())
-        clips.set(`${this.deviceId}-${n}`, clip)
-      }
-    })
+    putClips(Y, this.doc, this.deviceId, this.clipSeq, count)
+    this.clipSeq += count
     const update = this.captured
     if (!update) throw new Error('the transaction produced no update')
     return update

@@ -40,6 +40,12 @@ export async function machineCpu(): Promise<MachineCpu | undefined> {
 }
 const tempDirs = new Set<string>()
 
+/** Another child process (e.g. another server under test) for cleanupSync to kill; forgotten once it exits. */
+export function trackChild(child: ChildProcess): void {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+}
+
 /** Last-resort cleanup (bench crashed or was interrupted): kill our children, delete our temp dirs. */
 export function cleanupSync(): void {
   for (const child of children) child.kill('SIGKILL')
@@ -60,7 +66,8 @@ export async function removeTempDir(dir: string): Promise<void> {
 }
 
 let clockTicks: number | undefined
-function clockTicksPerSecond(): number {
+/** Clock ticks per second of /proc's CPU times (getconf CLK_TCK, 100 if unknown). */
+export function clockTicksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
