@@ -7,11 +7,13 @@
  */
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
+import { registerAdminRoutes } from './controllers/admin.controller.js'
 import { registerHealthRoutes } from './controllers/health.controller.js'
 import { openStore } from './repositories/level-store.js'
 import { createServices } from './services/index.js'
 import type { Services } from './services/index.js'
 import type { ServerConfig } from './types/config.js'
+import { EventLoopMonitor } from './utils/event-loop-monitor.js'
 import { createSocketServer } from './websockets/server.js'
 import type { SyncServer } from './websockets/types.js'
 
@@ -35,8 +37,17 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   const store = await openStore(config.dataDir)
   let open = true
   const services = createServices(store, config, app.log)
-  const { io, router } = createSocketServer(app.server, services, config, app.log)
+  const sockets = createSocketServer(app.server, services, config, app.log)
+  const { io, router } = sockets
   registerHealthRoutes(app, () => open)
+  const eventLoop = new EventLoopMonitor()
+  eventLoop.start()
+  registerAdminRoutes(app, config.adminToken, {
+    eventLoop,
+    connections: () => io.engine.clientsCount,
+    documentsLoaded: () => services.registry.loadedCount,
+    refusals: () => ({ ...sockets.counters }),
+  })
 
   app.addHook('preClose', async () => {
     open = false
@@ -44,11 +55,12 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
     // disconnect: engine.io flushes a socket's buffered acks before closing it.
     await services.drain()
     await router.idle()
-    io.local.disconnectSockets(true)
+    sockets.closeConnections()
     await connectionsClosed(io, CLOSE_WAIT_MS)
     io.engine.close()
   })
   app.addHook('onClose', async () => {
+    eventLoop.stop()
     await services.close()
     await store.close()
     await io.close() // the HTTP server is already closed: this only releases the adapter

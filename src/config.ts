@@ -6,6 +6,7 @@
 import path from 'node:path'
 import { z } from 'zod'
 import { PLANS } from './models/plans.js'
+import { SERVER_LIMITS } from './models/server-limits.js'
 import type { ServerConfig } from './types/config.js'
 import { readOrCreateSecret } from './utils/secrets.js'
 
@@ -25,6 +26,8 @@ const envSchema = z.object({
   MAX_MESSAGE_BYTES: intIn(1024, 256 << 20).default(16 << 20),
   COMPRESS_THRESHOLD_BYTES: intIn(0, 256 << 20).default(32 << 10),
   SYNC_WRITES: bool.default(true),
+  IP_CONNECTIONS_PER_SECOND: z.coerce.number().positive().max(1e6).default(SERVER_LIMITS.ipConnections.perSecond),
+  IP_CONNECTION_BURST: intIn(1, 10_000_000).default(SERVER_LIMITS.ipConnections.burst),
 })
 
 export class ConfigError extends Error {
@@ -58,6 +61,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret'
     compressThresholdBytes: e.COMPRESS_THRESHOLD_BYTES,
     syncWrites: e.SYNC_WRITES,
     plans: PLANS,
+    limits: { ...SERVER_LIMITS, ipConnections: { perSecond: e.IP_CONNECTIONS_PER_SECOND, burst: e.IP_CONNECTION_BURST } },
   }
 }
 

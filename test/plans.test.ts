@@ -3,69 +3,21 @@
  * type, document bytes, update bytes, devices and connections per user, per
  * plan, over the real server with small limits passed through its config.
  */
-import { io, type Socket } from 'socket.io-client'
-import * as Y from 'yjs'
+import type { Socket } from 'socket.io-client'
 import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
 import { useServer } from './helpers/fixture.js'
 import { JsonDevice } from './helpers/json-device.js'
+import { attempt, clipsUpdate, connect, sendUpdate, type Client, type Reply } from './helpers/raw-client.js'
 import { tokenFor } from './helpers/server.js'
-
-type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
 
 const plans = (free: Partial<PlanLimits>, pro: Partial<PlanLimits> = {}): PlanTable => ({
   free: { ...PLANS.free, ...free },
   pro: { ...PLANS.pro, ...pro },
 })
 
-interface Client {
-  socket: Socket
-  errors: { code: string; event: string }[]
-}
-
-/** Connects a bare socket; resolves once connected, or rejects with the `connect_error`. */
-async function connect(url: string, token: string, deviceId: string, opened: Socket[]): Promise<Client> {
-  const socket = io(url, { auth: { token, deviceId }, transports: ['websocket'], reconnection: false, forceNew: true })
-  opened.push(socket)
-  const errors: Client['errors'] = []
-  socket.on('sync:error', (e: Client['errors'][number]) => errors.push(e))
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve())
-    socket.once('connect_error', reject)
-  })
-  return { socket, errors }
-}
-
-/** What a connection attempt ends in: `connected`, or the refusal's message and data. */
-async function attempt(url: string, token: string, deviceId: string, opened: Socket[]): Promise<unknown> {
-  try {
-    await connect(url, token, deviceId, opened)
-    return 'connected'
-  } catch (err) {
-    const e = err as Error & { data?: unknown }
-    return { message: e.message, data: e.data }
-  }
-}
-
 const QUOTA_REFUSAL = { message: 'quota_exceeded', data: { code: 'QUOTA_EXCEEDED', message: expect.any(String) } }
-
-/** A Yjs update from a fresh client creating clips `ids` (no dependencies on anything). */
-function clipsUpdate(ids: string[], content = 'x', collection = 'clips'): Uint8Array {
-  const doc = new Y.Doc()
-  doc.transact(() => {
-    for (const id of ids) {
-      const clip = new Y.Map<unknown>()
-      clip.set(collection === 'clips' ? 'content' : 'name', content)
-      doc.getMap(collection).set(id, clip)
-    }
-  })
-  return Y.encodeStateAsUpdate(doc)
-}
-
-async function sendUpdate(client: Client, update: Uint8Array): Promise<Reply> {
-  return (await client.socket.emitWithAck('sync:update', { update })) as Reply
-}
 
 async function sendChange(client: Client, operation: 'create' | 'update' | 'delete', entityType: string, entityId: string, data = {}): Promise<Reply> {
   const event = { create: 'sync:entity_created', update: 'sync:entity_updated', delete: 'sync:entity_deleted' }[operation]
@@ -102,7 +54,19 @@ describe('plan limits (issue 4, item 3)', () => {
   it('the table gives the defaults: a free user may keep 10,000 clips; pro allows more than free', () => {
     expect(parseEnv({}).plans).toEqual(PLANS)
     expect(PLANS.free.entitiesPerType).toBeGreaterThanOrEqual(10_000)
-    for (const k of Object.keys(PLANS.free) as (keyof PlanLimits)[]) expect(PLANS.pro[k]).toBeGreaterThanOrEqual(PLANS.free[k])
+    for (const k of Object.keys(PLANS.free) as (keyof PlanLimits)[]) {
+      const [pro, free] = [PLANS.pro[k], PLANS.free[k]]
+      if (typeof pro === 'number' && typeof free === 'number') expect(pro).toBeGreaterThanOrEqual(free)
+      else if (typeof pro === 'object' && typeof free === 'object') {
+        expect(pro.perSecond).toBeGreaterThanOrEqual(free.perSecond)
+        expect(pro.burst).toBeGreaterThanOrEqual(free.burst)
+      } else throw new Error(`limit ${k} has different shapes in the two plans`)
+    }
+    // One largest update always fits in every byte bucket (else it could never pass).
+    for (const limits of Object.values(PLANS)) {
+      expect(limits.socketBytes.burst).toBeGreaterThanOrEqual(limits.updateBytes)
+      expect(limits.userBytes.burst).toBeGreaterThanOrEqual(limits.updateBytes)
+    }
   })
 
   it('a device over the devices-per-user limit is refused at connect; other sockets of a connected device are not', async () => {

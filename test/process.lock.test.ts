@@ -59,7 +59,8 @@ describe('a second server on the same DATA_DIR', () => {
   it('also when the second one is started while the first is busy writing', async () => {
     const { dataDir } = fixture
     const first = await startChildServer({ dataDir })
-    const phone = await device(first, 'alice', 'phone')
+    // Writing as fast as acks come back is past the free plan's rate limits: a pro device.
+    const phone = await device(first, 'alice', 'phone', 'pro')
     const second = await spawnChildServer({ dataDir })
     // Keep the first one writing, 20 clips at a time, for as long as the second one is alive.
     let written = 0

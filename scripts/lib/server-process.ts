@@ -29,6 +29,8 @@ export const SERVER_ENV_VARS: readonly string[] = [
   'MAX_MESSAGE_BYTES',
   'COMPRESS_THRESHOLD_BYTES',
   'SYNC_WRITES',
+  'IP_CONNECTIONS_PER_SECOND',
+  'IP_CONNECTION_BURST',
 ]
 
 /** A port that was free a moment ago (listen on 0, read it, close). */

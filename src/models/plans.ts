@@ -1,8 +1,9 @@
 /**
  * Plan limits (issue 4, item 3; PROTOCOL section 7), declared once. The plan
  * comes from the token (`plan` claim, `free` when absent). The README's
- * "Plans" table mirrors this one. Events-per-second limits are rate limits
- * and live with the rate limiter, not here.
+ * "Plans" table mirrors this one. Server-wide limits that do not depend on
+ * the plan (connections per IP, strikes before a disconnect) are in
+ * `models/server-limits.ts`.
  *
  * What each limit counts:
  * - `entitiesPerType`: live (not soft-deleted) entities of one type. A write
@@ -23,10 +24,21 @@
  *   not a new device.
  * - `connectionsPerUser`: sockets connected at once, whatever their device.
  *
+ * - `userEvents` / `socketEvents`: client events per second (any event, reads
+ *   too) of all the user's sockets together, and of one socket, as token
+ *   buckets (`utils/token-bucket.ts`): up to `burst` at once, then
+ *   `perSecond`. One socket cannot use up its user's other devices' share.
+ * - `userBytes` / `socketBytes`: the same for the bytes of the events'
+ *   payloads (binary updates by length, JSON by its string and key lengths).
+ *   Each burst is at least `updateBytes`, so one largest update always fits.
+ *   Over any of the four: `RATE_LIMITED` with `retryAfterMs`, nothing of the
+ *   event applied (`websockets/event-limiter.ts`).
+ *
  * Refusals at connect: `connect_error` with message `quota_exceeded` and data
  * `{ code: 'QUOTA_EXCEEDED', message }`.
  */
 import type { Plan } from '../types/events.js'
+import type { Rate } from '../utils/token-bucket.js'
 
 export interface PlanLimits {
   entitiesPerType: number
@@ -34,6 +46,10 @@ export interface PlanLimits {
   updateBytes: number
   devicesPerUser: number
   connectionsPerUser: number
+  userEvents: Rate
+  socketEvents: Rate
+  userBytes: Rate
+  socketBytes: Rate
 }
 
 export type PlanTable = Readonly<Record<Plan, Readonly<PlanLimits>>>
@@ -47,6 +63,10 @@ export const PLANS: PlanTable = {
     updateBytes: 8 * MB,
     devicesPerUser: 20,
     connectionsPerUser: 40,
+    userEvents: { perSecond: 100, burst: 1000 },
+    socketEvents: { perSecond: 50, burst: 500 },
+    userBytes: { perSecond: 2 * MB, burst: 16 * MB },
+    socketBytes: { perSecond: 1 * MB, burst: 8 * MB },
   },
   pro: {
     entitiesPerType: 500_000,
@@ -54,5 +74,9 @@ export const PLANS: PlanTable = {
     updateBytes: 16 * MB,
     devicesPerUser: 200,
     connectionsPerUser: 400,
+    userEvents: { perSecond: 2000, burst: 20_000 },
+    socketEvents: { perSecond: 1000, burst: 10_000 },
+    userBytes: { perSecond: 16 * MB, burst: 64 * MB },
+    socketBytes: { perSecond: 8 * MB, burst: 32 * MB },
   },
 }

@@ -1,5 +1,6 @@
 /** Server configuration, validated from the environment by `config.ts` (PROTOCOL section 8). */
 import type { PlanTable } from '../models/plans.js'
+import type { ServerLimits } from '../models/server-limits.js'
 
 export interface ServerConfig {
   host: string
@@ -22,4 +23,6 @@ export interface ServerConfig {
   syncWrites: boolean
   /** Limits per plan (`models/plans.ts`); the table's values unless a test passes others. */
   plans: PlanTable
+  /** Server-wide rate limits (`models/server-limits.ts`). */
+  limits: ServerLimits
 }

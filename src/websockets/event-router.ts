@@ -4,6 +4,8 @@
  */
 import type { Ack, ClientToServerEvents } from '../types/events.js'
 import type { Logger } from '../utils/logger.js'
+import type { AbuseMonitor } from './abuse-monitor.js'
+import { payloadBytes, type EventLimiter } from './event-limiter.js'
 import { checkTokenExpiry } from './middleware/auth.middleware.js'
 import { replyError } from './reply.js'
 import type { SyncSocket } from './types.js'
@@ -14,14 +16,21 @@ export class EventRouter {
   private inflight = 0
   private idleWaiters: (() => void)[] = []
 
-  constructor(readonly log: Logger) {}
+  constructor(
+    readonly log: Logger,
+    private readonly limiter: EventLimiter,
+    private readonly abuse: AbuseMonitor,
+  ) {}
 
   /**
    * Registers `handler` for `event`. The listener is attached synchronously, so
    * nothing a client sends right after connecting is missed (socket.io-client#1527);
    * handlers that need the document await it themselves. Once the socket's
    * token has expired no handler runs: the event is refused with
-   * `UNAUTHORIZED` and the socket disconnected (auth.middleware.ts).
+   * `UNAUTHORIZED` and the socket disconnected (auth.middleware.ts). Then the
+   * rate limits (event-limiter.ts): a refused event gets `RATE_LIMITED` and
+   * nothing of it runs. Every refusal, there or by the handler, is reported to
+   * the abuse monitor, which disconnects a socket that keeps being refused.
    */
   on(socket: SyncSocket, event: keyof ClientToServerEvents, handler: EventHandler): void {
     socket.on(event, (...args: unknown[]) => {
@@ -29,14 +38,28 @@ export class EventRouter {
       const ack = typeof last === 'function' ? (last as Ack) : undefined
       const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
       if (checkTokenExpiry(socket, event, payload, ack, this.log)) return
+      const bytes = payloadBytes(payload)
+      const limited = this.limiter.admit(socket, bytes)
+      if (limited) {
+        this.refuse(socket, event, payload, ack, limited)
+        return
+      }
       this.inflight++
       handler(payload)
         .then(
           (result) => ack?.({ ok: true, ...result }),
-          (err: unknown) => replyError(socket, event, payload, ack, err, this.log),
+          (err: unknown) => this.refuse(socket, event, payload, ack, err),
         )
-        .finally(() => this.settled())
+        .finally(() => {
+          this.limiter.done(socket, bytes)
+          this.settled()
+        })
     })
+  }
+
+  private refuse(socket: SyncSocket, event: string, payload: unknown, ack: Ack | undefined, err: unknown): void {
+    const code = replyError(socket, event, payload, ack, err, this.log)
+    this.abuse.refused(socket, event, code)
   }
 
   /** Resolves once no event is being handled (every accepted one has been answered). */

@@ -3,21 +3,47 @@ import type { Server as HttpServer } from 'node:http'
 import { Server } from 'socket.io'
 import type { Services } from '../services/index.js'
 import type { ServerConfig } from '../types/config.js'
+import { SyncEventType } from '../types/sync.js'
+import { ErrorCode } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import { jittered } from '../utils/retry.js'
+import { AbuseMonitor, type AbuseCounters } from './abuse-monitor.js'
+import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
+import { ConnectionGuard, RESTART_RETRY_MS } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
 import type { SyncServer } from './types.js'
 import { userRoom } from './types.js'
 
+/** The `event` of the `sync:error` each socket gets when the server shuts down. */
+export const SHUTDOWN_EVENT = 'shutdown'
+
+export interface SocketServer {
+  io: SyncServer
+  router: EventRouter
+  /** Refusals and disconnects of the rate limits and abuse checks, since start. */
+  counters: AbuseCounters
+  /**
+   * Shutdown, once every accepted event is answered: refuses new handshakes,
+   * tells every socket `sync:error` `{ code: 'UNAVAILABLE', event: 'shutdown',
+   * retryAfterMs }` (jittered) and closes its connection. The client sees a
+   * transport close, not a server disconnect, so it reconnects by itself,
+   * with its own backoff, once the server is back.
+   */
+  closeConnections(): void
+}
+
 export function createSocketServer(
   httpServer: HttpServer,
   services: Services,
-  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans'>,
+  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans' | 'limits'>,
   log: Logger,
-): { io: SyncServer; router: EventRouter } {
-  const router = new EventRouter(log)
+): SocketServer {
+  const abuse = new AbuseMonitor(config.limits, log)
+  const guard = new ConnectionGuard(config.limits, abuse.counters, log)
+  const router = new EventRouter(log, new EventLimiter(config.plans, config.limits), abuse)
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,
@@ -28,7 +54,9 @@ export function createSocketServer(
     httpCompression: { threshold: config.compressThresholdBytes },
     serveClient: false,
   })
-  io.use(createAuthMiddleware(config.jwtSecret, log))
+  // Shutdown and per-address limits first: a refused handshake costs no token verification.
+  io.use(guard.middleware())
+  io.use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
   // Devices and connections per user (plan limits): refused at connect.
   io.use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
@@ -42,5 +70,17 @@ export function createSocketServer(
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.
     scheduleTokenExpiry(socket, log)
   })
-  return { io, router }
+  const closeConnections = (): void => {
+    guard.close()
+    for (const socket of io.of('/').sockets.values()) {
+      socket.emit(SyncEventType.ERROR, {
+        code: ErrorCode.UNAVAILABLE,
+        message: 'the server is shutting down; connect again',
+        event: SHUTDOWN_EVENT,
+        retryAfterMs: jittered(RESTART_RETRY_MS),
+      })
+      socket.conn.close()
+    }
+  }
+  return { io, router, counters: abuse.counters, closeConnections }
 }

@@ -9,13 +9,14 @@ import { afterAll, afterEach, beforeEach, expect } from 'vitest'
 import { connectDevice } from './clip-burst.js'
 import { killAllChildren, runningChildren, type ChildServer } from './child-server.js'
 import type { YjsDevice } from './device.js'
+import type { Plan } from '../../src/types/events.js'
 import { removeDir, tempDir, tokenFor } from './server.js'
 
 export interface ChildServerFixture {
   /** The current test's data directory (a new temp dir per test). */
   readonly dataDir: string
   /** A synced device of `userId` on `server`, closed after the test (or by `closeDevices`). */
-  device: (server: ChildServer, userId: string, deviceId: string) => Promise<YjsDevice>
+  device: (server: ChildServer, userId: string, deviceId: string, plan?: Plan) => Promise<YjsDevice>
   /** Closes every device made so far. */
   closeDevices: () => void
 }
@@ -41,8 +42,8 @@ export function useChildServers(dirPrefix: string): ChildServerFixture {
       if (dataDir === undefined) throw new Error('dataDir is made in beforeEach: use it inside a test')
       return dataDir
     },
-    async device(server, userId, deviceId) {
-      const d = await connectDevice(server.url, await tokenFor(userId), deviceId)
+    async device(server, userId, deviceId, plan) {
+      const d = await connectDevice(server.url, await tokenFor(userId, plan), deviceId)
       devices.push(d)
       return d
     },

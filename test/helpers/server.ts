@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { buildApp, type SyncApp } from '../../src/app.js'
-import { PLANS } from '../../src/models/plans.js'
+import { PLANS, type PlanLimits } from '../../src/models/plans.js'
+import { SERVER_LIMITS } from '../../src/models/server-limits.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { ServerConfig } from '../../src/types/config.js'
 import type { Plan } from '../../src/types/events.js'
@@ -13,6 +14,20 @@ export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
 export async function tempDir(prefix = 'superclip-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix))
 }
+
+/**
+ * Overrides that lift every rate limit (plan buckets, socket queue, strikes,
+ * per-address limits): for tests that hammer one server on purpose to check
+ * something else. `test/rate-limits.test.ts` checks the limits themselves.
+ */
+export const NO_RATE_LIMITS: Pick<ServerConfig, 'plans' | 'limits'> = (() => {
+  const unlimited = { perSecond: 1e9, burst: 1e9 }
+  const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited })
+  return {
+    plans: { free: lift(PLANS.free), pro: lift(PLANS.pro) },
+    limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited },
+  }
+})()
 
 export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
   return {
@@ -29,6 +44,7 @@ export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {
     compressThresholdBytes: 32 << 10,
     syncWrites: true,
     plans: PLANS,
+    limits: SERVER_LIMITS,
     ...overrides,
   }
 }

@@ -29,7 +29,8 @@ function refusal(message: 'unauthorized' | 'bad_request', code: ErrorCode, detai
   return err
 }
 
-export function createAuthMiddleware(jwtSecret: string, log: Logger) {
+/** `onRefused` hears the address of every handshake refused for its token (the connection guard counts them). */
+export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: (address: string) => void = () => {}) {
   return (socket: SyncSocket, next: (err?: ExtendedError) => void): void => {
     const auth: unknown = socket.handshake.auth
     const { token, deviceId } = (typeof auth === 'object' && auth !== null ? auth : {}) as Record<string, unknown>
@@ -55,6 +56,7 @@ export function createAuthMiddleware(jwtSecret: string, log: Logger) {
       (err: unknown) => {
         const detail = err instanceof InvalidTokenError ? err.message : 'token could not be verified'
         log.info({ address: socket.handshake.address, reason: detail }, 'connection refused')
+        onRefused(socket.handshake.address)
         next(refusal('unauthorized', ErrorCode.UNAUTHORIZED, detail))
       },
     )

@@ -1,0 +1,34 @@
+/**
+ * Server-wide limits that do not depend on the plan (issue 4, item 4). The
+ * README's "Rate limits" section mirrors this table; tests pass others
+ * through `ServerConfig.limits`, and the per-IP connection rate can be set
+ * from the environment (`IP_CONNECTIONS_PER_SECOND`, `IP_CONNECTION_BURST`).
+ *
+ * - `ipConnections`: handshakes per client IP address (as the server sees it:
+ *   behind a proxy, the proxy's). Over it: `connect_error` `rate_limited`.
+ * - `ipAuthFailures`: failed authentications per IP address. Once the bucket
+ *   is empty, every handshake from that address is refused with
+ *   `rate_limited` until it refills (a token guesser gets ~10 tries a minute).
+ * - `socketQueue`: events (and their payload bytes) one socket may have
+ *   accepted and not yet answered: waiting for its document to load, or for
+ *   their write. More is `RATE_LIMITED`, so a socket cannot pile up memory
+ *   behind a slow load or a slow disk.
+ * - `strikes`: events of one socket refused as invalid (`INVALID_PAYLOAD`,
+ *   `INVALID_UPDATE`, `PAYLOAD_TOO_LARGE`) or for its rate (`RATE_LIMITED`).
+ *   Each takes a token; a socket whose bucket is empty is disconnected.
+ */
+import type { Rate } from '../utils/token-bucket.js'
+
+export interface ServerLimits {
+  ipConnections: Rate
+  ipAuthFailures: Rate
+  socketQueue: { events: number; bytes: number }
+  strikes: Rate
+}
+
+export const SERVER_LIMITS: ServerLimits = {
+  ipConnections: { perSecond: 50, burst: 500 },
+  ipAuthFailures: { perSecond: 1 / 6, burst: 20 },
+  socketQueue: { events: 1024, bytes: 64 << 20 },
+  strikes: { perSecond: 1, burst: 100 },
+}

@@ -1,0 +1,89 @@
+/**
+ * Suspicious patterns (issue 4, item 4): repeated invalid events, floods past
+ * the rate limits, and repeated failed authentications from one address.
+ * Each is counted; the log gets a line at the 1st, 2nd, 4th, 8th... of a kind
+ * per socket (or address), so a flood cannot flood the log; and past a
+ * threshold the socket is disconnected (`ServerLimits.strikes`) or the
+ * address refused (`ServerLimits.ipAuthFailures`, in the connection guard).
+ */
+import type { ServerLimits } from '../models/server-limits.js'
+import { ErrorCode } from '../utils/errors.js'
+import type { Logger } from '../utils/logger.js'
+import { jittered } from '../utils/retry.js'
+import { TokenBucket } from '../utils/token-bucket.js'
+import { SyncEventType } from '../types/sync.js'
+import type { SyncSocket } from './types.js'
+
+/** Codes of refused events that count as strikes against their socket. */
+const STRIKE_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.INVALID_PAYLOAD,
+  ErrorCode.INVALID_UPDATE,
+  ErrorCode.PAYLOAD_TOO_LARGE,
+  ErrorCode.RATE_LIMITED,
+])
+/** What a socket disconnected for its strikes is told, and how long it should wait. */
+const STRUCK_OUT_MESSAGE = 'too many refused events; disconnected'
+const STRUCK_OUT_RETRY_MS = 10_000
+/** The `event` of that `sync:error`. */
+export const ABUSE_EVENT = 'abuse'
+
+/** Server-wide totals, for `/admin/metrics`. */
+export interface AbuseCounters {
+  /** Events refused with RATE_LIMITED. */
+  rateLimited: number
+  /** Events refused as INVALID_PAYLOAD, INVALID_UPDATE or PAYLOAD_TOO_LARGE. */
+  invalid: number
+  /** Sockets disconnected for their strikes. */
+  disconnected: number
+  /** Handshakes refused for a bad or missing token. */
+  authFailures: number
+  /** Handshakes refused by the per-address limits. */
+  connectionsRefused: number
+}
+
+interface SocketStrikes {
+  bucket: TokenBucket
+  counts: Map<string, number>
+  out: boolean
+}
+
+/** True when `n` is 1, 2, 4, 8...: the counts at which a pattern is logged. */
+export const logWorthy = (n: number): boolean => (n & (n - 1)) === 0
+
+export class AbuseMonitor {
+  readonly counters: AbuseCounters = { rateLimited: 0, invalid: 0, disconnected: 0, authFailures: 0, connectionsRefused: 0 }
+  private readonly sockets = new WeakMap<SyncSocket, SocketStrikes>()
+
+  constructor(
+    private readonly limits: Pick<ServerLimits, 'strikes'>,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Called with every refused event's code: counts it and, past the threshold, disconnects the socket. */
+  refused(socket: SyncSocket, event: string, code: string): void {
+    if (!STRIKE_CODES.has(code)) return
+    if (code === ErrorCode.RATE_LIMITED) this.counters.rateLimited++
+    else this.counters.invalid++
+    const now = this.now()
+    let strikes = this.sockets.get(socket)
+    if (!strikes) this.sockets.set(socket, (strikes = { bucket: new TokenBucket(this.limits.strikes, now), counts: new Map(), out: false }))
+    if (strikes.out) return
+    const count = (strikes.counts.get(code) ?? 0) + 1
+    strikes.counts.set(code, count)
+    const { userId, deviceId } = socket.data
+    const address = socket.handshake.address
+    if (logWorthy(count)) this.log.warn({ userId, deviceId, address, event, code, count }, 'refused events from one socket')
+    if (strikes.bucket.tryTake(1, now) === 0) return
+    strikes.out = true
+    this.counters.disconnected++
+    this.log.warn({ userId, deviceId, address, counts: Object.fromEntries(strikes.counts) }, 'disconnecting a socket for its refused events')
+    socket.emit(SyncEventType.ERROR, {
+      code: ErrorCode.RATE_LIMITED,
+      message: STRUCK_OUT_MESSAGE,
+      event: ABUSE_EVENT,
+      retryAfterMs: jittered(STRUCK_OUT_RETRY_MS),
+    })
+    socket.disconnect(true)
+  }
+}
