@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
 import { useServer } from './helpers/fixture.js'
+import { conflictLog, requestStatus, resolveConflict } from './helpers/conflicts.js'
+import { waitFor } from './helpers/device.js'
 import { JsonDevice } from './helpers/json-device.js'
 import { attempt, clipsUpdate, connect, sendUpdate, type Client, type Reply } from './helpers/raw-client.js'
 import { tokenFor } from './helpers/server.js'
@@ -209,6 +211,27 @@ describe('plan limits (issue 4, item 3)', () => {
       const b = await connect(again.url, await tokenFor('alice'), 'phone', opened)
       expect(await sendUpdate(b, clipsUpdate(['late'], 'z'.repeat(900)))).toEqual(refused('QUOTA_EXCEEDED'))
       expect(await counts('alice')).toMatchObject({ clip: accepted })
+    } finally {
+      closeAll()
+    }
+  })
+
+  it('a merged conflict resolution is held to the plan: a value over updateBytes is PAYLOAD_TOO_LARGE, the conflict stays open', async () => {
+    const { url } = await t.start(undefined, { plans: plans({ updateBytes: 2000 }) })
+    try {
+      const a = await connect(url, await tokenFor('alice'), 'phone', opened)
+      const b = await connect(url, await tokenFor('alice'), 'laptop', opened)
+      const seen = conflictLog(a.socket)
+      expect(await sendChange(a, 'create', 'clip', 'c1', { content: 'first' })).toMatchObject({ ok: true })
+      // From version 0 while the clip is at version 1: a conflict on the manual field `content`.
+      expect(await sendChange(b, 'update', 'clip', 'c1', { content: 'second' })).toMatchObject({ ok: true })
+      await waitFor(() => seen.length === 1, 'the conflict')
+      const conflictId = seen[0]?.id ?? ''
+      const tooBig = await resolveConflict(b.socket, { conflictId, winningVersion: 'merged', mergedData: { content: 'm'.repeat(3000) } })
+      expect(tooBig).toEqual(refused('PAYLOAD_TOO_LARGE'))
+      expect((await requestStatus(a.socket, 'phone')).conflicts).toEqual([conflictId])
+      const fine = await resolveConflict(b.socket, { conflictId, winningVersion: 'merged', mergedData: { content: 'merged' } })
+      expect(fine).toMatchObject({ ok: true, conflictId })
     } finally {
       closeAll()
     }

@@ -12,6 +12,8 @@ import { transactIndexed } from './indexed-transaction.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
+import type { PlanLimits } from '../models/plans.js'
+import { checkDocumentBytes, checkUpdateBytes } from './plan-limits.js'
 
 export interface Resolution {
   conflictId: string
@@ -34,6 +36,7 @@ export async function resolveConflict(
   resolution: Resolution,
   author: Author,
   wantChanges: boolean,
+  limits?: PlanLimits,
 ): Promise<ResolvedConflict> {
   const open = sync.conflicts.get(resolution.conflictId)
   if (!open) throw new SyncError(ErrorCode.CONFLICT_NOT_FOUND, `no open conflict ${resolution.conflictId}`)
@@ -41,6 +44,12 @@ export async function resolveConflict(
   const value = chosenValue(open, resolution)
   const parsed = spec.fields[open.field]?.value.safeParse(value)
   if (!parsed?.success) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `mergedData.${open.field} is not a valid value`)
+  if (limits) {
+    // The chosen value is written again: as for a change record, its JSON stands for the update it becomes.
+    const bytes = Buffer.byteLength(JSON.stringify(parsed.data) ?? 'null')
+    checkUpdateBytes(bytes, limits, 'the resolved value')
+    checkDocumentBytes(sync, bytes, limits)
+  }
   const map = entityMap(sync.doc, spec, open.entityId)
   if (!map) throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${open.entityId} does not exist`)
 

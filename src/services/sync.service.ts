@@ -83,9 +83,15 @@ export class SyncService {
     return applyJsonChange(doc, this.committer, change, author, wantChanges, this.plans[plan])
   }
 
-  resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, wantChanges: boolean): Promise<ResolvedConflict> {
+  resolveConflict(
+    doc: SyncDocument,
+    resolution: Resolution,
+    author: Author,
+    wantChanges: boolean,
+    plan: Plan = 'free',
+  ): Promise<ResolvedConflict> {
     this.assertWritable(doc)
-    return resolveConflict(doc, this.committer, resolution, author, wantChanges)
+    return resolveConflict(doc, this.committer, resolution, author, wantChanges, this.plans[plan])
   }
 
   changePage(doc: SyncDocument, userId: string, request: ChangeLogRequest): Promise<ChangePage> {

@@ -158,7 +158,7 @@ export async function handleConflictResolution(ctx: SyncContext, payload: unknow
   const { socket, services } = ctx
   const resolution = parseConflictResolution(payload)
   const doc = await ctx.lease.document
-  const resolved = await services.sync.resolveConflict(doc, resolution, author(socket), jsonListeners(ctx))
+  const resolved = await services.sync.resolveConflict(doc, resolution, author(socket), jsonListeners(ctx), socket.data.plan)
   const { serverTimestamp } = resolved
   fanOut(ctx, resolved.update, serverTimestamp, resolved.changes, [resolved.conflict])
   return { conflictId: resolved.conflict.id, entityId: resolved.conflict.entityId, version: resolved.version, serverTimestamp }
