@@ -4,6 +4,7 @@
  * plan, over the real server with small limits passed through its config.
  */
 import type { Socket } from 'socket.io-client'
+import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
@@ -232,6 +233,42 @@ describe('plan limits (issue 4, item 3)', () => {
       expect((await requestStatus(a.socket, 'phone')).conflicts).toEqual([conflictId])
       const fine = await resolveConflict(b.socket, { conflictId, winningVersion: 'merged', mergedData: { content: 'merged' } })
       expect(fine).toMatchObject({ ok: true, conflictId })
+    } finally {
+      closeAll()
+    }
+  })
+
+  it('reviving a soft-deleted entity by a Yjs write of _deleted: false counts as a new live one: QUOTA_EXCEEDED past the limit', async () => {
+    const { url } = await t.start(undefined, { plans: plans({ entitiesPerType: 2 }) })
+    try {
+      const a = await connect(url, await tokenFor('alice'), 'phone', opened)
+      const doc = new Y.Doc()
+      const edit = (on: Y.Doc, fn: (clips: Y.Map<Y.Map<unknown>>) => void): Uint8Array => {
+        const before = Y.encodeStateVector(on)
+        on.transact(() => fn(on.getMap('clips')))
+        return Y.encodeStateAsUpdate(on, before)
+      }
+      const newClip = (id: string) => edit(doc, (clips) => clips.set(id, new Y.Map<unknown>([['content', id]])))
+      const setDeleted = (id: string, deleted: boolean, on = doc) =>
+        edit(on, (clips) => {
+          clips.get(id)?.set('_deleted', deleted)
+          clips.get(id)?.set('deletedAt', deleted ? Date.now() : null)
+        })
+      expect(await sendUpdate(a, newClip('c1'))).toMatchObject({ ok: true })
+      expect(await sendUpdate(a, newClip('c2'))).toMatchObject({ ok: true })
+      expect(await sendUpdate(a, setDeleted('c1', true))).toMatchObject({ ok: true })
+      expect(await sendUpdate(a, newClip('c3'))).toMatchObject({ ok: true })
+      expect(await counts('alice')).toMatchObject({ clip: 2 })
+      // Another device (its own Yjs client) holds the same state, for an edit that does not follow the refused one.
+      const other = new Y.Doc()
+      Y.applyUpdate(other, Y.encodeStateAsUpdate(doc))
+      const revive = setDeleted('c1', false)
+      expect(await sendUpdate(a, revive)).toEqual(refused('QUOTA_EXCEEDED'))
+      expect(await counts('alice')).toMatchObject({ clip: 2 })
+      // With a place free again, the same update is accepted.
+      expect(await sendUpdate(a, setDeleted('c3', true, other))).toMatchObject({ ok: true })
+      expect(await sendUpdate(a, revive)).toMatchObject({ ok: true })
+      expect(await counts('alice')).toMatchObject({ clip: 2 })
     } finally {
       closeAll()
     }

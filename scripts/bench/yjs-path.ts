@@ -228,7 +228,7 @@ class Targets {
       () => {
         d = timed(b.updates, maxMs, (u) => {
           const decoded = decodeClientUpdate(u)
-          if (!isEmptyUpdate(decoded)) overwrites += inspectUpdate(inspected, decoded).length
+          if (!isEmptyUpdate(decoded)) overwrites += inspectUpdate(inspected, decoded).overwrites.length
         })
       },
       // decode alone

@@ -4,14 +4,17 @@
  * - an update that replaces or deletes an entity's map is refused (it would
  *   silently drop another device's concurrent edits to that entity);
  * - a write to a `manual` field whose origin is not the field's current entry
- *   was made without seeing the current value: a conflict candidate.
+ *   was made without seeing the current value: a conflict candidate;
+ * - a write of `_deleted` other than `true` into a soft-deleted entity revives
+ *   it: it counts against the plan's live entities like a new one.
  *
  * A decoded item carries its parent only when it has no left or right origin;
  * otherwise the parent is the origin's, found in the document or, for a chain
  * of writes inside the same update, in the update itself.
  */
 import * as Y from 'yjs'
-import { specOfCollection, type EntitySpec } from '../models/entity-schema.js'
+import { DELETED, specOfCollection, type EntitySpec } from '../models/entity-schema.js'
+import type { SyncEntityType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 
 export interface ManualOverwrite {
@@ -26,10 +29,16 @@ export interface ManualOverwrite {
   clientValue: unknown
 }
 
+export interface Inspection {
+  overwrites: ManualOverwrite[]
+  /** Soft-deleted entities the update makes live again, per type. */
+  revived: Map<SyncEntityType, Set<string>>
+}
+
 type Decoded = ReturnType<typeof Y.decodeUpdate>
 type Parent = { type: Y.AbstractType<Y.YEvent<never>> | undefined; name: string | undefined; key: string | null }
 
-export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
+export function inspectUpdate(doc: Y.Doc, decoded: Decoded): Inspection {
   const store = doc.store
   const known = (id: Y.ID) => id.clock < Y.getState(store, id.client)
   const inUpdate = new Map<string, Y.Item>()
@@ -78,6 +87,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
   }
 
   const overwrites: ManualOverwrite[] = []
+  const revived = new Map<SyncEntityType, Set<string>>()
   for (const s of decoded.structs) {
     if (!(s instanceof Y.Item) || known(s.id)) continue
     const parent = parentOf(s)
@@ -97,6 +107,15 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
     const entity = entityOf(parent.type, collectionName)
     if (!entity) continue
     const field = parent.key
+    // Only the update's first write of the key is checked (later ones follow it); its value is the last write's.
+    if (field === DELETED && entity.map.get(DELETED) === true && !(s.origin && !known(s.origin))) {
+      if (lastWrite(s).content.getContent()[0] !== true) {
+        let ids = revived.get(entity.spec.type)
+        if (!ids) revived.set(entity.spec.type, (ids = new Set()))
+        ids.add(entity.id)
+      }
+      continue
+    }
     if (entity.spec.fields[field]?.kind !== 'manual') continue
     const current = (entity.map as unknown as { _map: Map<string, Y.Item> })._map.get(field)
     if (!current || current.deleted) continue
@@ -115,7 +134,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): ManualOverwrite[] {
     })
   }
   refuseEntityDeletes(doc, decoded, collectionName)
-  return overwrites
+  return { overwrites, revived }
 }
 
 /**

@@ -50,10 +50,13 @@ export async function applyYjsUpdate(
     const decoded = decodeClientUpdate(update)
     if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
     refuseMissingDependencies(sync.doc, decoded)
-    overwrites = inspectUpdate(sync.doc, decoded)
+    const inspection = inspectUpdate(sync.doc, decoded)
+    overwrites = inspection.overwrites
     if (limits) {
-      // Plan limits, before anything is applied: the entities it would create, the bytes it would add.
-      checkNewEntities(sync, newEntitiesInUpdate(sync.doc, decoded), limits)
+      // Plan limits, before anything is applied: the entities it would create or revive, the bytes it would add.
+      const live = newEntitiesInUpdate(sync.doc, decoded)
+      for (const [type, ids] of inspection.revived) live.set(type, (live.get(type) ?? 0) + ids.size)
+      checkNewEntities(sync, live, limits)
       checkDocumentBytes(sync, update.byteLength, limits)
     }
   } catch (cause) {
