@@ -72,7 +72,9 @@ export interface FanoutSpec {
   devicesPerUser: number
   clipsPerDevice: number
   rounds: number
-  /** Whether each round also waits SETTLE_MS for deferred work (serverCpuSettledSec; NaN without). */
+  /** Unmeasured rounds first (of at most 10 users each), while the server's and this process's JIT warm up. */
+  warmupRounds: number
+  /** Whether each measured round also waits SETTLE_MS for deferred work (serverCpuSettledSec; NaN without). */
   settle: boolean
 }
 
@@ -91,7 +93,7 @@ export interface FanoutRound {
 }
 
 export interface FanoutResult extends FanoutSpec {
-  warmup: FanoutRound
+  warmup: FanoutRound[]
   rounds_: FanoutRound[]
   /** Medians over the measured rounds. */
   updatesPerSec: number
@@ -110,7 +112,7 @@ export interface FanoutResult extends FanoutSpec {
 export async function runFanout(start: StartServer, spec: FanoutSpec, progress: (line: string) => void): Promise<FanoutResult> {
   return withServer(start, 'bench-peers-fanout-', async (server) => {
     const problems: Problems = []
-    const round = async (label: string, users: number): Promise<FanoutRound> => {
+    const round = async (label: string, users: number, settle: boolean): Promise<FanoutRound> => {
       const ids = []
       for (let u = 0; u < users; u++) {
         for (let d = 0; d < spec.devicesPerUser; d++) ids.push({ userId: `${label}-u${u}`, deviceId: `${label}-u${u}-d${d}` })
@@ -130,8 +132,8 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
         const short = devices.filter((d) => d.clips.count < expected)
         if (short.length > 0) problems.push(`${label}: ${short.length} devices did not get all ${expected} clips within 60 s`)
         const t1 = Math.max(...reached.map((at) => at ?? Number.NaN))
-        if (spec.settle) await sleep(SETTLE_MS)
-        const cpu2 = spec.settle ? await server.cpuUs() : Number.NaN
+        if (settle) await sleep(SETTLE_MS)
+        const cpu2 = settle ? await server.cpuUs() : Number.NaN
         if (!(await allAcked(devices, 10_000))) problems.push(`${label}: updates still unacknowledged 10 s after`)
         problems.push(...deviceProblems(devices).map((p) => `${label}: ${p}`))
         const updates = devices.length * spec.clipsPerDevice
@@ -150,11 +152,12 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
         await sleep(300)
       }
     }
-    const warmup = await round('warm', Math.min(spec.users, 10))
+    const warmup: FanoutRound[] = []
+    for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, Math.min(spec.users, 10), false))
     const rounds: FanoutRound[] = []
     for (let r = 0; r < spec.rounds; r++) {
       progress(`  round ${r + 1}/${spec.rounds}`)
-      rounds.push(await round(`r${r}`, spec.users))
+      rounds.push(await round(`r${r}`, spec.users, spec.settle))
     }
     const med = (f: (r: FanoutRound) => number) => median(rounds.map(f))
     return {
