@@ -11,6 +11,7 @@ import { AbuseMonitor, type AbuseCounters } from './abuse-monitor.js'
 import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
+import { RelayBatcher } from './relay-batcher.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard, RESTART_RETRY_MS } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
@@ -56,6 +57,7 @@ export function createSocketServer(
   })
   // Shutdown and per-address limits first: a refused handshake costs no token verification.
   io.use(guard.middleware())
+  const relays = new RelayBatcher(io)
   io.use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
   // Devices and connections per user (plan limits): refused at connect.
   io.use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
@@ -66,7 +68,7 @@ export function createSocketServer(
   })
   io.on('connection', (socket) => {
     void socket.join(userRoom(socket.data.userId))
-    registerSyncHandlers(socket, io, services, router)
+    registerSyncHandlers(socket, io, services, router, relays)
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.
     scheduleTokenExpiry(socket, log)
   })

@@ -17,6 +17,7 @@ import type { SyncChange, SyncConflict, SyncStatus } from '../../types/sync.js'
 import { SyncEventType, SyncOperationType } from '../../types/sync.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
 import type { EventRouter } from '../event-router.js'
+import type { RelayBatcher } from '../relay-batcher.js'
 import {
   parseConflictResolution,
   parseControl,
@@ -36,6 +37,8 @@ export interface SyncContext {
   services: Services
   /** The user's document; settles once it is loaded. Handlers await it before touching it. */
   lease: DocumentLease
+  /** Live `sync:update`s to the user's Yjs sockets go out through it, once per turn. */
+  relays: RelayBatcher
 }
 
 type Result = Record<string, unknown>
@@ -46,9 +49,15 @@ const RESUME_PAGE = 5000
 const SERVER_DEVICE = 'server'
 
 /** Attaches every sync listener to a freshly authenticated socket, synchronously. */
-export function registerSyncHandlers(socket: SyncSocket, io: SyncServer, services: Services, router: EventRouter): SyncContext {
+export function registerSyncHandlers(
+  socket: SyncSocket,
+  io: SyncServer,
+  services: Services,
+  router: EventRouter,
+  relays: RelayBatcher,
+): SyncContext {
   const { userId } = socket.data
-  const ctx: SyncContext = { socket, io, services, lease: services.sync.openDocument(userId) }
+  const ctx: SyncContext = { socket, io, services, lease: services.sync.openDocument(userId), relays }
   ctx.lease.document.catch((err: unknown) => {
     router.log.error({ err, userId }, 'document load failed; disconnecting the socket')
     replyError(socket, 'connect', undefined, undefined, new SyncError(ErrorCode.UNAVAILABLE, 'document unavailable'), router.log)
@@ -133,12 +142,10 @@ export async function handleSyncUpdate(ctx: SyncContext, payload: unknown): Prom
   if (applied.stored) {
     const { userId, deviceId } = socket.data
     const { serverTimestamp } = applied
-    socket.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update, deviceId, serverTimestamp })
-    for (const fixup of applied.fixups) {
-      io.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update: fixup, deviceId: SERVER_DEVICE, serverTimestamp })
-    }
+    ctx.relays.relay(userId, socket.id, deviceId, update, serverTimestamp)
+    for (const fixup of applied.fixups) ctx.relays.relay(userId, undefined, SERVER_DEVICE, fixup, serverTimestamp)
     for (const change of applied.changes) broadcastEntityChange(io, change)
-    emitConflicts(io, applied.conflicts)
+    emitConflicts(ctx, applied.conflicts)
   }
   return { serverTimestamp: applied.serverTimestamp }
 }
@@ -178,9 +185,10 @@ function fanOut(
 ): void {
   const { socket, io } = ctx
   const { userId, deviceId } = socket.data
-  if (update) io.to(liveYjsRoom(userId)).emit(SyncEventType.UPDATE, { update, deviceId, serverTimestamp })
+  // To every live Yjs socket, this one too: the value was written by the server (a Yjs socket resolving a conflict lacks it).
+  if (update) ctx.relays.relay(userId, undefined, deviceId, update, serverTimestamp)
   for (const c of changes) broadcastEntityChange(io, c, socket.id)
-  emitConflicts(io, conflicts)
+  emitConflicts(ctx, conflicts)
 }
 
 /** `sync:pause`: stop pushing live changes to this socket. */
@@ -273,6 +281,9 @@ export function broadcastEntityChange(io: SyncServer, change: SyncChange, except
 }
 
 /** Every socket of the user hears of new and resolved conflicts. */
-function emitConflicts(io: SyncServer, conflicts: readonly SyncConflict[]): void {
-  for (const c of conflicts) io.to(userRoom(c.userId)).emit(SyncEventType.CONFLICT, c)
+function emitConflicts(ctx: SyncContext, conflicts: readonly SyncConflict[]): void {
+  if (conflicts.length === 0) return
+  // After the updates they are about (a resolution's value, a write-back): the user's relays go first.
+  ctx.relays.flushUser(ctx.socket.data.userId)
+  for (const c of conflicts) ctx.io.to(userRoom(c.userId)).emit(SyncEventType.CONFLICT, c)
 }

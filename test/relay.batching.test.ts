@@ -1,0 +1,40 @@
+/**
+ * Live relays are gathered per turn (PROTOCOL section 4; issue 5): the
+ * updates one device made that a group commit settles together reach each
+ * other device as one `sync:update` of that device (their merge), never the
+ * sender itself; every update is still acknowledged on its own.
+ */
+import type { Socket } from 'socket.io-client'
+import * as Y from 'yjs'
+import { describe, expect, it } from 'vitest'
+import { useServer } from './helpers/fixture.js'
+import { waitFor } from './helpers/device.js'
+import { clipsUpdate, connect, type Reply } from './helpers/raw-client.js'
+import { tokenFor } from './helpers/server.js'
+
+describe('relays of one turn are merged per device', () => {
+  const t = useServer()
+  const opened: Socket[] = []
+
+  it('20 updates sent at once: all acknowledged, relayed as fewer messages holding all of them, not to the sender', async () => {
+    await t.start()
+    const laptop = await t.device('alice', 'laptop')
+    const relays: { deviceId: string }[] = []
+    laptop.socket.on('sync:update', (m: { deviceId: string }) => relays.push(m))
+    const phone = await connect(t.server.url, await tokenFor('alice'), 'phone', opened)
+    // A live Yjs socket: sync first (the server relays only to sockets that completed a sync).
+    expect(await phone.socket.emitWithAck('sync:request', { deviceId: 'phone', stateVector: Y.encodeStateVector(new Y.Doc()) })).toMatchObject({ ok: true })
+    const echoed: unknown[] = []
+    phone.socket.on('sync:update', (m: unknown) => echoed.push(m))
+
+    const ids = Array.from({ length: 20 }, (_, i) => `clip-${i}`)
+    // Emitted in one synchronous loop: they reach the server in one read and are committed together.
+    const replies = (await Promise.all(ids.map((id) => phone.socket.emitWithAck('sync:update', { update: clipsUpdate([id]) })))) as Reply[]
+    expect(replies.every((r) => r.ok)).toBe(true)
+    await waitFor(() => ids.every((id) => laptop.clips().has(id)), 'every clip on the laptop')
+    expect(relays.every((r) => r.deviceId === 'phone')).toBe(true)
+    expect(relays.length).toBeGreaterThan(0)
+    expect(relays.length).toBeLessThan(ids.length)
+    expect(echoed).toEqual([])
+  })
+})
