@@ -28,6 +28,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { useChildServers } from './helpers/child-fixture.js'
 import { clipContent, connectDevice, missingClips } from './helpers/clip-burst.js'
 import { errorLogs, startChildServer, within, type ChildServer } from './helpers/child-server.js'
+import { prng } from './helpers/conflicts.js'
 import type { YjsDevice } from './helpers/device.js'
 import { tokenFor } from './helpers/server.js'
 
@@ -56,18 +57,6 @@ const DEVICES: readonly { user: string; deviceId: string }[] = [
 ]
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-/** mulberry32: a small seeded PRNG, so a failing schedule can be replayed with JEPSEN_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** `count` distinct items of `items`, chosen by `random`. */
 function pick<T>(items: readonly T[], count: number, random: () => number): T[] {
