@@ -15,8 +15,16 @@
  * initial-sync document next to the Yjs sync of it, and, in-process, what
  * conflict detection and indexing add to Y.applyUpdate on the Yjs path.
  *
+ * The flood run (issue 4) puts one abusive socket, in a child process, beside
+ * 100 paced normal devices and reports their ack latency without, with and
+ * after the abuser, and the server's longest event-loop block in each phase.
+ *
  * Progress goes to stderr. BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. `--cpu-prof --cpu-prof-dir=.bench/prof` to profile it).
+ * BENCH_ONLY=flood runs the flood run alone; BENCH_FLOOD_ABUSER_PLAN=pro gives
+ * the abuser a pro token instead of a free one; BENCH_FLOOD_ABUSER_CLIENTS=one
+ * makes it send every update from one Y.Doc (default: each under a new client
+ * id, so that each is valid whatever was refused before).
  */
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -29,6 +37,7 @@ import {
   type ChangeRateSpec,
   type PathRate,
 } from './bench/changes.js'
+import { runFlood, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
   runInitialSync,
@@ -44,7 +53,7 @@ import { fmt, mean, round, table } from './bench/stats.js'
 import { measureYjsPath, type PathRates, type YjsPathResult } from './bench/yjs-path.js'
 
 /** The whole run is aborted (children killed, temp dirs removed) past this. */
-const WATCHDOG_MS = 6 * 60_000
+const WATCHDOG_MS = 8 * 60_000
 
 const THROUGHPUT: ThroughputSpec[] = [
   { name: '1 user x 1 device', users: 1, devicesPerUser: 1, window: 1, updatesPerDevice: 2000, warmupPerDevice: 200, timeLimitMs: 8000 },
@@ -70,6 +79,19 @@ const CHANGE_LOG_LIMITS = [5000, null]
 const CHANGE_LOG_WARM_REPS = 5
 /** Page sizes also measured right after a restart (one restart, one sync each). */
 const CHANGE_LOG_COLD_LIMITS = [5000]
+/** The flood run: 100 paced devices; one abuser, free plan unless BENCH_FLOOD_ABUSER_PLAN=pro. */
+const FLOOD: FloodSpec = {
+  users: 50,
+  devicesPerUser: 2,
+  periodMs: 100,
+  warmupMs: 2000,
+  phaseMs: 6000,
+  abuserPlan: process.env.BENCH_FLOOD_ABUSER_PLAN === 'pro' ? 'pro' : 'free',
+  abuserWindow: 1000,
+  abuserClients: process.env.BENCH_FLOOD_ABUSER_CLIENTS === 'one' ? 'one' : 'new',
+}
+/** Parts of the run that BENCH_ONLY may name (only the flood run so far). */
+const ONLY_PARTS = ['flood']
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -94,6 +116,8 @@ function rounded(value: unknown): unknown {
 }
 
 async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY
+  if (only !== undefined && !ONLY_PARTS.includes(only)) throw new Error(`BENCH_ONLY=${only}: expected one of ${ONLY_PARTS.join(', ')}`)
   const started = performance.now()
   const watchdog = setTimeout(() => {
     process.stderr.write(`[bench] aborted: over ${WATCHDOG_MS / 1000} s\n`)
@@ -127,6 +151,22 @@ async function main(): Promise<void> {
   const bench0 = process.cpuUsage()
   const load0 = os.loadavg()[0] ?? 0
 
+  if (only === 'flood') {
+    const flood = await runFlood(FLOOD, progress)
+    const totalSec = (performance.now() - started) / 1000
+    log()
+    logHeader(machine)
+    log()
+    reportFlood(flood)
+    log('Checks')
+    logFloodChecks(flood)
+    log(`Total bench time (BENCH_ONLY=flood): ${fmt(totalSec, 1)} s`)
+    log()
+    log(JSON.stringify(rounded({ bench: 'superclip-sync', only, date: new Date().toISOString(), totalSec, machine, flood })))
+    clearTimeout(watchdog)
+    return
+  }
+
   progress('raw limits: Y.applyUpdate ...')
   const apply = measureApply()
   lap('rawApply')
@@ -155,6 +195,8 @@ async function main(): Promise<void> {
   const initialSync = await runInitialSync(SYNC_CLIPS, SYNC_CHUNK, SYNC_WARM_REPS, SYNC_COLD_REPS, changeLog.probe)
   const changeLogSync = changeLog.result()
   lap('initialSync')
+  const flood = await runFlood(FLOOD, progress)
+  lap('flood')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
   lap('rawLevelEnd')
@@ -166,7 +208,8 @@ async function main(): Promise<void> {
   const contention =
     machine0 && machine1
       ? {
-          otherCoreSec: Math.max(0, machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us) / 1e6,
+          otherCoreSec:
+            Math.max(0, machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us - flood.abuser.totalCpuUs) / 1e6,
           stealCoreSec: (machine1.stealUs - machine0.stealUs) / 1e6,
           loadAvg1mStart: load0,
           loadAvg1mEnd: os.loadavg()[0] ?? 0,
@@ -188,9 +231,7 @@ async function main(): Promise<void> {
 
   // ---- report ----
   log()
-  log(`SuperClip sync benchmark: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memGiB} GiB, ${machine.platform}`)
-  log(`yjs ${machine.yjs}, socket.io ${machine.socketIo}, level ${machine.level}; data dirs under ${machine.tmpdir}.`)
-  log('Server: child process, default settings (SYNC_WRITES=true), fresh data dir per scenario. Clients: this process.')
+  logHeader(machine)
   log()
   log('Raw limits (in the bench process, no server running)')
   const lvl = (f: (l: LevelLimits) => number) => `${fmt(f(levelStart))} / ${fmt(f(levelEnd))}`
@@ -309,6 +350,7 @@ async function main(): Promise<void> {
   reportChangeRates(changeRates)
   reportChangeLogSync(s, changeLogSync)
   reportYjsPath(yjsPath)
+  reportFlood(flood)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -364,16 +406,18 @@ async function main(): Promise<void> {
         `values after applyYjsUpdate ${p.valuesRight ? 'as expected' : 'WRONG'}`,
     )
   }
+  logFloodChecks(flood)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
-      `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}`,
+      `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
   )
   log(`Total bench time: ${fmt(totalSec, 1)} s`)
   const part = (name: string) => fmt(partSec[name], 1)
   log(
     `   by part, s: raw Y.applyUpdate ${part('rawApply')}, Yjs path in-process (6.) ${part('yjsPath')}, LevelDB ${part('rawLevel')} + ${part('rawLevelEnd')},` +
       ` throughput (1.) ${part('throughput')}, change records vs Yjs (4.) ${part('changeRates')}, latency (2.) ${part('latency')},` +
-      ` initial sync (3.) and change-log sync (5.) ${part('initialSync')}, of which 5. ${fmt(s.probeSec, 1)} (restart included).`,
+      ` initial sync (3.) and change-log sync (5.) ${part('initialSync')}, of which 5. ${fmt(s.probeSec, 1)} (restart included),` +
+      ` flood (7.) ${part('flood')}.`,
   )
   if (contention) {
     const share = contention.otherCoreSec / (totalSec * machine.cpus)
@@ -400,10 +444,118 @@ async function main(): Promise<void> {
         changeRates,
         changeLogSync,
         yjsPath,
+        flood,
       }),
     ),
   )
   clearTimeout(watchdog)
+}
+
+function logHeader(machine: { node: string; cpus: number; cpuModel: string; memGiB: number | null; platform: string; yjs: string; socketIo: string; level: string; tmpdir: string }): void {
+  log(`SuperClip sync benchmark: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memGiB} GiB, ${machine.platform}`)
+  log(`yjs ${machine.yjs}, socket.io ${machine.socketIo}, level ${machine.level}; data dirs under ${machine.tmpdir}.`)
+  log('Server: child process, default settings (SYNC_WRITES=true), fresh data dir per scenario. Clients: this process.')
+}
+
+const counts = (c: Record<string, number>) =>
+  Object.keys(c).length === 0
+    ? 'none'
+    : Object.entries(c)
+        .map(([k, n]) => `${k} ${fmt(n)}`)
+        .join(', ')
+
+function reportFlood(f: FloodResult): void {
+  const { spec, abuser: a } = f
+  log(`7. Flood (issue 4): one abusive socket at full speed while ${fmt(f.devices)} normal devices sync`)
+  log(
+    `   Normal devices: ${spec.users} users × ${spec.devicesPerUser} devices (pro plan) in this process, each a new clip every ${spec.periodMs} ms with one`,
+  )
+  log(
+    `   update in flight, staggered; one server, the same devices in every phase, ${fmt(spec.phaseMs / 1000)} s each after a ${fmt(spec.warmupMs / 1000)} s warm-up.`,
+  )
+  const clients = spec.abuserClients === 'new' ? 'each under a new client id' : 'all from one Y.Doc'
+  log(`   Abuser: one ${spec.abuserPlan}-plan socket in a child process, valid one-clip sync:updates (${clients}), up to`)
+  log(`   ${fmt(spec.abuserWindow)} unacked; connected (idle) from the start, flooding only in "with abuser"; disconnected or refused, it connects`)
+  log('   again at once. The 2-core machine is shared by the server, this process (the 100 devices) and the abuser.')
+  const row = (p: FloodPhase) => [
+    p.name,
+    fmt(p.acked),
+    fmt(p.ackedPerSec),
+    fmt(p.ackP50Ms, 2),
+    fmt(p.ackP99Ms, 2),
+    fmt(p.ackMaxMs, 1),
+    fmt(p.lateSends),
+    fmt(p.serverLoop.maxMs, 1),
+    fmt(p.serverLoop.p99Ms, 1),
+    fmt(p.serverCpuPct),
+    fmt(p.benchCpuPct),
+    fmt(p.benchLoopMaxMs, 1),
+    fmt(p.otherCpuPct),
+  ]
+  log(
+    table(
+      ['phase', 'acked', 'acked/s', 'ack p50', 'ack p99', 'ack max', 'late sends', 'srv loop max', 'srv loop p99', 'srv CPU%', 'bench CPU%', 'bench loop max', 'other CPU%'],
+      f.phases.map(row),
+    ),
+  )
+  log(
+    `   ack p99 with ÷ without the abuser: ${fmt(f.ratio.ackP99, 2)}x (p50: ${fmt(f.ratio.ackP50, 2)}x); with ÷ after it stopped:` +
+      ` ${fmt(f.ratio.ackP99VsAfter, 2)}x (p50: ${fmt(f.ratio.ackP50VsAfter, 2)}x). Times in ms.`,
+  )
+  for (const p of f.phases) {
+    const { splitMs, first, rest } = p.bySendTime
+    log(
+      `   ${p.name}, by send time: first ${fmt(splitMs / 1000)} s p50 ${fmt(first.ackP50Ms, 2)} / p99 ${fmt(first.ackP99Ms, 2)} ms (${fmt(first.acked)} acks),` +
+        ` the rest p50 ${fmt(rest.ackP50Ms, 2)} / p99 ${fmt(rest.ackP99Ms, 2)} ms (${fmt(rest.acked)} acks).`,
+    )
+  }
+  log("   srv loop = the server's event-loop delay over the phase (GET /admin/metrics, reset at the phase's start, sampled every")
+  log('   10 ms): max = the longest time it could answer no one. late sends = sends that waited past their tick for the previous')
+  log("   ack. srv CPU, bench CPU = % of one core; bench loop max = longest block of this process's event loop, which times the acks.")
+  log('   other CPU = every other process on the machine (/proc/stat busy time minus server, bench and abuser), % of one core.')
+  const busiest = Math.max(...f.phases.map((p) => p.otherCpuPct ?? 0))
+  if (busiest > 20) {
+    log(`   WARNING: other processes used up to ${fmt(busiest)}% of a core during these phases; the latencies above include waiting for them.`)
+  }
+  log(
+    `   Abuser, ${fmt(a.floodSec, 1)} s of flood: ${fmt(a.sent)} sync:updates sent (${fmt(f.abuserSentPerSec)}/s, abuser CPU ${fmt(f.abuserCpuPct)}% of a core),` +
+      ` ${fmt(a.ackedOk)} acked ok; refused: ${counts(a.refused)};`,
+  )
+  log(
+    `   disconnected ${counts(a.disconnects)} (${fmt(a.abuseNotices)} 'abuse' notices), connected again ${fmt(a.reconnects)} times,` +
+      ` handshakes refused: ${counts(a.connectRefused)}; unanswered: ${fmt(a.unansweredAtDisconnect)} at disconnects, ${fmt(a.unansweredAtStop)} at stop.`,
+  )
+  const r = f.phases.find((p) => p.name === 'with abuser')?.refusals
+  if (r) {
+    log(
+      `   Server refusal counters gained in "with abuser": rateLimited ${fmt(r.rateLimited)}, invalid ${fmt(r.invalid)}, disconnected ${fmt(r.disconnected)},` +
+        ` authFailures ${fmt(r.authFailures)}, connectionsRefused ${fmt(r.connectionsRefused)}.`,
+    )
+  }
+  log()
+}
+
+function logFloodChecks(f: FloodResult): void {
+  const problems = [
+    ...f.phases.flatMap((p) => [
+      p.failed > 0 ? `${p.name}: ${p.failed} normal updates refused (first: ${p.firstError})` : '',
+      p.unanswered > 0 ? `${p.name}: ${p.unanswered} normal updates unanswered` : '',
+    ]),
+    f.normalClips.found < f.normalClips.min || f.normalClips.found > f.normalClips.max
+      ? `a fresh device saw ${f.normalClips.found} clips of user 0, expected ${f.normalClips.min}..${f.normalClips.max}`
+      : '',
+    f.abuserClips.found < f.abuserClips.min || f.abuserClips.found > f.abuserClips.max
+      ? `the abuser's document holds ${f.abuserClips.found} clips, expected ${f.abuserClips.min}..${f.abuserClips.max} (acked ok .. plus unanswered)`
+      : '',
+    f.deviceErrors.length > 0 ? `device errors: ${f.deviceErrors.join('; ')}` : '',
+    f.abuserStderr.length > 0 ? `abuser stderr: ${f.abuserStderr.join(' | ')}` : '',
+  ].filter(Boolean)
+  log(
+    problems.length === 0
+      ? `   flood: ok: every normal update acked in every phase; a fresh device saw all ${fmt(f.normalClips.found)} clips of user 0; the` +
+          ` abuser's document holds ${fmt(f.abuserClips.found)} clips (${fmt(f.abuserClips.min)} acked ok, at most ${fmt(f.abuserClips.max)}): nothing refused was applied`
+      : `   flood: ${problems.join('; ')}`,
+  )
 }
 
 function reportChangeRates(rates: readonly ChangeRateResult[]): void {

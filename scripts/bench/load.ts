@@ -77,3 +77,43 @@ export function pump(count: number, window: number, deadline: number, send: (ans
     next()
   })
 }
+
+/**
+ * A paced device: one send every `periodMs` from `start` until `deadline`,
+ * with at most one send unanswered. A send whose tick comes while the
+ * previous one is still unanswered goes out as soon as the answer is in (the
+ * missed ticks are skipped, not made up), and counts as late. `send` makes one
+ * send and calls `answered` once its answer is in. Resolves with the late
+ * count when the last send is answered (or `deadline + ACK_GRACE_MS` passes).
+ */
+export function paced(periodMs: number, start: number, deadline: number, send: (answered: () => void) => void): Promise<{ late: number }> {
+  return new Promise((resolve) => {
+    let late = 0
+    let due = start
+    let timer: NodeJS.Timeout | undefined
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      clearTimeout(guard)
+      clearTimeout(timer)
+      resolve({ late })
+    }
+    const guard = setTimeout(finish, Math.max(0, deadline - performance.now()) + ACK_GRACE_MS)
+    const tick = () => {
+      if (finished) return
+      if (performance.now() >= deadline) return finish()
+      send(() => {
+        if (finished) return
+        const now = performance.now()
+        due += periodMs
+        if (due < now) {
+          late++
+          due = now
+        }
+        timer = setTimeout(tick, due - now)
+      })
+    }
+    timer = setTimeout(tick, Math.max(0, start - performance.now()))
+  })
+}

@@ -20,7 +20,8 @@ export function tokenFor(userId: string): Promise<string> {
   return t
 }
 
-async function connectDevices(
+/** Connects `users` × `devicesPerUser` devices (users `bench-user-<u>`, pro tokens) and applies each one's initial sync. */
+export async function connectDevices(
   server: ServerHandle,
   users: number,
   devicesPerUser: number,

@@ -12,6 +12,8 @@ import { freePort, spawnServerProcess } from '../lib/server-process.js'
 import { sleep } from './stats.js'
 
 export const BENCH_SECRET = 'superclip-bench-jwt-secret-0123456789abcdef'
+/** The servers' ADMIN_TOKEN, for `GET /admin/metrics`. */
+export const BENCH_ADMIN_TOKEN = 'superclip-bench-admin-token-0123456789'
 
 const children = new Set<ChildProcess>()
 
@@ -160,6 +162,16 @@ export async function processRssMiB(pid: number): Promise<number | undefined> {
   }
 }
 
+/** `GET /admin/metrics` of the server (src/controllers/admin.controller.ts). */
+export interface AdminMetrics {
+  /** Event-loop delay since start or the last reset: maxMs is the longest block. */
+  eventLoopDelayMs: { maxMs: number; p99Ms: number; meanMs: number; windowMs: number }
+  connections: number
+  documentsLoaded: number
+  /** Counters since start. */
+  refusals: { rateLimited: number; invalid: number; disconnected: number; authFailures: number; connectionsRefused: number }
+}
+
 export interface ServerHandle {
   url: string
   pid: number
@@ -171,6 +183,8 @@ export interface ServerHandle {
   cpu(): Promise<CpuTimes>
   writeBytes(): Promise<number | undefined>
   rssMiB(): Promise<number | undefined>
+  /** `GET /admin/metrics`; `reset`: start a new event-loop window after reading. */
+  metrics(reset?: boolean): Promise<AdminMetrics>
   /** SIGTERM (graceful: pending writes finish), SIGKILL after 10 s. Keeps the data dir. */
   stop(): Promise<void>
 }
@@ -188,6 +202,7 @@ export async function startServer(dataDir: string): Promise<ServerHandle> {
       PORT: String(port),
       DATA_DIR: dataDir,
       JWT_SECRET: BENCH_SECRET,
+      ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
       LOG_LEVEL: 'warn',
     },
     nodeArgs: extraArgs,
@@ -240,6 +255,14 @@ export async function startServer(dataDir: string): Promise<ServerHandle> {
     cpu: () => processCpu(pid),
     writeBytes: () => processWriteBytes(pid),
     rssMiB: () => processRssMiB(pid),
+    async metrics(reset = false) {
+      const res = await fetch(`${url}/admin/metrics${reset ? '?reset=true' : ''}`, {
+        headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` },
+        signal: AbortSignal.timeout(10_000),
+      })
+      if (!res.ok) throw new Error(`GET /admin/metrics: HTTP ${res.status} ${await res.text()}`)
+      return (await res.json()) as AdminMetrics
+    },
     async stop() {
       if (exited) return
       try {
