@@ -41,9 +41,26 @@ function binary(v: unknown): Uint8Array | undefined {
   return undefined
 }
 
-/** A relayed update's identity: its bytes (the server relays exactly what was sent). */
+/**
+ * What a sent or relayed update carries, by identity: the ids of the clips it
+ * puts into `clips`. Each update the benchmark sends makes one clip; a relay
+ * may carry several (the server merges one device's updates settled in the
+ * same turn into one relay).
+ */
+export function updateKeys(update: Uint8Array): string[] {
+  const keys: string[] = []
+  for (const s of Y.decodeUpdate(update).structs) {
+    // A new key's first write carries its parent by name.
+    if (s instanceof Y.Item && (s.parent as unknown) === 'clips' && typeof s.parentSub === 'string') keys.push(s.parentSub)
+  }
+  return keys
+}
+
+/** The identity of an update the benchmark sends (one clip). */
 export function updateKey(update: Uint8Array): string {
-  return Buffer.from(update.buffer, update.byteOffset, update.byteLength).toString('latin1')
+  const [key] = updateKeys(update)
+  if (key === undefined) throw new Error('the update makes no clip')
+  return key
 }
 
 /** A clip's text: every clip the benchmark makes, on either path, is this plus ` #n`. */

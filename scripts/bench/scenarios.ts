@@ -5,7 +5,7 @@
  */
 import { signToken } from '../../src/services/token.service.js'
 import * as Y from 'yjs'
-import { BenchDevice, updateKey, type AckReply } from './device.js'
+import { BenchDevice, updateKey, updateKeys, type AckReply } from './device.js'
 import { pump, SendTally } from './load.js'
 import { BENCH_SECRET, countFsyncs, makeTempDir, removeTempDir, startServer, type ServerHandle } from './server.js'
 import { mean, median, percentile, sleep, waitUntil } from './stats.js'
@@ -89,7 +89,7 @@ function pumpUpdates(device: BenchDevice, count: number, window: number, deadlin
 }
 
 function watchRelays(devices: readonly BenchDevice[], stats: () => PhaseStats): void {
-  for (const d of devices) d.onRelay = (relay, at) => stats().relayed(updateKey(relay.update), at)
+  for (const d of devices) d.onRelay = (relay, at) => updateKeys(relay.update).forEach((key) => stats().relayed(key, at))
 }
 
 export interface ThroughputSpec {

@@ -60,17 +60,22 @@ export class RelayBatcher {
   }
 
   private send(userId: string, relays: readonly Relay[]): void {
-    const room = this.io.to(liveYjsRoom(userId))
-    for (let i = 0; i < relays.length; ) {
-      const first = relays[i] as Relay
-      let end = i + 1
-      while (end < relays.length && end - i < MAX_RUN && sameAuthor(relays[end] as Relay, first)) end++
-      const run = relays.slice(i, end)
+    const roomName = liveYjsRoom(userId)
+    const members = this.io.sockets.adapter.rooms.get(roomName)
+    if (!members || members.size === 0) return
+    const room = this.io.to(roomName)
+    for (let start = 0; start < relays.length; ) {
+      const first = relays[start] as Relay
+      let end = start + 1
+      while (end < relays.length && end - start < MAX_RUN && sameAuthor(relays[end] as Relay, first)) end++
+      const run = relays.slice(start, end)
+      start = end
+      // Nobody to send to (the author is the user's only live Yjs socket): no merge, no message.
+      if (first.fromSocketId !== undefined && members.size === 1 && members.has(first.fromSocketId)) continue
       const last = run[run.length - 1] as Relay
       const update = run.length === 1 ? first.update : Y.mergeUpdates(run.map((r) => r.update))
       const target = first.fromSocketId === undefined ? room : room.except(first.fromSocketId)
       target.emit(SyncEventType.UPDATE, { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp })
-      i = end
     }
   }
 }
