@@ -7,6 +7,7 @@
  * per address; and the jittered retry hints of every refusal.
  */
 import type { Socket } from 'socket.io-client'
+import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
@@ -114,6 +115,28 @@ describe('rate limits (issue 4, item 4)', () => {
     }
     expect(freeReplies.filter((r) => r.ok)).toHaveLength(3)
     expect(proReplies.every((r) => r.ok)).toBe(true)
+  })
+
+  it('new Yjs client ids per document: an update from one more fresh Y.Doc past the burst is RATE_LIMITED; known ids write on', async () => {
+    await t.start(undefined, { plans: plans({ newClientIds: burstOnly(3) }) })
+    const phone = await client('alice', 'phone')
+    const docs = ['a', 'b', 'c', 'd'].map(() => new Y.Doc())
+    const addClip = (doc: Y.Doc, id: string): Uint8Array => {
+      const before = Y.encodeStateVector(doc)
+      doc.getMap('clips').set(id, new Y.Map<unknown>([['content', id]]))
+      return Y.encodeStateAsUpdate(doc, before)
+    }
+    const [a, b, c, d] = docs as [Y.Doc, Y.Doc, Y.Doc, Y.Doc]
+    expect(await sendUpdate(phone, addClip(a, 'a'))).toEqual(okReply)
+    expect(await sendUpdate(phone, addClip(b, 'b'))).toEqual(okReply)
+    expect(await sendUpdate(phone, addClip(c, 'c'))).toEqual(okReply)
+    const refused = await sendUpdate(phone, addClip(d, 'd'))
+    expect(refused).toEqual(rateLimited)
+    expect(JSON.stringify(refused)).toContain('new Yjs client ids')
+    // A device that keeps its Y.Doc keeps its client id: it writes on.
+    expect(await sendUpdate(phone, addClip(a, 'a2'))).toEqual(okReply)
+    const doc = t.server.services.registry.peek('alice')
+    expect([...(doc?.doc.getMap('clips').keys() ?? [])].sort()).toEqual(['a', 'a2', 'b', 'c'])
   })
 
   it('the default table: a free device may send 500 updates at once, a pro one far more', () => {

@@ -7,6 +7,8 @@ import { specOfCollection } from '../models/entity-schema.js'
 import type { PlanLimits } from '../models/plans.js'
 import type { SyncEntityType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import { jittered } from '../utils/retry.js'
+import { TokenBucket } from '../utils/token-bucket.js'
 import type { SyncDocument } from './sync-document.js'
 import type { DecodedUpdate } from './update-validator.js'
 
@@ -37,6 +39,23 @@ export function checkNewEntities(sync: SyncDocument, created: ReadonlyMap<SyncEn
         `the plan allows ${limits.entitiesPerType} live ${type} entities; there are ${live} and this would add ${count}`,
       )
     }
+  }
+}
+
+/**
+ * Takes the update's new Yjs client ids from the document's bucket, or
+ * refuses the update with `RATE_LIMITED` (`PlanLimits.newClientIds`).
+ */
+export function checkNewClientIds(sync: SyncDocument, decoded: DecodedUpdate, limits: PlanLimits, now = Date.now()): void {
+  const clients = new Set<number>()
+  for (const s of decoded.structs) if (!sync.doc.store.clients.has(s.id.client)) clients.add(s.id.client)
+  if (clients.size === 0) return
+  sync.newClientIds ??= new TokenBucket(limits.newClientIds, now)
+  const wait = sync.newClientIds.tryTake(clients.size, now)
+  if (wait > 0) {
+    throw new SyncError(ErrorCode.RATE_LIMITED, `too many new Yjs client ids for this document (a new Y.Doc per update?)`, {
+      retryAfterMs: jittered(Math.min(wait, 60_000)),
+    })
   }
 }
 

@@ -1,3 +1,4 @@
+import type { TokenBucket } from '../utils/token-bucket.js'
 import * as Y from 'yjs'
 import type { AppliedChange, ChangeResult, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
 import { entityKey } from '../models/records.js'
@@ -36,6 +37,8 @@ export class SyncDocument {
   pendingWrites = 0
   /** Set when a commit failed: the document must not be used any more. */
   evicted = false
+  /** New Yjs client ids the document may still take (`PlanLimits.newClientIds`), made on first use. */
+  newClientIds: TokenBucket | undefined
 
   constructor(
     readonly id: string,

@@ -17,7 +17,7 @@ import type { UpdateCommitter } from './update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
 import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
 import type { PlanLimits } from '../models/plans.js'
-import { checkDocumentBytes, checkNewEntities, checkUpdateBytes, newEntitiesInUpdate } from './plan-limits.js'
+import { checkDocumentBytes, checkNewClientIds, checkNewEntities, checkUpdateBytes, newEntitiesInUpdate } from './plan-limits.js'
 
 export interface Author {
   userId: string
@@ -58,6 +58,7 @@ export async function applyYjsUpdate(
       for (const [type, ids] of inspection.revived) live.set(type, (live.get(type) ?? 0) + ids.size)
       checkNewEntities(sync, live, limits)
       checkDocumentBytes(sync, update.byteLength, limits)
+      checkNewClientIds(sync, decoded, limits)
     }
   } catch (cause) {
     // Nothing is applied yet: whatever went wrong reading the update, it is refused.

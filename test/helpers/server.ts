@@ -22,7 +22,7 @@ export async function tempDir(prefix = 'superclip-test-'): Promise<string> {
  */
 export const NO_RATE_LIMITS: Pick<ServerConfig, 'plans' | 'limits'> = (() => {
   const unlimited = { perSecond: 1e9, burst: 1e9 }
-  const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited })
+  const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited, newClientIds: unlimited })
   return {
     plans: { free: lift(PLANS.free), pro: lift(PLANS.pro) },
     limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited },
