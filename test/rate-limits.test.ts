@@ -186,6 +186,12 @@ describe('rate limits (issue 4, item 4)', () => {
       retryAfterMs: expect.any(Number),
     })
     expect(await sendUpdate(alice, clipsUpdate(['fine']))).toEqual(okReply)
+    // The wait it was told is enforced for that user (any device), not for others.
+    expect(await attempt(t.server.url, await tokenFor('mallory'), 'laptop', opened)).toEqual({
+      message: 'rate_limited',
+      data: { code: 'RATE_LIMITED', message: 'disconnected for refused events; wait before connecting again', retryAfterMs: expect.any(Number) },
+    })
+    expect(await attempt(t.server.url, await tokenFor('bob'), 'phone', opened)).toBe('connected')
   })
 
   it('handshakes per address: past the burst, connect_error rate_limited with a retry hint', async () => {

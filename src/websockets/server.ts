@@ -59,6 +59,8 @@ export function createSocketServer(
   io.use(guard.middleware())
   const relays = new RelayBatcher(io)
   io.use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
+  // A user whose socket was disconnected for its refused events waits out the retry hint it was given.
+  io.use(abuse.middleware())
   // Devices and connections per user (plan limits): refused at connect.
   io.use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
