@@ -21,7 +21,7 @@
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanupSync, clockTicksPerSecond, machineCpu } from './bench/server.js'
+import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
 import { fmt, round, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
 import { allowedCpus, pinning, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
@@ -324,19 +324,4 @@ async function main(): Promise<void> {
   clearTimeout(watchdog)
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    cleanupSync()
-    process.exit(130)
-  })
-}
-process.on('exit', cleanupSync)
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`[bench:peers] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    cleanupSync()
-    process.exit(1)
-  },
-)
+runBench('bench:peers', main)

@@ -48,7 +48,7 @@ import {
   type ThroughputResult,
   type ThroughputSpec,
 } from './bench/scenarios.js'
-import { cleanupSync, machineCpu, serverCpuTotal } from './bench/server.js'
+import { cleanupSync, machineCpu, runBench, serverCpuTotal } from './bench/server.js'
 import { fmt, mean, round, table } from './bench/stats.js'
 import { measureYjsPath, type PathRates, type YjsPathResult } from './bench/yjs-path.js'
 
@@ -690,19 +690,4 @@ function reportYjsPath(y: YjsPathResult): void {
   log()
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    cleanupSync()
-    process.exit(130)
-  })
-}
-process.on('exit', cleanupSync)
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    cleanupSync()
-    process.exit(1)
-  },
-)
+runBench('bench', main)

@@ -280,3 +280,26 @@ export async function startServer(dataDir: string): Promise<ServerHandle> {
     },
   }
 }
+
+/**
+ * Runs a benchmark's `main` as the process: exit 0 when it resolves, 1 when it
+ * fails, 130 on SIGINT/SIGTERM; child servers and temp dirs are cleaned up on
+ * every way out.
+ */
+export function runBench(name: string, main: () => Promise<void>): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      cleanupSync()
+      process.exit(130)
+    })
+  }
+  process.on('exit', cleanupSync)
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`[${name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      cleanupSync()
+      process.exit(1)
+    },
+  )
+}
