@@ -22,7 +22,7 @@ import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
-import { fmt, round, table } from './bench/stats.js'
+import { fmt, rounded, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
 import { allowedCpus, pinning, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
 import {
@@ -62,16 +62,6 @@ async function selfAndChildrenCpuUs(): Promise<number | undefined> {
   } catch {
     return undefined
   }
-}
-
-/** Rounds every number of a result for the JSON line. */
-function rounded(value: unknown): unknown {
-  if (typeof value === 'number') return Number.isInteger(value) ? value : round(value, 3)
-  if (Array.isArray(value)) return value.map(rounded)
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rounded(v)]))
-  }
-  return value
 }
 
 type Better = 'higher' | 'lower'

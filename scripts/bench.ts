@@ -49,7 +49,7 @@ import {
   type ThroughputSpec,
 } from './bench/scenarios.js'
 import { cleanupSync, machineCpu, runBench, serverCpuTotal } from './bench/server.js'
-import { fmt, mean, round, table } from './bench/stats.js'
+import { fmt, mean, round, rounded, table } from './bench/stats.js'
 import { measureYjsPath, type PathRates, type YjsPathResult } from './bench/yjs-path.js'
 
 /** The whole run is aborted (children killed, temp dirs removed) past this. */
@@ -103,16 +103,6 @@ function versionOf(pkg: string): string {
   } catch {
     return '?'
   }
-}
-
-/** Rounds every number of a result for the JSON line. */
-function rounded(value: unknown): unknown {
-  if (typeof value === 'number') return Number.isInteger(value) ? value : round(value, 3)
-  if (Array.isArray(value)) return value.map(rounded)
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rounded(v)]))
-  }
-  return value
 }
 
 async function main(): Promise<void> {

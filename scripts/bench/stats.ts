@@ -59,3 +59,13 @@ export async function waitUntil(predicate: () => boolean, ms: number): Promise<b
   }
   return true
 }
+
+/** Rounds every number of a result for the JSON line. */
+export function rounded(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : round(value, 3)
+  if (Array.isArray(value)) return value.map(rounded)
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rounded(v)]))
+  }
+  return value
+}
