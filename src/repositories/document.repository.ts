@@ -101,7 +101,7 @@ export class DocumentRepository {
   async entitiesAfter(docId: string, afterTs: number, limit: number): Promise<{ ts: number; entityKey: string }[]> {
     const { lt } = sectionRange(docId, Section.BY_TIME)
     const found: { ts: number; entityKey: string }[] = []
-    for await (const key of this.db.keys({ gte: byTimeAfter(docId, afterTs), lt, limit })) {
+    for (const key of await this.db.keys({ gte: byTimeAfter(docId, afterTs), lt, limit }).all()) {
       found.push(parseByTimeKey(docId, key))
     }
     return found
