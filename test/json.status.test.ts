@@ -5,17 +5,18 @@
  */
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
+import type { StatusPayload } from '../src/types/events.js'
 import { YjsDevice, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { JsonDevice, yjsWrite, type StatusReport, type SyncComplete } from './helpers/json-device.js'
+import { JsonDevice, yjsWrite, type SyncComplete } from './helpers/json-device.js'
 import { tokenFor } from './helpers/server.js'
 
 const ZERO = { clip: 0, folder: 0, set: 0, tag: 0, template: 0, setting: 0 }
 
 /** `sync:status` on a Yjs device's socket. */
-async function yjsStatus(y: YjsDevice): Promise<StatusReport> {
-  let status: StatusReport | undefined
-  y.socket.once('sync:status', (s: StatusReport) => (status = s))
+async function yjsStatus(y: YjsDevice): Promise<StatusPayload> {
+  let status: StatusPayload | undefined
+  y.socket.once('sync:status', (s: StatusPayload) => (status = s))
   await y.socket.emitWithAck('sync:status', { deviceId: y.deviceId })
   if (!status) throw new Error('no sync:status before the ack')
   return status

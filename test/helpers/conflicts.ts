@@ -5,10 +5,9 @@
  */
 import type { Socket } from 'socket.io-client'
 import type * as Y from 'yjs'
-import type { SyncConflict, SyncStatus } from '../../src/types/sync.js'
+import type { StatusPayload } from '../../src/types/events.js'
+import type { SyncConflict } from '../../src/types/sync.js'
 import type { Reply } from './json-device.js'
-
-export type StatusEvent = SyncStatus & { conflicts: string[]; plan: string }
 
 export interface ResolutionPayload {
   conflictId: string
@@ -27,11 +26,11 @@ export function conflictLog(socket: Socket): SyncConflict[] {
  * Sends `sync:status` and returns the emitted status. Everything the server
  * emitted to this socket before it handled the request has arrived by then.
  */
-export async function requestStatus(socket: Socket, deviceId: string, ms = 5000): Promise<StatusEvent> {
+export async function requestStatus(socket: Socket, deviceId: string, ms = 5000): Promise<StatusPayload> {
   let timer: NodeJS.Timeout | undefined
-  const status = new Promise<StatusEvent>((resolve, reject) => {
+  const status = new Promise<StatusPayload>((resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`no sync:status for ${deviceId} within ${ms} ms`)), ms)
-    socket.once('sync:status', (s: StatusEvent) => resolve(s))
+    socket.once('sync:status', (s: StatusPayload) => resolve(s))
   })
   try {
     const reply = (await socket.timeout(ms).emitWithAck('sync:status', { deviceId })) as Reply

@@ -5,6 +5,7 @@
  */
 import { io, type Socket } from 'socket.io-client'
 import type * as Y from 'yjs'
+import type { StatusPayload } from '../../src/types/events.js'
 import { SyncOperationType, type SyncChange, type SyncConflict } from '../../src/types/sync.js'
 import type { YjsDevice } from './device.js'
 
@@ -31,19 +32,6 @@ export interface SyncComplete {
   mode: 'changes' | 'yjs'
   cursor?: number
   serverTimestamp: number
-}
-
-/** What `sync:status` emits (PROTOCOL section 7). */
-export interface StatusReport {
-  userId: string
-  deviceId: string
-  lastSyncTimestamp: number | null
-  pendingChanges: number
-  inProgress: boolean
-  lastError: string | null
-  entityCounts: Record<string, number>
-  conflicts: string[]
-  plan: string
 }
 
 export interface SyncOptions {
@@ -146,9 +134,9 @@ export class JsonDevice {
   }
 
   /** Asks for `sync:status` and returns what the server emitted before its ack. */
-  async status(payload: unknown = { deviceId: this.deviceId }): Promise<StatusReport> {
-    let status: StatusReport | undefined
-    const listener = (s: StatusReport) => (status = s)
+  async status(payload: unknown = { deviceId: this.deviceId }): Promise<StatusPayload> {
+    let status: StatusPayload | undefined
+    const listener = (s: StatusPayload) => (status = s)
     this.socket.once('sync:status', listener)
     const reply = (await this.socket.emitWithAck('sync:status', payload)) as Reply
     this.socket.off('sync:status', listener)
