@@ -6,7 +6,7 @@ import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { tokenFor } from './helpers/server.js'
 
-type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
+import type { Reply } from '../src/types/events.js'
 
 describe('a load that fails never serves or stores an empty document in its place (issue 4)', () => {
   const t = useServer()

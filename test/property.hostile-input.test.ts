@@ -20,7 +20,7 @@ import { snapshot, waitFor, YjsDevice } from './helpers/device.js'
 import { NO_RATE_LIMITS, startServer, tokenFor, type TestServer } from './helpers/server.js'
 
 const SEED = 20_261_126
-type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+import type { Reply } from '../src/types/events.js'
 const CODES = [
   'UNAUTHORIZED',
   'FORBIDDEN',

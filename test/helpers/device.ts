@@ -7,14 +7,8 @@
 import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 
-export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
-
-export interface YjsSyncResponse {
-  mode: 'yjs'
-  update: Uint8Array
-  stateVector: Uint8Array
-  serverTimestamp: number
-}
+export type { Reply, YjsSyncResponse } from '../../src/types/events.js'
+import type { Reply, YjsSyncResponse } from '../../src/types/events.js'
 
 const REMOTE = Symbol('remote')
 

@@ -9,29 +9,15 @@ import type { StatusPayload } from '../../src/types/events.js'
 import { SyncOperationType, type SyncChange, type SyncConflict } from '../../src/types/sync.js'
 import type { YjsDevice } from './device.js'
 
-export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } }
-
-export interface ChangesPage {
-  mode: 'changes'
-  changes: SyncChange[]
-  hasMore: boolean
-  cursor: number
-  serverTimestamp: number
-}
+export type { Reply } from '../../src/types/events.js'
+import type { ChangesSyncResponse as ChangesPage, Reply, SyncCompletePayload as SyncComplete } from '../../src/types/events.js'
+export type { ChangesSyncResponse as ChangesPage, SyncCompletePayload as SyncComplete } from '../../src/types/events.js'
 
 export interface EntityState {
   version: number
   timestamp: number
   deleted: boolean
   data: Record<string, unknown>
-}
-
-/** `sync:complete` of a change-log sync or resume. */
-export interface SyncComplete {
-  deviceId: string
-  mode: 'changes' | 'yjs'
-  cursor?: number
-  serverTimestamp: number
 }
 
 export interface SyncOptions {
@@ -226,14 +212,7 @@ export class JsonDevice {
  * one commit) and returns the server's ack of that update.
  */
 export async function yjsWrite(device: YjsDevice, edit: (doc: Y.Doc) => void): Promise<Extract<Reply, { ok: true }>> {
-  const send = device.send.bind(device)
-  let ack: Promise<Reply> | undefined
-  device.send = (update) => (ack = send(update))
-  try {
-    device.doc.transact(() => edit(device.doc))
-  } finally {
-    device.send = send
-  }
+  const ack = device.write(() => edit(device.doc))
   if (!ack) throw new Error('the edit sent no update')
   const reply = await ack
   if (!reply.ok) throw new Error(`update refused: ${JSON.stringify(reply)}`)

@@ -6,7 +6,8 @@
 import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 
-export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+export type { Reply } from '../../src/types/events.js'
+import type { Reply } from '../../src/types/events.js'
 
 export interface Client {
   socket: Socket
