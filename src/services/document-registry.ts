@@ -29,6 +29,8 @@ export interface DocumentLease {
 export class DocumentRegistry {
   private readonly entries = new Map<string, Entry>()
   private readonly evictListeners: ((docId: string) => void)[] = []
+  /** Evicted documents whose queued or in-flight writes are not settled yet: a reload waits for them. */
+  private readonly settling = new Map<string, Promise<void>>()
 
   constructor(
     private readonly repo: DocumentRepository,
@@ -83,10 +85,18 @@ export class DocumentRegistry {
     this.evictListeners.push(listener)
   }
 
-  /** Drops a document whose in-memory state can no longer be trusted. */
-  evict(doc: SyncDocument): void {
+  /**
+   * Drops a document whose in-memory state can no longer be trusted. `settled`
+   * resolves once its writes already queued are settled: the next load reads
+   * the disk only after that, or it would miss them (and append over them).
+   */
+  evict(doc: SyncDocument, settled: Promise<void> = Promise.resolve()): void {
     const entry = this.entries.get(doc.id)
     if (entry?.loaded !== doc) return
+    const waiting = settled.finally(() => {
+      if (this.settling.get(doc.id) === waiting) this.settling.delete(doc.id)
+    })
+    this.settling.set(doc.id, waiting)
     clearTimeout(entry.idleTimer)
     this.entries.delete(doc.id)
     doc.doc.destroy()
@@ -104,6 +114,7 @@ export class DocumentRegistry {
   }
 
   private async load(docId: string): Promise<SyncDocument> {
+    await this.settling.get(docId)
     const started = performance.now()
     const stored = await this.repo.read(docId)
     const doc = new SyncDocument(docId, stored)

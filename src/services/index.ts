@@ -45,7 +45,7 @@ export function createServices(
     },
     log,
   )
-  const committer = new UpdateCommitter(repo, config, (doc) => registry.evict(doc), log)
+  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log)
   const sync = new SyncService(registry, committer, repo, config.plans)
   return {
     sync,

@@ -56,10 +56,12 @@ export async function applyJsonChange(
   /** The author's plan limits (none: unlimited). */
   limits?: PlanLimits,
 ): Promise<AppliedChangeResult> {
-  const seen = sync.changes.get(change.id)
-  if (seen) return { result: seen.result, update: undefined, conflicts: [], changes: [], duplicate: true }
+  // In flight first: `apply` records the id before its commit is durable, and a resend must not be
+  // acknowledged before the first one is (if that write fails, both are refused).
   const inflight = sync.inflightChanges.get(change.id)
   if (inflight) return { ...(await inflight), update: undefined, conflicts: [], changes: [], duplicate: true }
+  const seen = sync.changes.get(change.id)
+  if (seen) return { result: seen.result, update: undefined, conflicts: [], changes: [], duplicate: true }
 
   const promise = apply({ sync, committer, change, author, wantChanges, limits })
   sync.inflightChanges.set(change.id, promise)

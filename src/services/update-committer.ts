@@ -59,11 +59,12 @@ export class UpdateCommitter {
   private queue: Queued[] = []
   private scheduled = false
   private writing: Promise<void> | null = null
+  private readonly settledWaiters = new Map<SyncDocument, (() => void)[]>()
 
   constructor(
     private readonly repo: DocumentRepository,
     private readonly policy: CompactionPolicy,
-    private readonly evict: (doc: SyncDocument) => void,
+    private readonly evict: (doc: SyncDocument, settled: Promise<void>) => void,
     private readonly log: Logger,
   ) {}
 
@@ -83,14 +84,31 @@ export class UpdateCommitter {
       this.queue.push({ doc, commit, firstSeq, resolve, reject })
       this.schedule()
     }).finally(() => {
-      doc.pendingWrites--
+      if (--doc.pendingWrites > 0) return
+      const waiters = this.settledWaiters.get(doc) ?? []
+      this.settledWaiters.delete(doc)
+      for (const resolve of waiters) resolve()
     })
   }
 
-  /** Drops a document whose memory can no longer be trusted; its queued commits are still written. */
+  /**
+   * Drops a document whose memory can no longer be trusted. Its queued commits
+   * (changes applied before the failed one) are still written, never as a
+   * compaction of its memory; a reload waits until they are settled.
+   */
   abandon(doc: SyncDocument): void {
     doc.evicted = true
-    this.evict(doc)
+    this.evict(doc, this.settled(doc))
+  }
+
+  /** Resolves once every commit of `doc` queued or being written so far is settled. */
+  private settled(doc: SyncDocument): Promise<void> {
+    if (doc.pendingWrites === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const waiters = this.settledWaiters.get(doc)
+      if (waiters) waiters.push(resolve)
+      else this.settledWaiters.set(doc, [resolve])
+    })
   }
 
   /** Compacts `doc`'s log in the next batch if it is over a threshold (as after a load). */
@@ -107,7 +125,9 @@ export class UpdateCommitter {
   }
 
   private compactionDue(doc: SyncDocument): boolean {
+    // An evicted document's memory may hold what was refused: its log is appended to, never replaced by it.
     return (
+      !doc.evicted &&
       doc.logCount > 1 &&
       (doc.logCount > this.policy.compactMaxUpdates || doc.logBytes > this.policy.compactMaxBytes)
     )
@@ -177,12 +197,13 @@ export class UpdateCommitter {
     // Later commits of these documents were applied on top of the failed ones: they go too.
     const dropped = this.queue.filter((q) => docs.has(q.doc))
     this.queue = this.queue.filter((q) => !docs.has(q.doc))
-    for (const doc of docs) {
-      doc.evicted = true
-      this.evict(doc)
-    }
     const err = unavailable(cause)
     for (const q of [...batch, ...dropped]) q.reject(err)
+    // Every commit of these documents is rejected above: they are settled once those rejections run.
+    for (const doc of docs) {
+      doc.evicted = true
+      this.evict(doc, this.settled(doc))
+    }
   }
 }
 
