@@ -150,6 +150,7 @@ export class UpdateCommitter {
     this.queue = []
     const writes = new Map<SyncDocument, PendingWrite>()
     for (const q of batch) this.add(writes, q)
+    /** `bytes`: how the document's log size changes once the compaction is written. */
     const compacted: { doc: SyncDocument; upToSeq: number; bytes: number }[] = []
     const documentWrites: DocumentWrite[] = []
     for (const [doc, { updates, firstSeq, ...w }] of writes) {
@@ -157,7 +158,8 @@ export class UpdateCommitter {
         const state = Y.encodeStateAsUpdate(doc.doc)
         const upToSeq = doc.nextSeq - 1
         documentWrites.push({ ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } })
-        compacted.push({ doc, upToSeq, bytes: state.byteLength })
+        // The log is replaced by `state`; updates queued while it is written add to it (logBytes keeps counting them).
+        compacted.push({ doc, upToSeq, bytes: state.byteLength - doc.logBytes })
       } else {
         documentWrites.push(updates.length > 0 ? { ...w, append: { firstSeq, updates } } : w)
       }
@@ -170,8 +172,8 @@ export class UpdateCommitter {
     }
     for (const c of compacted) {
       c.doc.firstSeq = c.upToSeq
-      c.doc.logBytes = c.bytes
-      this.log.debug({ docId: c.doc.id, bytes: c.bytes }, 'log compacted')
+      c.doc.logBytes += c.bytes
+      this.log.debug({ docId: c.doc.id, bytes: c.doc.logBytes }, 'log compacted')
     }
     for (const q of batch) q.resolve()
   }
