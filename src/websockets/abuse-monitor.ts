@@ -19,6 +19,7 @@ import type { Logger } from '../utils/logger.js'
 import { jittered } from '../utils/retry.js'
 import { TokenBucket } from '../utils/token-bucket.js'
 import { SyncEventType } from '../types/sync.js'
+import { handshakeRefusal } from './reply.js'
 import type { SyncSocket } from './types.js'
 
 /** Codes of refused events that count as strikes against their socket. */
@@ -88,6 +89,8 @@ export class AbuseMonitor {
     this.counters.disconnected++
     this.log.warn({ userId, deviceId, address, counts: Object.fromEntries(strikes.counts) }, 'disconnecting a socket for its refused events')
     const retryAfterMs = jittered(STRUCK_OUT_RETRY_MS)
+    // Expired bans go here too, so the map holds only users still waiting (a banned user may never come back).
+    for (const [user, until] of this.bannedUntil) if (until <= now) this.bannedUntil.delete(user)
     this.bannedUntil.set(userId, Math.max(this.bannedUntil.get(userId) ?? 0, now + retryAfterMs))
     socket.emit(SyncEventType.ERROR, { code: ErrorCode.RATE_LIMITED, message: STRUCK_OUT_MESSAGE, event: ABUSE_EVENT, retryAfterMs })
     socket.disconnect(true)
@@ -105,9 +108,7 @@ export class AbuseMonitor {
         return
       }
       this.counters.connectionsRefused++
-      const err: ExtendedError = new Error('rate_limited')
-      err.data = { code: ErrorCode.RATE_LIMITED, message: 'disconnected for refused events; wait before connecting again', retryAfterMs: Math.ceil(left) }
-      next(err)
+      next(handshakeRefusal('rate_limited', ErrorCode.RATE_LIMITED, 'disconnected for refused events; wait before connecting again', Math.ceil(left)))
     }
   }
 }

@@ -4,6 +4,7 @@
  * also reported as `sync:error` `{ code, message, event, requestId? }`.
  * `replyError` returns the code it replied with.
  */
+import type { ExtendedError } from 'socket.io'
 import type { Ack } from '../types/events.js'
 import { SyncEventType } from '../types/sync.js'
 import { SyncError, toProtocolError, type ErrorCode } from '../utils/errors.js'
@@ -26,4 +27,14 @@ export function replyError(
   const requestId = requestIdOf(payload)
   socket.emit(SyncEventType.ERROR, requestId === undefined ? { ...error, event } : { ...error, event, requestId })
   return error.code
+}
+
+/** The `connect_error` messages a refused handshake can carry (PROTOCOL section 1 and the README). */
+export type HandshakeRefusal = 'unauthorized' | 'bad_request' | 'quota_exceeded' | 'rate_limited' | 'unavailable'
+
+/** A refused handshake: the client's `connect_error` has `message` and `data` `{ code, message, retryAfterMs? }`. */
+export function handshakeRefusal(message: HandshakeRefusal, code: ErrorCode, detail: string, retryAfterMs?: number): ExtendedError {
+  const err: ExtendedError = new Error(message)
+  err.data = retryAfterMs === undefined ? { code, message: detail } : { code, message: detail, retryAfterMs }
+  return err
 }

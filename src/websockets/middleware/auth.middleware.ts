@@ -20,14 +20,8 @@ import type { Ack } from '../../types/events.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
 import type { Logger } from '../../utils/logger.js'
 import { DEVICE_ID } from '../payloads.js'
-import { replyError } from '../reply.js'
+import { handshakeRefusal, replyError } from '../reply.js'
 import type { SyncSocket } from '../types.js'
-
-function refusal(message: 'unauthorized' | 'bad_request', code: ErrorCode, detail: string): ExtendedError {
-  const err: ExtendedError = new Error(message)
-  err.data = { code, message: detail }
-  return err
-}
 
 /** `onRefused` hears the address of every handshake refused for its token (the connection guard counts them). */
 export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: (address: string) => void = () => {}) {
@@ -37,7 +31,7 @@ export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: 
     verifyToken(jwtSecret, token).then(
       (claims) => {
         if (typeof deviceId !== 'string' || !DEVICE_ID.test(deviceId)) {
-          next(refusal('bad_request', ErrorCode.INVALID_PAYLOAD, 'deviceId must be 1-128 characters of [A-Za-z0-9._:-]'))
+          next(handshakeRefusal('bad_request', ErrorCode.INVALID_PAYLOAD, 'deviceId must be 1-128 characters of [A-Za-z0-9._:-]'))
           return
         }
         socket.data = {
@@ -57,7 +51,7 @@ export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: 
         const detail = err instanceof InvalidTokenError ? err.message : 'token could not be verified'
         log.info({ address: socket.handshake.address, reason: detail }, 'connection refused')
         onRefused(socket.handshake.address)
-        next(refusal('unauthorized', ErrorCode.UNAUTHORIZED, detail))
+        next(handshakeRefusal('unauthorized', ErrorCode.UNAUTHORIZED, detail))
       },
     )
   }

@@ -20,16 +20,11 @@ import type { Logger } from '../../utils/logger.js'
 import { jittered } from '../../utils/retry.js'
 import { KeyedBuckets } from '../../utils/token-bucket.js'
 import { logWorthy, type AbuseCounters } from '../abuse-monitor.js'
+import { handshakeRefusal } from '../reply.js'
 import type { SyncSocket } from '../types.js'
 
 /** Retry hint for handshakes refused during a shutdown: a restart takes about this long. */
 export const RESTART_RETRY_MS = 2000
-
-function refusal(message: 'rate_limited' | 'unavailable', code: ErrorCode, detail: string, retryAfterMs: number): ExtendedError {
-  const err: ExtendedError = new Error(message)
-  err.data = { code, message: detail, retryAfterMs }
-  return err
-}
 
 export class ConnectionGuard {
   private readonly connections: KeyedBuckets
@@ -64,7 +59,7 @@ export class ConnectionGuard {
   middleware() {
     return (socket: SyncSocket, next: (err?: ExtendedError) => void): void => {
       if (this.closing) {
-        next(refusal('unavailable', ErrorCode.UNAVAILABLE, 'the server is shutting down; connect again', jittered(RESTART_RETRY_MS)))
+        next(handshakeRefusal('unavailable', ErrorCode.UNAVAILABLE, 'the server is shutting down; connect again', jittered(RESTART_RETRY_MS)))
         return
       }
       const address = socket.handshake.address
@@ -76,7 +71,7 @@ export class ConnectionGuard {
         this.counters.connectionsRefused++
         const detail = lockedFor > 0 ? 'too many failed authentications from this address' : 'too many connections from this address'
         if (logWorthy(this.counters.connectionsRefused)) this.log.warn({ address, reason: detail }, 'connection refused: rate limit')
-        next(refusal('rate_limited', ErrorCode.RATE_LIMITED, detail, jittered(wait)))
+        next(handshakeRefusal('rate_limited', ErrorCode.RATE_LIMITED, detail, jittered(wait)))
         return
       }
       next()

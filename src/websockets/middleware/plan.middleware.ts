@@ -14,6 +14,7 @@ import type { ExtendedError } from 'socket.io'
 import type { PlanTable } from '../../models/plans.js'
 import { ErrorCode } from '../../utils/errors.js'
 import type { Logger } from '../../utils/logger.js'
+import { handshakeRefusal } from '../reply.js'
 import type { SyncSocket } from '../types.js'
 
 export class ConnectionTracker {
@@ -45,12 +46,6 @@ export class ConnectionTracker {
   }
 }
 
-function quotaRefusal(detail: string): ExtendedError {
-  const err: ExtendedError = new Error('quota_exceeded')
-  err.data = { code: ErrorCode.QUOTA_EXCEEDED, message: detail }
-  return err
-}
-
 /** Runs after the auth middleware, so `socket.data` holds the verified user, device and plan. */
 export function createPlanMiddleware(plans: PlanTable, tracker: ConnectionTracker, log: Logger) {
   return (socket: SyncSocket, next: (err?: ExtendedError) => void): void => {
@@ -65,7 +60,7 @@ export function createPlanMiddleware(plans: PlanTable, tracker: ConnectionTracke
     }
     if (refusal !== undefined) {
       log.info({ userId, deviceId, plan, connections, devices }, 'connection refused: plan limit')
-      next(quotaRefusal(refusal))
+      next(handshakeRefusal('quota_exceeded', ErrorCode.QUOTA_EXCEEDED, refusal))
       return
     }
     tracker.add(userId, socket.id, deviceId)
