@@ -359,7 +359,6 @@ async function main(): Promise<void> {
   log(
     `   latency run: ${latency.updates} acked, ${latency.failed} refused, ${latency.delivered} delivered; devices converged: ${latency.converged ? 'yes' : 'NO'}`,
   )
-  log(`   initial sync: every fresh device got all ${fmt(s.clips)} clips`)
   for (const r of changeRates) {
     for (const p of [r.json, r.yjs]) {
       const problems = [

@@ -10,10 +10,10 @@
  *   runInitialSync runs on its data dir).
  */
 import * as Y from 'yjs'
-import { BenchDevice, updateKey, updateKeys, type AckReply } from './device.js'
+import { BenchDevice, updateKey, type AckReply } from './device.js'
 import { BenchJsonDevice, type ChangeAck, type ChangeLogTiming } from './json-device.js'
 import { pump, SendTally } from './load.js'
-import { clipsOnServer, medians, tokenFor, withServerCpu, type AckAndDelivery, type SameDocumentProbe } from './scenarios.js'
+import { clipsOnServer, medians, tokenFor, watchRelays, withServerCpu, type AckAndDelivery, type SameDocumentProbe } from './scenarios.js'
 import { makeTempDir, removeTempDir, startServer, type ServerHandle } from './server.js'
 import { median, percentile, sleep, waitUntil } from './stats.js'
 
@@ -149,8 +149,7 @@ async function runChangeRate(server: ServerHandle, spec: ChangeRateSpec, jsonUse
     const json = newRun(jsonDevices.map(jsonSender))
     const yjs = newRun(yjsDevices.map(yjsSender))
     for (const d of jsonDevices) d.onRelay = relayTo(() => json.phase)
-    const yjsRelay = relayTo(() => yjs.phase)
-    for (const d of yjsDevices) d.onRelay = (relay, at) => updateKeys(relay.update).forEach((key) => yjsRelay(key, at))
+    watchRelays(yjsDevices, () => yjs.phase)
     const fanout = spec.devices - 1
 
     const runPhase = async (run: PathRun, perDevice: number, measure: boolean) => {

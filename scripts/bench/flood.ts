@@ -339,8 +339,8 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     const report = (await abuser.line('report', 15_000)) as unknown as FloodAbuserReport
     const flooded = phases[1]
     if (flooded && flooded.otherCpuPct !== null) {
-      // The abuser flooded from `go` (the phase's start) to `stop` (just after its end): about the phase.
-      flooded.otherCpuPct = Math.max(0, flooded.otherCpuPct - (report.floodCpuUs / (flooded.wallSec * 1e6)) * 100)
+      // The abuser's CPU was measured from `go` to `stop`, a little longer than the phase: subtract its rate.
+      flooded.otherCpuPct = Math.max(0, flooded.otherCpuPct - (report.floodCpuUs / (report.floodSec * 1e6)) * 100)
     }
     progress(`flood: ${devices.length} devices after the abuser stopped, ${spec.phaseMs / 1000} s ...`)
     phases.push(await measurePhase('after abuser stopped', server, devices, spec, user0))

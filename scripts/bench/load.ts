@@ -17,7 +17,6 @@ export class SendTally {
   lastAckAt = Number.NaN
   readonly ackMs: number[] = []
   readonly deliveryMs: number[] = []
-  delivered = 0
   /** Relays of nothing sent in this phase. */
   unmatchedRelays = 0
   /** Send time (performance.now()) by the key the send's relays carry. */
@@ -36,9 +35,13 @@ export class SendTally {
     }
   }
 
+  /** Relays matched to a send of this phase (a late relay of an earlier phase is not one). */
+  get delivered(): number {
+    return this.deliveryMs.length
+  }
+
   /** A relay of the send that `key` identifies, arrived at `at`. */
   relayed(key: string, at: number): void {
-    this.delivered++
     const sentAt = this.sentAt.get(key)
     if (sentAt === undefined) this.unmatchedRelays++
     else this.deliveryMs.push(at - sentAt)

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import * as Y from 'yjs'
+import { putClips } from './device.js'
 import { makeTempDir, removeTempDir } from './server.js'
 import { mean } from './stats.js'
 
@@ -27,26 +28,17 @@ export interface LevelLimits {
   nosync1PerSec: number
 }
 
-/** `count` clip updates as `sources` devices would make them, one clip per transaction, interleaved. */
+/** `count` clip updates as `sources` devices would make them (`putClips`, one clip per transaction), interleaved. */
 function makeClipUpdates(count: number, sources: number): Uint8Array[] {
   const docs = Array.from({ length: sources }, () => new Y.Doc())
   const out: Uint8Array[] = []
-  let captured: Uint8Array | undefined
-  for (const d of docs) d.on('update', (u: Uint8Array) => (captured = u))
   for (let i = 0; i < count; i++) {
     const s = i % sources
     const doc = docs[s]
     if (!doc) throw new Error('unreachable')
-    const n = Math.floor(i / sources)
-    doc.transact(() => {
-      const clip = new Y.Map<unknown>()
-      clip.set('content', `Lorem ipsum dolor sit amet, consectetur adipiscing elit #${n}`)
-      clip.set('contentType', 'text')
-      clip.set('createdAt', Date.now())
-      doc.getMap('clips').set(`dev${s}-${n}`, clip)
-    })
-    if (!captured) throw new Error('no update')
-    out.push(captured)
+    const before = Y.encodeStateVector(doc)
+    putClips(Y, doc, `dev${s}`, Math.floor(i / sources), 1)
+    out.push(Y.encodeStateAsUpdate(doc, before))
   }
   for (const d of docs) d.destroy()
   return out

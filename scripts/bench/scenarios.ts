@@ -88,7 +88,8 @@ function pumpUpdates(device: BenchDevice, count: number, window: number, deadlin
   })
 }
 
-function watchRelays(devices: readonly BenchDevice[], stats: () => PhaseStats): void {
+/** Each relay a device gets counts as the delivery of every clip it carries, in the phase `stats()` returns. */
+export function watchRelays(devices: readonly BenchDevice[], stats: () => SendTally): void {
   for (const d of devices) d.onRelay = (relay, at) => updateKeys(relay.update).forEach((key) => stats().relayed(key, at))
 }
 
