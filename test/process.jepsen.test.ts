@@ -184,7 +184,8 @@ describe('Jepsen-style set check: SIGKILL restarts and dropped connections lose 
   }
 
   it(`${DEVICES.length} devices write through ${CYCLES} SIGKILL restarts and ${CYCLES * CUTS_PER_CYCLE} cut connections`, async () => {
-    const seed = Number(process.env.JEPSEN_SEED ?? Math.floor(Math.random() * 2 ** 31))
+    // A fixed default, so CI runs one schedule; JEPSEN_SEED explores others.
+    const seed = Number(process.env.JEPSEN_SEED ?? 20261126)
     const random = prng(seed)
     const context = `(seed ${seed}; replay with JEPSEN_SEED=${seed})`
 

@@ -51,7 +51,7 @@ describe('graceful shutdown of the server process', () => {
       expect(server.stderr()).not.toMatch(/error/i)
       for (const burst of bursts.values()) {
         await burst.settled()
-        // Updates that arrive once the shutdown has begun are refused, not left unanswered.
+        // Whatever was refused (updates that arrived once the shutdown had begun) was refused as the shutdown.
         for (const refusal of burst.refused()) {
           expect(refusal).toEqual({ code: 'UNAVAILABLE', message: expect.stringMatching(/shutting down/), retryAfterMs: 1000 })
         }

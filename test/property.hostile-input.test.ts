@@ -28,7 +28,7 @@ const CODES = [
   'INVALID_UPDATE',
   'PAYLOAD_TOO_LARGE',
   'QUOTA_EXCEEDED',
-  'RATE_LIMITED',
+  // Not RATE_LIMITED: the limits are lifted here, so a rate refusal would be a limiter bug.
   'CONFLICT_NOT_FOUND',
   'NOT_FOUND',
 ]

@@ -5,7 +5,7 @@ import * as Y from 'yjs'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { YjsDevice, type YjsSyncResponse } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { NO_RATE_LIMITS, tokenFor } from './helpers/server.js'
+import { tokenFor } from './helpers/server.js'
 
 type Reply = { ok: true; serverTimestamp: number } | { ok: false; error: { code: string; message: string } }
 
@@ -49,8 +49,7 @@ describe('hostile Yjs updates are refused before anything is applied (PROTOCOL s
   let raw: Socket
 
   beforeEach(async () => {
-    // Hundreds of refused updates from one socket: its strikes would disconnect it (rate-limits.test.ts).
-    await fixture.start(undefined, NO_RATE_LIMITS)
+    await fixture.start()
     good = await fixture.device('alice', 'good')
     good.addClip('c1', 'before')
     await good.flushed()
@@ -92,7 +91,7 @@ describe('hostile Yjs updates are refused before anything is applied (PROTOCOL s
     expect(await serverDoc()).toEqual(untouched)
   })
 
-  it('event-loop block of a hostile update, before (Yjs decoding it) and after (the pre-check)', async () => {
+  it('hostile updates over the wire leave the document untouched (the pre-check cost against Yjs decoding is logged)', async () => {
     const { decodeClientUpdate } = await import('../src/services/update-validator.js')
     const time = (run: () => void): number => {
       const start = performance.now()
@@ -114,12 +113,13 @@ describe('hostile Yjs updates are refused before anything is applied (PROTOCOL s
       const after = time(() => decodeClientUpdate(update))
       figures.push(`${name} (${update.byteLength} B): ${before.toFixed(3)} ms -> ${after.toFixed(3)} ms`)
     }
-    // Over the wire: the longest event-loop block seen while the server refuses 100 of each.
+    // Over the wire: the longest event-loop block seen while the server refuses 15 of each (75 refusals:
+    // under the 100 strikes after which the server disconnects a socket, rate-limits.test.ts).
     const delay = monitorEventLoopDelay({ resolution: 1 })
     delay.enable()
-    for (let i = 0; i < 100; i++) await Promise.all(Object.values(hostile).map(send))
+    for (let i = 0; i < 15; i++) await Promise.all(Object.values(hostile).map(send))
     delay.disable()
-    figures.push(`server, ${100 * Object.keys(hostile).length} hostile updates: max event-loop delay ${(delay.max / 1e6).toFixed(1)} ms`)
+    figures.push(`server, ${15 * Object.keys(hostile).length} hostile updates: max event-loop delay ${(delay.max / 1e6).toFixed(1)} ms`)
     console.log(`[hostile updates] per update, Yjs decode+apply -> pre-check:\n  ${figures.join('\n  ')}`)
     expect(await serverDoc()).toEqual(untouched)
   })

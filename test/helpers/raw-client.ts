@@ -11,6 +11,7 @@ import type { Reply } from '../../src/types/events.js'
 
 export interface Client {
   socket: Socket
+  deviceId: string
   /** Every `sync:error` the socket got. */
   errors: { code: string; event: string; message: string; retryAfterMs?: number }[]
 }
@@ -25,7 +26,7 @@ export async function connect(url: string, token: string, deviceId: string, open
     socket.once('connect', () => resolve())
     socket.once('connect_error', reject)
   })
-  return { socket, errors }
+  return { socket, deviceId, errors }
 }
 
 /** What a connection attempt ends in: `connected`, or the refusal's message and data. */
