@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import type { DocumentRepository } from '../src/repositories/document.repository.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
@@ -45,5 +46,30 @@ describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
     await waitFor(() => a.clips().has('from-paused'), 'write from a paused device')
     await b.socket.emitWithAck('sync:resume')
     expect(await b.socket.emitWithAck('sync:resume')).toEqual({ ok: true })
+  })
+
+  it('a socket that pauses while a change is being written still gets that change on resume', async () => {
+    await t.start()
+    const a = await device('phone')
+    const b = await device('laptop')
+    // Hold the next write until b has paused: the change is applied in memory, not yet stored or relayed.
+    const repo = (t.server.services.sync as unknown as { repo: DocumentRepository }).repo
+    const write = repo.write.bind(repo)
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    repo.write = async (writes) => {
+      repo.write = write
+      await gate
+      return write(writes)
+    }
+    a.addClip('in-flight', 'written while b pauses')
+    await waitFor(() => t.server.services.registry.peek('alice')?.doc.getMap('clips').has('in-flight') === true, 'the change applied')
+    expect(await b.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })
+    release()
+    await a.flushed()
+    const resumed = b.nextSync()
+    expect(await b.socket.emitWithAck('sync:resume', {})).toMatchObject({ ok: true })
+    await resumed
+    expect(b.clips().has('in-flight')).toBe(true)
   })
 })

@@ -37,6 +37,14 @@ export class SyncDocument {
   pendingWrites = 0
   /** Set when a commit failed: the document must not be used any more. */
   evicted = false
+  /**
+   * What the user's live sockets have been sent: the state (and clock) of the
+   * last commit written, whose relays went out as it settled. Changes applied
+   * after it are in memory but not yet relayed, so a socket that pauses holds
+   * this, not the memory (or it would miss them on resume). Set at load and by
+   * the committer.
+   */
+  published: { stateVector: Uint8Array; clock: number }
   /** New Yjs client ids the document may still take (`PlanLimits.newClientIds`), made on first use. */
   newClientIds: TokenBucket | undefined
 
@@ -58,6 +66,7 @@ export class SyncDocument {
       },
       { source: 'storage' },
     )
+    this.published = { stateVector: Y.encodeStateVector(this.doc), clock: this.clock }
   }
 
   /** Live (not soft-deleted) entities of `type`. */

@@ -61,10 +61,6 @@ export class SyncService {
     }
   }
 
-  stateVector(doc: SyncDocument): Uint8Array {
-    return Y.encodeStateVector(doc.doc)
-  }
-
   /** Applies a Yjs update within the limits of the author's `plan` (models/plans.ts). */
   applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, wantChanges: boolean, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)

@@ -153,6 +153,8 @@ export class UpdateCommitter {
     /** `bytes`: how the document's log size changes once the compaction is written. */
     const compacted: { doc: SyncDocument; upToSeq: number; bytes: number }[] = []
     const documentWrites: DocumentWrite[] = []
+    // Memory holds exactly what is stored plus this batch (changes are applied and queued in one turn).
+    const published = new Map([...writes.keys()].map((doc) => [doc, { stateVector: Y.encodeStateVector(doc.doc), clock: doc.clock }]))
     for (const [doc, { updates, firstSeq, ...w }] of writes) {
       if (this.compactionDue(doc)) {
         const state = Y.encodeStateAsUpdate(doc.doc)
@@ -170,6 +172,7 @@ export class UpdateCommitter {
       this.fail(batch, writes, cause)
       return
     }
+    for (const [doc, state] of published) doc.published = state
     for (const c of compacted) {
       c.doc.firstSeq = c.upToSeq
       c.doc.logBytes += c.bytes

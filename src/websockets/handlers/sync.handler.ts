@@ -193,18 +193,21 @@ function fanOut(
 
 /** `sync:pause`: stop pushing live changes to this socket. */
 export async function handleSyncPause(ctx: SyncContext, payload: unknown): Promise<Result> {
-  const { socket, services } = ctx
+  const { socket } = ctx
   parseControl(payload)
   if (socket.data.paused) return {}
   socket.data.paused = true
   const { userId, mode } = socket.data
   if (mode === undefined) return {}
   const doc = await ctx.lease.document
+  // What this socket has been sent, not the memory: changes being written are relayed to the room it
+  // leaves now, so resume must send them.
+  const { stateVector, clock } = doc.published
   if (mode === 'yjs') {
-    socket.data.pausedAt = { stateVector: services.sync.stateVector(doc) }
+    socket.data.pausedAt = { stateVector }
     void socket.leave(liveYjsRoom(userId))
   } else {
-    socket.data.pausedAt = { cursor: doc.clock }
+    socket.data.pausedAt = { cursor: clock }
     void socket.leave(liveChangesRoom(userId))
   }
   return {}
