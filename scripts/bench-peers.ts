@@ -3,7 +3,11 @@
  * (+ y-leveldb) and Hocuspocus 2.15.3 (+ LevelDB through its database
  * extension), on the workloads of issue 5, each server driven by its own
  * client (WebsocketProvider, HocuspocusProvider, our BenchDevice) making the
- * same Y.Doc edits.
+ * same Y.Doc edits. A fourth column, the Socket.IO floor
+ * (bench-peers/socketio-floor-server.mjs), runs the workloads of live updates
+ * against a bare Socket.IO server that only acks and relays our protocol's
+ * messages: what those messages cost by themselves, the bound on any server
+ * speaking this protocol.
  *
  * The peers are installed on demand into .bench/peers (see
  * scripts/bench-peers/install.ts); they are not dependencies of the project.
@@ -24,7 +28,7 @@ import path from 'node:path'
 import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
 import { fmt, rounded, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
-import { allowedCpus, pinning, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
+import { allowedCpus, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
 import {
   runColdLoad,
   runFanout,
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
     'y-websocket': startYWebsocket,
     Hocuspocus: startHocuspocus,
     ours: startOurs,
+    floor: startFloor,
   }
   const startFor = (name: TargetName): StartServer => async (dir) => {
     const server: TargetServer = await starters[name](dir)
@@ -126,11 +131,13 @@ async function main(): Promise<void> {
 
   // results[workload][target]
   const results: Record<string, Partial<Record<TargetName, Outcome<unknown>>>> = {}
-  const run = async <T>(n: number, key: string, label: string, f: (start: StartServer) => Promise<T>) => {
+  /** `floor`: whether the Socket.IO floor runs it too (it holds no documents: only the workloads of live updates). */
+  const run = async <T>(n: number, key: string, label: string, floor: boolean, f: (start: StartServer) => Promise<T>) => {
     if (!workloads.has(n)) return
     const t0 = performance.now()
     results[key] = {}
     for (const target of targets) {
+      if (target === 'floor' && !floor) continue
       progress(`${n}. ${label}: ${target} ...`)
       try {
         const result = await f(startFor(target))
@@ -146,13 +153,13 @@ async function main(): Promise<void> {
     partSec[key] = (performance.now() - t0) / 1000
   }
 
-  await run(1, 'fanout1', '1 user x 10 devices x 100 new clips', (s) => runFanout(s, FANOUT_1, progress))
-  await run(2, 'fanout100', '100 users x 2 devices x 10 new clips', (s) => runFanout(s, FANOUT_2, progress))
-  await run(3, 'join', `a fresh device joins a ${fmt(JOIN.clips)}-clip document`, (s) => runJoin(s, JOIN.clips, JOIN.chunk, JOIN.reps))
-  await run(4, 'loss', `SIGKILL right after ${LOSS.updates} updates were relayed`, (s) => runLoss(s, LOSS.updates, LOSS.rounds))
-  await run(5, 'latency', 'edit to arrival on another device', (s) => runLatency(s, LATENCY.warmup, LATENCY.edits))
-  await run(6, 'memory', `RSS of ${MEMORY.documents} loaded documents`, (s) => runMemory(s, MEMORY.documents, MEMORY.clipsPerDocument))
-  await run(7, 'coldLoad', `cold load after ${fmt(COLD.updates)} small updates`, (s) => runColdLoad(s, COLD.updates, COLD.writers))
+  await run(1, 'fanout1', '1 user x 10 devices x 100 new clips', true, (s) => runFanout(s, FANOUT_1, progress))
+  await run(2, 'fanout100', '100 users x 2 devices x 10 new clips', true, (s) => runFanout(s, FANOUT_2, progress))
+  await run(3, 'join', `a fresh device joins a ${fmt(JOIN.clips)}-clip document`, false, (s) => runJoin(s, JOIN.clips, JOIN.chunk, JOIN.reps))
+  await run(4, 'loss', `SIGKILL right after ${LOSS.updates} updates were relayed`, false, (s) => runLoss(s, LOSS.updates, LOSS.rounds))
+  await run(5, 'latency', 'edit to arrival on another device', true, (s) => runLatency(s, LATENCY.warmup, LATENCY.edits))
+  await run(6, 'memory', `RSS of ${MEMORY.documents} loaded documents`, false, (s) => runMemory(s, MEMORY.documents, MEMORY.clipsPerDocument))
+  await run(7, 'coldLoad', `cold load after ${fmt(COLD.updates)} small updates`, false, (s) => runColdLoad(s, COLD.updates, COLD.writers))
 
   const totalSec = (performance.now() - started) / 1000
   const machine1 = await machineCpu()
@@ -211,7 +218,7 @@ async function main(): Promise<void> {
   log()
   log(
     table(
-      ['workload', 'y-websocket', 'Hocuspocus', 'ours', 'ours vs best peer'],
+      ['workload', 'y-websocket', 'Hocuspocus', 'ours', 'ours vs best peer', 'Socket.IO floor'],
       rows
         .filter((row) => results[row.key])
         .map((row) => [
@@ -220,11 +227,14 @@ async function main(): Promise<void> {
           cell(row, 'Hocuspocus'),
           cell(row, 'ours'),
           ratioText(num(row.key, 'ours', row.pick), [num(row.key, 'y-websocket', row.pick), num(row.key, 'Hocuspocus', row.pick)], row.better),
+          cell(row, 'floor'),
         ]),
     ),
   )
   log('   updates/s: updates (one new clip each) ÷ time from the first edit until every device held all its user\'s clips; median')
   log(`   of ${FANOUT_1.rounds} and ${FANOUT_2.rounds} rounds after ${FANOUT_1.warmupRounds} warm-up rounds. Join: median of ${JOIN.reps}. Latency: ${LATENCY.edits} edits, one at a time.`)
+  log('   Socket.IO floor: not a sync server. A bare Socket.IO server with our options that acks each update and relays it, one')
+  log('   relay per update, with no Yjs, no checks and no disk, driven by our client: what our protocol\'s messages cost by themselves.')
   if (Object.values(results).some((byTarget) => Object.values(byTarget).some((o) => o.error !== undefined || ((o.result as { problems?: string[] } | undefined)?.problems ?? []).length > 0))) {
     log('   (!) = the workload reported problems (listed below); failed = it did not complete.')
   }

@@ -371,6 +371,7 @@ export async function newDevice(server: TargetServer, userId: string, deviceId: 
     case 'Hocuspocus':
       return new HocuspocusDevice(deviceId, server.url, userId)
     case 'ours':
+    case 'floor':
       return new OurDevice(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId), options.window ?? 512)
   }
 }

@@ -49,11 +49,12 @@ export async function allowedCpus(pid: number): Promise<string | undefined> {
   }
 }
 
-export type TargetName = 'y-websocket' | 'Hocuspocus' | 'ours'
+/** 'floor': not a sync server, the Socket.IO floor of our protocol (socketio-floor-server.mjs). */
+export type TargetName = 'y-websocket' | 'Hocuspocus' | 'ours' | 'floor'
 
 export interface TargetServer {
   name: TargetName
-  /** ws://… for the peers, http://… for ours. */
+  /** ws://… for the peers, http://… for ours and the floor. */
   url: string
   pid: number
   /** Spawn to accepting connections, ms. */
@@ -99,7 +100,7 @@ export async function startOurs(dataDir: string): Promise<TargetServer> {
 }
 
 /** A peer: `node scripts/bench-peers/<script>` under `taskset -c SERVER_CPU`, ready once it prints `listening <port>`. */
-async function startPeer(name: TargetName, script: string, env: Record<string, string>): Promise<TargetServer> {
+async function startPeer(name: TargetName, script: string, env: Record<string, string>, scheme: 'ws' | 'http' = 'ws'): Promise<TargetServer> {
   const port = await freePort()
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, BENCH_PEERS_DIR: PEERS_DIR, HOST: '127.0.0.1', PORT: String(port) }
   delete childEnv.NODE_OPTIONS
@@ -147,7 +148,7 @@ async function startPeer(name: TargetName, script: string, env: Record<string, s
   const startMs = performance.now() - started
   return {
     name,
-    url: `ws://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     pid,
     startMs,
     cpuUs: () => cpuOf(pid),
@@ -175,4 +176,9 @@ export function startYWebsocket(dataDir: string): Promise<TargetServer> {
 /** Hocuspocus 2.15.3 with its database extension storing into a `level` database in `dataDir`. */
 export function startHocuspocus(dataDir: string): Promise<TargetServer> {
   return startPeer('Hocuspocus', 'hocuspocus-server.mjs', { DB_DIR: dataDir })
+}
+
+/** The Socket.IO floor: a bare Socket.IO server acking and relaying our protocol's messages (no Yjs, no disk); `dataDir` is unused. */
+export function startFloor(_dataDir: string): Promise<TargetServer> {
+  return startPeer('floor', 'socketio-floor-server.mjs', {}, 'http')
 }

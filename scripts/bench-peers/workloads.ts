@@ -453,4 +453,4 @@ export async function runColdLoad(start: StartServer, updates: number, writers: 
   }
 }
 
-export const TARGETS: readonly TargetName[] = ['y-websocket', 'Hocuspocus', 'ours']
+export const TARGETS: readonly TargetName[] = ['y-websocket', 'Hocuspocus', 'ours', 'floor']
