@@ -8,6 +8,7 @@ import type { AbuseMonitor } from './abuse-monitor.js'
 import { payloadBytes, type EventLimiter } from './event-limiter.js'
 import { checkTokenExpiry } from './middleware/auth.middleware.js'
 import { replyError } from './reply.js'
+import { holdWrites } from './write-coalescer.js'
 import type { SyncSocket } from './types.js'
 
 export type EventHandler = (payload: unknown) => Promise<Record<string, unknown> | void>
@@ -47,7 +48,11 @@ export class EventRouter {
       this.inflight++
       handler(payload)
         .then(
-          (result) => ack?.({ ok: true, ...result }),
+          (result) => {
+            if (!ack) return
+            holdWrites(socket)
+            ack({ ok: true, ...result })
+          },
           (err: unknown) => this.refuse(socket, event, payload, ack, err),
         )
         .finally(() => {
