@@ -32,18 +32,47 @@ export const Section = {
 } as const
 type SectionByte = (typeof Section)[keyof typeof Section]
 
-function prefixed(docId: string, section: number, extra: number): { key: Uint8Array; offset: number } {
-  const id = encoder.encode(docId)
+// Keys are built on every write (four or five per update): each is one allocation, the
+// document's prefix is reused, and short ASCII strings are copied without TextEncoder.
+
+/** `ROOT <u16 length> <docId>` of the documents seen lately (cleared when it grows past PREFIX_CACHE). */
+const prefixes = new Map<string, Uint8Array>()
+const PREFIX_CACHE = 10_000
+
+function docPrefix(docId: string): Uint8Array {
+  let prefix = prefixes.get(docId)
+  if (prefix) return prefix
+  const id = utf8(docId)
   if (id.length > 0xffff) throw new RangeError('document id too long')
-  const key = new Uint8Array(ROOT.length + 2 + id.length + 1 + extra)
-  key.set(ROOT, 0)
-  let offset = ROOT.length
-  key[offset++] = id.length >>> 8
-  key[offset++] = id.length & 0xff
-  key.set(id, offset)
-  offset += id.length
-  key[offset++] = section
-  return { key, offset }
+  prefix = new Uint8Array(ROOT.length + 2 + id.length)
+  prefix.set(ROOT, 0)
+  prefix[ROOT.length] = id.length >>> 8
+  prefix[ROOT.length + 1] = id.length & 0xff
+  prefix.set(id, ROOT.length + 2)
+  if (prefixes.size >= PREFIX_CACHE) prefixes.clear()
+  prefixes.set(docId, prefix)
+  return prefix
+}
+
+/** UTF-8 bytes of `s`; short ASCII (every id and entity key in practice) without TextEncoder. */
+function utf8(s: string): Uint8Array {
+  if (s.length > 64) return encoder.encode(s)
+  const out = new Uint8Array(s.length)
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c > 0x7f) return encoder.encode(s)
+    out[i] = c
+  }
+  return out
+}
+
+/** A key of `docId`'s `section` with room for `extra` more bytes at `offset`. */
+function prefixed(docId: string, section: number, extra: number): { key: Uint8Array; offset: number } {
+  const prefix = docPrefix(docId)
+  const key = new Uint8Array(prefix.length + 1 + extra)
+  key.set(prefix, 0)
+  key[prefix.length] = section
+  return { key, offset: prefix.length + 1 }
 }
 
 function withSuffix(docId: string, section: SectionByte, suffix: Uint8Array): Uint8Array {
@@ -52,15 +81,35 @@ function withSuffix(docId: string, section: SectionByte, suffix: Uint8Array): Ui
   return key
 }
 
-function u64(n: number): Uint8Array {
-  const bytes = new Uint8Array(8)
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(n))
-  return bytes
+/** `n` (a safe integer ≥ 0) as 8 big-endian bytes at `offset`. */
+function writeU64(target: Uint8Array, offset: number, n: number): void {
+  const high = Math.floor(n / 0x1_0000_0000)
+  const low = n >>> 0
+  target[offset] = high >>> 24
+  target[offset + 1] = (high >>> 16) & 0xff
+  target[offset + 2] = (high >>> 8) & 0xff
+  target[offset + 3] = high & 0xff
+  target[offset + 4] = low >>> 24
+  target[offset + 5] = (low >>> 16) & 0xff
+  target[offset + 6] = (low >>> 8) & 0xff
+  target[offset + 7] = low & 0xff
+}
+
+function readU64(source: Uint8Array, offset: number): number {
+  const view = new DataView(source.buffer, source.byteOffset + offset, 8)
+  return view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4)
+}
+
+function withU64(docId: string, section: SectionByte, n: number, rest?: Uint8Array): Uint8Array {
+  const { key, offset } = prefixed(docId, section, 8 + (rest?.length ?? 0))
+  writeU64(key, offset, n)
+  if (rest) key.set(rest, offset + 8)
+  return key
 }
 
 /** The byte length of a document's key prefix, including the section byte. */
 export function prefixLength(docId: string): number {
-  return ROOT.length + 2 + encoder.encode(docId).length + 1
+  return docPrefix(docId).length + 1
 }
 
 /** Every key of one section of one document. */
@@ -68,38 +117,32 @@ export function sectionRange(docId: string, section: SectionByte): { gte: Uint8A
   return { gte: prefixed(docId, section, 0).key, lt: prefixed(docId, section + 1, 0).key }
 }
 
-export const updateKey = (docId: string, seq: number): Uint8Array => withSuffix(docId, Section.UPDATE, u64(seq))
+export const updateKey = (docId: string, seq: number): Uint8Array => withU64(docId, Section.UPDATE, seq)
 
 export function seqOfUpdateKey(key: Uint8Array): number {
-  return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(key.byteLength - 8))
+  return readU64(key, key.byteLength - 8)
 }
 
 export const metaKey = (docId: string, name: string): Uint8Array =>
-  withSuffix(docId, Section.META, encoder.encode(name))
+  withSuffix(docId, Section.META, utf8(name))
 
 export const entityKeyBytes = (docId: string, entityKey: string): Uint8Array =>
-  withSuffix(docId, Section.ENTITY, encoder.encode(entityKey))
+  withSuffix(docId, Section.ENTITY, utf8(entityKey))
 
-export function byTimeKey(docId: string, ts: number, entityKey: string): Uint8Array {
-  const name = encoder.encode(entityKey)
-  const suffix = new Uint8Array(8 + name.length)
-  suffix.set(u64(ts), 0)
-  suffix.set(name, 8)
-  return withSuffix(docId, Section.BY_TIME, suffix)
-}
+export const byTimeKey = (docId: string, ts: number, entityKey: string): Uint8Array =>
+  withU64(docId, Section.BY_TIME, ts, utf8(entityKey))
 
 /** The first by-time key after every key of timestamp `ts`. */
-export const byTimeAfter = (docId: string, ts: number): Uint8Array => withSuffix(docId, Section.BY_TIME, u64(ts + 1))
+export const byTimeAfter = (docId: string, ts: number): Uint8Array => withU64(docId, Section.BY_TIME, ts + 1)
 
 /** Splits a by-time key into its timestamp and entity key. */
 export function parseByTimeKey(docId: string, key: Uint8Array): { ts: number; entityKey: string } {
   const at = prefixLength(docId)
-  const ts = Number(new DataView(key.buffer, key.byteOffset + at, 8).getBigUint64(0))
-  return { ts, entityKey: decoder.decode(key.subarray(at + 8)) }
+  return { ts: readU64(key, at), entityKey: decoder.decode(key.subarray(at + 8)) }
 }
 
 export const conflictKey = (docId: string, id: string): Uint8Array =>
-  withSuffix(docId, Section.CONFLICT, encoder.encode(id))
+  withSuffix(docId, Section.CONFLICT, utf8(id))
 export const changeIdKey = (docId: string, id: string): Uint8Array =>
-  withSuffix(docId, Section.CHANGE_ID, encoder.encode(id))
-export const deviceKey = (docId: string, id: string): Uint8Array => withSuffix(docId, Section.DEVICE, encoder.encode(id))
+  withSuffix(docId, Section.CHANGE_ID, utf8(id))
+export const deviceKey = (docId: string, id: string): Uint8Array => withSuffix(docId, Section.DEVICE, utf8(id))
