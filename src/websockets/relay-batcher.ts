@@ -4,7 +4,8 @@
  * many updates in one turn; each is still acknowledged on its own, but the
  * updates one socket made within the turn reach each other device as one
  * `sync:update` of that device: `Y.mergeUpdates` of them, in order, with the
- * last `serverTimestamp`. Applying the merged update is the same as applying
+ * last `serverTimestamp`. With a single recipient they are sent one by one:
+ * the merge would cost more than the messages it saves. Applying the merged update is the same as applying
  * its parts in turn, and relays keep their order per user (a run is merged
  * only while no other author's relay comes between).
  *
@@ -77,9 +78,15 @@ export class RelayBatcher {
       start = end
       // Nobody to send to (the author is the user's only live Yjs socket): no merge, no message.
       if (first.fromSocketId !== undefined && members.size === 1 && members.has(first.fromSocketId)) continue
+      const target = first.fromSocketId === undefined ? room : room.except(first.fromSocketId)
+      const recipients = members.size - (first.fromSocketId !== undefined && members.has(first.fromSocketId) ? 1 : 0)
+      if (recipients === 1) {
+        // One recipient: merging costs more than the messages it saves (their frames leave in one write anyway).
+        for (const r of run) target.emit(SyncEventType.UPDATE, { update: r.update, deviceId: r.deviceId, serverTimestamp: r.serverTimestamp })
+        continue
+      }
       const last = run[run.length - 1] as Relay
       const update = run.length === 1 ? first.update : Y.mergeUpdates(run.map((r) => r.update))
-      const target = first.fromSocketId === undefined ? room : room.except(first.fromSocketId)
       target.emit(SyncEventType.UPDATE, { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp })
     }
   }
