@@ -45,7 +45,7 @@ import {
 const WATCHDOG_MS = 10 * 60_000
 
 const FANOUT_1 = { users: 1, devicesPerUser: 10, clipsPerDevice: 100, rounds: 5, warmupRounds: 2, settle: true }
-const FANOUT_2 = { users: 100, devicesPerUser: 2, clipsPerDevice: 10, rounds: 3, warmupRounds: 2, settle: false }
+const FANOUT_2 = { users: 100, devicesPerUser: 2, clipsPerDevice: 10, rounds: 5, warmupRounds: 2, settle: false }
 const JOIN = { clips: 10_000, chunk: 1000, reps: 5 }
 const LOSS = { updates: 200, rounds: 3 }
 const LATENCY = { warmup: 50, edits: 500 }
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
   log(
     `y-websocket ${versions['y-websocket']} + y-leveldb ${versions['y-leveldb']}; Hocuspocus ${versions['@hocuspocus/server']} + level ${versions.level}; yjs ${versions.yjs} everywhere; peers in ${path.relative(process.cwd(), PEERS_DIR) || PEERS_DIR}.`,
   )
-  log(`${pin.note}. Ours: default settings (SYNC_WRITES=true: every update acknowledged once fsynced).`)
+  log(`${pin.note}. Ours: default settings (SYNC_WRITES=true: every update acknowledged once fsynced), but no per-address handshake limit.`)
   log()
   log(
     table(

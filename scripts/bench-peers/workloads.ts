@@ -72,7 +72,7 @@ export interface FanoutSpec {
   devicesPerUser: number
   clipsPerDevice: number
   rounds: number
-  /** Unmeasured rounds first (of at most 10 users each), while the server's and this process's JIT warm up. */
+  /** Unmeasured rounds first, of the same size, while the server's and this process's JIT warm up. */
   warmupRounds: number
   /** Whether each measured round also waits SETTLE_MS for deferred work (serverCpuSettledSec; NaN without). */
   settle: boolean
@@ -153,7 +153,7 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
       }
     }
     const warmup: FanoutRound[] = []
-    for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, Math.min(spec.users, 10), false))
+    for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, spec.users, false))
     const rounds: FanoutRound[] = []
     for (let r = 0; r < spec.rounds; r++) {
       progress(`  round ${r + 1}/${spec.rounds}`)

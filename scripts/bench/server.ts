@@ -189,8 +189,11 @@ export interface ServerHandle {
   stop(): Promise<void>
 }
 
-/** Starts the server on a free port over `dataDir` and waits until GET /health answers ok. */
-export async function startServer(dataDir: string): Promise<ServerHandle> {
+/**
+ * Starts the server on a free port over `dataDir` and waits until GET /health
+ * answers ok. `env`: settings to change from their defaults.
+ */
+export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerHandle> {
   const port = await freePort()
   const started = performance.now()
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
@@ -204,6 +207,7 @@ export async function startServer(dataDir: string): Promise<ServerHandle> {
       JWT_SECRET: BENCH_SECRET,
       ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
       LOG_LEVEL: 'warn',
+      ...env,
     },
     nodeArgs: extraArgs,
     unset: ['NODE_OPTIONS'],
