@@ -33,9 +33,9 @@ describe('log compaction keeps every update', () => {
     services = store = server = undefined
   })
 
-  async function open(compactMaxUpdates: number) {
+  async function open(compactMaxUpdates: number, compactMaxBytes = 1 << 30) {
     store = await openStore(await tempDir())
-    services = createServices(store, { syncWrites: true, docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes: 1 << 30 }, silent)
+    services = createServices(store, { syncWrites: true, docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes }, silent)
     const sync = services.sync
     return { sync, doc: await sync.openDocument('alice').document }
   }
@@ -70,6 +70,34 @@ describe('log compaction keeps every update', () => {
     expect(entries).toBe(101)
     expect(clips).toHaveLength(351)
     expect(clips.filter((k) => k.startsWith('during-'))).toHaveLength(100)
+  })
+
+  it('a document whose state is over the byte threshold is compacted by what is appended, not on every commit', async () => {
+    const { sync, doc } = await open(1000, 4096)
+    const client = new Y.Doc()
+    // 8 KB of state in one update, then a second update: the log (16 KB) is compacted to one entry.
+    const big = (id: string) => {
+      const sv = Y.encodeStateVector(client)
+      client.getMap('clips').set(id, new Y.Map([['content', 'x'.repeat(8192)]]))
+      return Y.encodeStateAsUpdate(client, sv)
+    }
+    await sync.applyUpdate(doc, big('big-1'), author, false)
+    await sync.applyUpdate(doc, big('big-2'), author, false)
+    expect(doc.logCount).toBe(1)
+    const base = doc.logBytes
+    expect(base).toBeGreaterThan(4096)
+    // Small updates, one commit each: the state alone is over 4 KB, and re-encoding it on every
+    // commit made a document over COMPACT_MAX_BYTES cost its whole size per write.
+    for (let i = 0; i < 20; i++) await sync.applyUpdate(doc, clipUpdate(client, `small-${i}`), author, false)
+    expect(doc.logCount).toBe(21)
+    // Once what was appended passes the threshold, it is compacted again.
+    for (let i = 0; i < 200 && doc.logCount > 1; i++) await sync.applyUpdate(doc, clipUpdate(client, `more-${i}`), author, false)
+    expect(doc.logCount).toBe(1)
+    expect(doc.logBytes).toBeGreaterThan(base)
+    await services?.close()
+    const { clips } = await storedClips(store as Store)
+    expect(clips).toContain('small-19')
+    expect(clips).toContain('big-2')
   })
 
   it('through the server: a compacted document restarts whole', async () => {

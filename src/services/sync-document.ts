@@ -19,6 +19,8 @@ export class SyncDocument {
   firstSeq: number
   /** Bytes of the log entries `firstSeq..nextSeq - 1` (queued ones included). */
   logBytes: number
+  /** Bytes of the log's first entry (after a compaction, the document's state): `logBytes` minus it is what was appended since. */
+  baseBytes: number
   /** The commit clock (ms): strictly increasing, persisted with every commit. */
   clock: number
   /** The entity index by `type:id`; written through `setEntity`, which keeps `liveCount` right. */
@@ -55,6 +57,7 @@ export class SyncDocument {
     this.firstSeq = stored.log.firstSeq
     this.nextSeq = stored.log.nextSeq
     this.logBytes = stored.log.bytes
+    this.baseBytes = stored.log.updates[0]?.byteLength ?? 0
     this.clock = stored.clock
     for (const r of stored.entities) this.setEntity(r)
     for (const c of stored.conflicts) this.conflicts.set(c.id, c)
