@@ -38,6 +38,7 @@ import {
   type PathRate,
 } from './bench/changes.js'
 import { runFlood, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
+import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
   runInitialSync,
@@ -90,8 +91,11 @@ const FLOOD: FloodSpec = {
   abuserWindow: 1000,
   abuserClients: process.env.BENCH_FLOOD_ABUSER_CLIENTS === 'one' ? 'one' : 'new',
 }
-/** Parts of the run that BENCH_ONLY may name (only the flood run so far). */
-const ONLY_PARTS = ['flood']
+/** A document growing to 8 MB of state, twice COMPACT_MAX_BYTES (part 8). */
+const GROWTH: GrowthSpec = { segments: 8, updatesPerSegment: 1000, clipBytes: 1000, window: 8 }
+
+/** Parts of the run that BENCH_ONLY may name. */
+const ONLY_PARTS = ['flood', 'growth']
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -141,6 +145,22 @@ async function main(): Promise<void> {
   const bench0 = process.cpuUsage()
   const load0 = os.loadavg()[0] ?? 0
 
+  if (only === 'growth') {
+    const growth = await runGrowth(GROWTH, progress)
+    const totalSec = (performance.now() - started) / 1000
+    log()
+    logHeader(machine)
+    log()
+    reportGrowth(growth)
+    log('Checks')
+    logGrowthChecks(growth)
+    log(`Total bench time (BENCH_ONLY=growth): ${fmt(totalSec, 1)} s`)
+    log()
+    log(JSON.stringify(rounded({ bench: 'superclip-sync', only, date: new Date().toISOString(), totalSec, machine, growth })))
+    clearTimeout(watchdog)
+    return
+  }
+
   if (only === 'flood') {
     const flood = await runFlood(FLOOD, progress)
     const totalSec = (performance.now() - started) / 1000
@@ -187,6 +207,8 @@ async function main(): Promise<void> {
   lap('initialSync')
   const flood = await runFlood(FLOOD, progress)
   lap('flood')
+  const growth = await runGrowth(GROWTH, progress)
+  lap('growth')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
   lap('rawLevelEnd')
@@ -341,6 +363,7 @@ async function main(): Promise<void> {
   reportChangeLogSync(s, changeLogSync)
   reportYjsPath(yjsPath)
   reportFlood(flood)
+  reportGrowth(growth)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -396,6 +419,7 @@ async function main(): Promise<void> {
     )
   }
   logFloodChecks(flood)
+  logGrowthChecks(growth)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
       `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
@@ -406,7 +430,7 @@ async function main(): Promise<void> {
     `   by part, s: raw Y.applyUpdate ${part('rawApply')}, Yjs path in-process (6.) ${part('yjsPath')}, LevelDB ${part('rawLevel')} + ${part('rawLevelEnd')},` +
       ` throughput (1.) ${part('throughput')}, change records vs Yjs (4.) ${part('changeRates')}, latency (2.) ${part('latency')},` +
       ` initial sync (3.) and change-log sync (5.) ${part('initialSync')}, of which 5. ${fmt(s.probeSec, 1)} (restart included),` +
-      ` flood (7.) ${part('flood')}.`,
+      ` flood (7.) ${part('flood')}, growing document (8.) ${part('growth')}.`,
   )
   if (contention) {
     const share = contention.otherCoreSec / (totalSec * machine.cpus)
@@ -434,6 +458,7 @@ async function main(): Promise<void> {
         changeLogSync,
         yjsPath,
         flood,
+        growth,
       }),
     ),
   )
@@ -522,6 +547,29 @@ function reportFlood(f: FloodResult): void {
     )
   }
   log()
+}
+
+function reportGrowth(g: GrowthResult): void {
+  log(`8. A growing document: one device writes ${fmt(g.clipBytes)}-byte clips into one document, ${fmt(g.window)} unacked, ${fmt(g.segments)} segments of ${fmt(g.updatesPerSegment)}`)
+  log('   updates; the state passes COMPACT_MAX_BYTES (4 MB) half-way. The cost of an update should not grow with the document.')
+  log(
+    table(
+      ['segment', 'clips after', 'state MB', 'acked/s', 'srv CPU µs/update', 'longest block ms'],
+      g.segments_.map((s, i) => [fmt(i + 1), fmt(s.clips), fmt(s.stateMB, 1), fmt(s.ackedPerSec), fmt(s.serverCpuUsPerUpdate), fmt(s.maxBlockMs, 1)]),
+    ),
+  )
+  log(`   server CPU per update, last segment ÷ the cheapest under 4 MB: ${fmt(g.cpuGrowth, 2)}`)
+  log()
+}
+
+function logGrowthChecks(g: GrowthResult): void {
+  const failed = g.segments_.reduce((n, s) => n + s.failed, 0)
+  const problems = [
+    failed > 0 ? `${failed} updates refused` : '',
+    // Before compaction counted appended bytes, every segment past 4 MB cost more than the last (64x at 8 MB).
+    g.cpuGrowth > 3 ? `an update costs ${fmt(g.cpuGrowth, 1)}x more at the end than at the start` : '',
+  ].filter(Boolean)
+  log(problems.length === 0 ? `   growth: ok: every update acked; last segment ${fmt(g.cpuGrowth, 2)}x the CPU per update under 4 MB` : `   growth: ${problems.join('; ')}`)
 }
 
 function logFloodChecks(f: FloodResult): void {
