@@ -18,10 +18,11 @@
  * The flood run (issue 4) puts one abusive socket, in a child process, beside
  * 100 paced normal devices and reports their ack latency without, with and
  * after the abuser, and the server's longest event-loop block in each phase.
+ * Last, one device grows one document past COMPACT_MAX_BYTES (bench/growth.ts).
  *
  * Progress goes to stderr. BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. `--cpu-prof --cpu-prof-dir=.bench/prof` to profile it).
- * BENCH_ONLY=flood runs the flood run alone; BENCH_FLOOD_ABUSER_PLAN=pro gives
+ * BENCH_ONLY=flood or =growth runs that part alone; BENCH_FLOOD_ABUSER_PLAN=pro gives
  * the abuser a pro token instead of a free one; BENCH_FLOOD_ABUSER_CLIENTS=one
  * makes it send every update from one Y.Doc (default: each under a new client
  * id, so that each is valid whatever was refused before).
@@ -94,8 +95,18 @@ const FLOOD: FloodSpec = {
 /** A document growing to 8 MB of state, twice COMPACT_MAX_BYTES (part 8). */
 const GROWTH: GrowthSpec = { segments: 8, updatesPerSegment: 1000, clipBytes: 1000, window: 8 }
 
-/** Parts of the run that BENCH_ONLY may name. */
-const ONLY_PARTS = ['flood', 'growth']
+/** Parts of the run that BENCH_ONLY may name, each run alone with its report and checks. */
+const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () => void; checks: () => void }>> = {
+  async flood() {
+    const f = await runFlood(FLOOD, progress)
+    return { result: f, report: () => reportFlood(f), checks: () => logFloodChecks(f) }
+  },
+  async growth() {
+    const g = await runGrowth(GROWTH, progress)
+    return { result: g, report: () => reportGrowth(g), checks: () => logGrowthChecks(g) }
+  },
+}
+const ONLY_PARTS = Object.keys(SINGLE_PARTS)
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -145,34 +156,19 @@ async function main(): Promise<void> {
   const bench0 = process.cpuUsage()
   const load0 = os.loadavg()[0] ?? 0
 
-  if (only === 'growth') {
-    const growth = await runGrowth(GROWTH, progress)
+  if (only !== undefined) {
+    const part = await SINGLE_PARTS[only]?.()
+    if (!part) throw new Error(`BENCH_ONLY=${only}: no such part`)
     const totalSec = (performance.now() - started) / 1000
     log()
     logHeader(machine)
     log()
-    reportGrowth(growth)
+    part.report()
     log('Checks')
-    logGrowthChecks(growth)
-    log(`Total bench time (BENCH_ONLY=growth): ${fmt(totalSec, 1)} s`)
+    part.checks()
+    log(`Total bench time (BENCH_ONLY=${only}): ${fmt(totalSec, 1)} s`)
     log()
-    log(JSON.stringify(rounded({ bench: 'superclip-sync', only, date: new Date().toISOString(), totalSec, machine, growth })))
-    clearTimeout(watchdog)
-    return
-  }
-
-  if (only === 'flood') {
-    const flood = await runFlood(FLOOD, progress)
-    const totalSec = (performance.now() - started) / 1000
-    log()
-    logHeader(machine)
-    log()
-    reportFlood(flood)
-    log('Checks')
-    logFloodChecks(flood)
-    log(`Total bench time (BENCH_ONLY=flood): ${fmt(totalSec, 1)} s`)
-    log()
-    log(JSON.stringify(rounded({ bench: 'superclip-sync', only, date: new Date().toISOString(), totalSec, machine, flood })))
+    log(JSON.stringify(rounded({ bench: 'superclip-sync', only, date: new Date().toISOString(), totalSec, machine, [only]: part.result })))
     clearTimeout(watchdog)
     return
   }
