@@ -21,6 +21,8 @@ export interface YjsDeviceOptions {
    * conflict). Default false: the order PROTOCOL section 4 suggests.
    */
   encodeBeforeApply?: boolean
+  /** Socket.IO transports to use (default: WebSocket only). */
+  transports?: ('polling' | 'websocket')[]
 }
 
 export class YjsDevice {
@@ -45,7 +47,7 @@ export class YjsDevice {
   ) {
     this.socket = io(url, {
       auth: { token, deviceId },
-      transports: ['websocket'],
+      transports: options.transports ?? ['websocket'],
       reconnection: false,
       autoConnect: false,
     })
