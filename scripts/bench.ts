@@ -3,7 +3,7 @@
  * server on this machine, next to the raw limits of its two building blocks
  * (Y.applyUpdate and synced LevelDB batches), measured in the same run.
  *
- * The server runs in a child process (`node --import tsx src/index.ts`, default
+ * The server runs in a child process (`node dist/index.js`, built first, default
  * settings, so SYNC_WRITES=true) with a fresh data dir per scenario; the
  * clients are real socket.io-client sockets (websocket transport) with real
  * Y.Docs, in this process. Prints a table, then one JSON line with every

@@ -2,7 +2,7 @@
  * The three servers of `npm run bench:peers` behind one handle: y-websocket
  * and Hocuspocus from their entry scripts beside this file (run with node,
  * packages from .bench/peers), ours through the benchmark's own `startServer`
- * (`node --import tsx src/index.ts`, default settings). Each runs on the
+ * (`node dist/index.js`, built first; default settings). Each runs on the
  * server core (CPU 0) when `taskset` can pin it, and each is tracked so that
  * the benchmark's cleanup kills it on abort.
  */

@@ -1,5 +1,5 @@
 /**
- * The server under test, in a child process (`node --import tsx src/index.ts`)
+ * The server under test, in a child process (`node dist/index.js`, built first)
  * so that it and the benchmark's clients each get a core. Also reads the
  * child's CPU time, disk writes and memory from /proc.
  */
@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort, spawnServerProcess } from '../lib/server-process.js'
+import { buildServer, freePort, spawnServerProcess } from '../lib/server-process.js'
 import { sleep } from './stats.js'
 
 export const BENCH_SECRET = 'superclip-bench-jwt-secret-0123456789abcdef'
@@ -194,6 +194,8 @@ export interface ServerHandle {
  * answers ok. `env`: settings to change from their defaults.
  */
 export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerHandle> {
+  // As `npm start` runs it: the build, not the sources through tsx.
+  buildServer()
   const port = await freePort()
   const started = performance.now()
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
@@ -210,6 +212,7 @@ export async function startServer(dataDir: string, env: Record<string, string> =
       ...env,
     },
     nodeArgs: extraArgs,
+    built: true,
     unset: ['NODE_OPTIONS'],
   })
   children.add(child)

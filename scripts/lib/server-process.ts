@@ -1,11 +1,14 @@
 /**
- * The real server (`src/index.ts`, run as `node --import tsx src/index.ts`) in
- * a child process, with a clean environment: what the benchmark
- * (scripts/bench/server.ts) and the process-level tests
- * (test/helpers/child-server.ts) both start. Each caller keeps its own
- * tracking, output capture and health check around the spawned child.
+ * The real server in a child process, with a clean environment: what the
+ * benchmark (scripts/bench/server.ts) and the process-level tests
+ * (test/helpers/child-server.ts) both start. Tests run the sources
+ * (`node --import tsx src/index.ts`); benchmarks run the build, as `npm start`
+ * does (`node dist/index.js`): tsx's transform wraps every function created
+ * in a naming helper and keeps a loader thread, which a profile of the
+ * server showed in its hot path. Each caller keeps its own tracking, output
+ * capture and health check around the spawned child.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process'
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -50,8 +53,10 @@ export async function freePort(): Promise<number> {
 export interface ServerProcessOptions {
   /** The server's settings (HOST, PORT, DATA_DIR, ...), set over the scrubbed environment. */
   env: Record<string, string>
-  /** Node flags placed before `--import tsx`, e.g. `--cpu-prof`. */
+  /** Node flags placed before the script, e.g. `--cpu-prof`. */
   nodeArgs?: readonly string[]
+  /** Run the build (`dist/index.js`, made by `buildServer()`) instead of the sources through tsx. */
+  built?: boolean
   /** More inherited variables to remove besides SERVER_ENV_VARS (e.g. NODE_OPTIONS). */
   unset?: readonly string[]
 }
@@ -64,9 +69,19 @@ export function spawnServerProcess(options: ServerProcessOptions): ChildProcessB
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const name of [...SERVER_ENV_VARS, ...(options.unset ?? [])]) delete env[name]
   Object.assign(env, options.env)
-  return spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/index.ts'], {
+  const script = options.built ? ['dist/index.js'] : ['--import', 'tsx', 'src/index.ts']
+  return spawn(process.execPath, [...(options.nodeArgs ?? []), ...script], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+}
+
+let built = false
+
+/** Builds the server into dist/ (`npm run build`), once per process. */
+export function buildServer(): void {
+  if (built) return
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
+  built = true
 }
