@@ -39,18 +39,18 @@ export async function syncStatus(
     device = await repo.readDevice(sync.id, deviceId)
     if (device) sync.devices.set(deviceId, device)
   }
-  const entityCounts = Object.fromEntries(Object.values(SyncEntityType).map((t) => [t, 0])) as Record<SyncEntityType, number>
+  // Live counts are kept with the index; only a socket that is not live needs the index walked.
+  const entityCounts = Object.fromEntries(Object.values(SyncEntityType).map((t) => [t, sync.liveCount(t)])) as Record<SyncEntityType, number>
   let pendingChanges = 0
-  const since = device?.lastSyncTimestamp ?? -1
-  for (const r of sync.entities.values()) {
-    if (!r.deleted) entityCounts[r.type]++
-    if (r.timestamp > since) pendingChanges++
+  if (!socket.live) {
+    const since = device?.lastSyncTimestamp ?? -1
+    for (const r of sync.entities.values()) if (r.timestamp > since) pendingChanges++
   }
   return {
     userId,
     deviceId,
     lastSyncTimestamp: device?.lastSyncTimestamp ?? null,
-    pendingChanges: socket.live ? 0 : pendingChanges,
+    pendingChanges,
     inProgress: socket.inProgress,
     lastError: socket.lastError,
     entityCounts,
