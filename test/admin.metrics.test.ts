@@ -3,10 +3,9 @@
  * token): event-loop delay, connections, loaded documents and the counters of
  * the rate limits and abuse checks.
  */
-import type { Socket } from 'socket.io-client'
 import { describe, expect, it } from 'vitest'
 import { useServer } from './helpers/fixture.js'
-import { clipsUpdate, connect, sendUpdate } from './helpers/raw-client.js'
+import { clipsUpdate, connect, openedSockets, sendUpdate } from './helpers/raw-client.js'
 import { NO_RATE_LIMITS, tokenFor } from './helpers/server.js'
 
 async function metrics(url: string, auth?: string, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -16,7 +15,7 @@ async function metrics(url: string, auth?: string, query = ''): Promise<{ status
 
 describe('GET /admin/metrics', () => {
   const t = useServer()
-  const opened: Socket[] = []
+  const opened = openedSockets()
 
   it('refuses a missing or wrong admin token with 401', async () => {
     const { url, config } = await t.start()

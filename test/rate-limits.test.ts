@@ -6,14 +6,13 @@
  * that keeps being refused; handshakes per address and failed authentications
  * per address; and the jittered retry hints of every refusal.
  */
-import type { Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
 import { SERVER_LIMITS, type ServerLimits } from '../src/models/server-limits.js'
 import { useServer } from './helpers/fixture.js'
-import { attempt, clipsUpdate, connect, sendUpdate, type Client, type Reply } from './helpers/raw-client.js'
+import { attempt, clipsUpdate, connect, openedSockets, sendUpdate, type Client, type Reply } from './helpers/raw-client.js'
 import { NO_RATE_LIMITS, tempDir, tokenFor } from './helpers/server.js'
 import { waitFor } from './helpers/device.js'
 
@@ -30,7 +29,7 @@ const okReply = expect.objectContaining({ ok: true })
 
 describe('rate limits (issue 4, item 4)', () => {
   const t = useServer()
-  const opened: Socket[] = []
+  const opened = openedSockets()
 
   const client = async (userId: string, deviceId: string, plan: 'free' | 'pro' = 'free'): Promise<Client> =>
     connect(t.server.url, await tokenFor(userId, plan), deviceId, opened)
@@ -232,7 +231,7 @@ describe('rate limits (issue 4, item 4)', () => {
 
 describe('shutdown retry hints (issue 4, item 7)', () => {
   const t = useServer()
-  const opened: Socket[] = []
+  const opened = openedSockets()
 
   it('on shutdown every socket is told UNAVAILABLE with retryAfterMs and left to reconnect by itself', async () => {
     await t.start()

@@ -4,6 +4,7 @@
  * would get in the way.
  */
 import { io, type Socket } from 'socket.io-client'
+import { afterEach } from 'vitest'
 import * as Y from 'yjs'
 
 export type { Reply } from '../../src/types/events.js'
@@ -14,6 +15,19 @@ export interface Client {
   deviceId: string
   /** Every `sync:error` the socket got. */
   errors: { code: string; event: string; message: string; retryAfterMs?: number }[]
+}
+
+/**
+ * The list `connect` and `attempt` put their sockets in; every socket in it
+ * is closed after each test (call it in the describe, after `useServer()`,
+ * so that the sockets close before the server stops).
+ */
+export function openedSockets(): Socket[] {
+  const opened: Socket[] = []
+  afterEach(() => {
+    for (const s of opened.splice(0)) s.disconnect()
+  })
+  return opened
 }
 
 /** Connects a bare socket; resolves once connected, or rejects with the `connect_error`. */
