@@ -55,7 +55,8 @@ export class RelayBatcher {
     this.send(userId, relays)
   }
 
-  private flush(): void {
+  /** Sends every pending relay now (also before the server closes its connections). */
+  flush(): void {
     this.scheduled = false
     const pending = this.pending
     this.pending = new Map()

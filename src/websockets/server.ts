@@ -76,6 +76,8 @@ export function createSocketServer(
   })
   const closeConnections = (): void => {
     guard.close()
+    // Relays of the last commits are sent at the end of the turn: before the connections close, not after.
+    relays.flush()
     for (const socket of io.of('/').sockets.values()) {
       socket.emit(SyncEventType.ERROR, {
         code: ErrorCode.UNAVAILABLE,
