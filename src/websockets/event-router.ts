@@ -8,7 +8,6 @@ import type { AbuseMonitor } from './abuse-monitor.js'
 import { payloadBytes, type EventLimiter } from './event-limiter.js'
 import { checkTokenExpiry } from './middleware/auth.middleware.js'
 import { replyError } from './reply.js'
-import { holdWrites } from './write-coalescer.js'
 import type { SyncSocket } from './types.js'
 
 export type EventHandler = (payload: unknown) => Promise<Record<string, unknown> | void>
@@ -48,11 +47,7 @@ export class EventRouter {
       this.inflight++
       handler(payload)
         .then(
-          (result) => {
-            if (!ack) return
-            holdWrites(socket)
-            ack({ ok: true, ...result })
-          },
+          (result) => ack?.({ ok: true, ...result }),
           (err: unknown) => this.refuse(socket, event, payload, ack, err),
         )
         .finally(() => {

@@ -17,7 +17,6 @@ import * as Y from 'yjs'
 import { SyncEventType } from '../types/sync.js'
 import type { SyncServer } from './types.js'
 import { liveYjsRoom } from './types.js'
-import { holdWrites } from './write-coalescer.js'
 
 /** Updates merged into one relay at most (Y.mergeUpdates grows faster than linearly, yjs#710). */
 const MAX_RUN = 64
@@ -68,10 +67,6 @@ export class RelayBatcher {
     const members = this.io.sockets.adapter.rooms.get(roomName)
     if (!members || members.size === 0) return
     const room = this.io.to(roomName)
-    for (const id of members) {
-      const socket = this.io.sockets.sockets.get(id)
-      if (socket) holdWrites(socket)
-    }
     for (let start = 0; start < relays.length; ) {
       const first = relays[start] as Relay
       const recipients = first.fromSocketId !== undefined && members.has(first.fromSocketId) ? members.size - 1 : members.size

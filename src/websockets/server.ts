@@ -12,6 +12,7 @@ import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { RelayBatcher } from './relay-batcher.js'
+import { holdWrites } from './write-coalescer.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard, RESTART_RETRY_MS } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
@@ -69,6 +70,8 @@ export function createSocketServer(
     setImmediate(() => io.in(userRoom(userId)).disconnectSockets(true))
   })
   io.on('connection', (socket) => {
+    // Every packet the connection sends in a turn (acks, relays, errors, broadcasts) leaves in one write.
+    socket.conn.on('packetCreate', () => holdWrites(socket))
     void socket.join(userRoom(socket.data.userId))
     registerSyncHandlers(socket, io, services, router, relays)
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.

@@ -4,7 +4,8 @@
  * acknowledgement and relay is its own frame, and the binary ones two; ws
  * writes each frame with its own syscall. A group commit settles many updates
  * in one turn: a device that had 30 updates in it got 30 acks, 30 syscalls.
- * Corked until the turn's check phase, they go out together.
+ * Corked until the turn's check phase, they go out together. Called for every
+ * packet engine.io creates for a connection (`packetCreate`, server.ts).
  *
  * The TCP socket is the one of the request that opened the connection
  * (`socket.request.socket`, public API): for a WebSocket-first connection it
