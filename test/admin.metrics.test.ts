@@ -35,7 +35,6 @@ describe('GET /admin/metrics', () => {
     expect(await sendUpdate(phone, clipsUpdate(['a']))).toEqual(expect.objectContaining({ ok: true }))
     expect(await sendUpdate(phone, clipsUpdate(['b']))).toEqual(expect.objectContaining({ ok: false }))
     expect(await phone.socket.emitWithAck('sync:update', { update: 'text' })).toEqual(expect.objectContaining({ ok: false }))
-    await new Promise((r) => setTimeout(r, 200))
     const first = await metrics(url, auth, '?reset=true')
     expect(first.status).toBe(200)
     expect(first.body).toEqual({
@@ -47,8 +46,8 @@ describe('GET /admin/metrics', () => {
     // The limiter runs before validation: the bad payload was refused for its rate, not as invalid.
     const second = await metrics(url, auth)
     const windowMs = (m: typeof first) => (m.body.eventLoopDelayMs as { windowMs: number }).windowMs
-    expect(windowMs(first)).toBeGreaterThanOrEqual(200)
-    expect(windowMs(second)).toBeLessThan(200)
+    // The reset started a new window: the second is shorter than the first (without a reset it is always longer).
+    expect(windowMs(second)).toBeLessThan(windowMs(first))
     phone.socket.disconnect()
   })
 })

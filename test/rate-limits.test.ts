@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { PLANS, type PlanLimits, type PlanTable } from '../src/models/plans.js'
 import { SERVER_LIMITS, type ServerLimits } from '../src/models/server-limits.js'
+import { RESTART_RETRY_MS } from '../src/websockets/middleware/connection-guard.middleware.js'
 import { useServer } from './helpers/fixture.js'
 import { attempt, clipsUpdate, connect, openedSockets, sendUpdate, type Client, type Reply } from './helpers/raw-client.js'
 import { NO_RATE_LIMITS, tempDir, tokenFor } from './helpers/server.js'
@@ -217,16 +218,6 @@ describe('rate limits (issue 4, item 4)', () => {
     })
   })
 
-  it('retry hints are jittered: clients refused together are told different waits', async () => {
-    await t.start(undefined, { limits: limits({ ipConnections: burstOnly(1) }) })
-    const token = await tokenFor('alice')
-    const waits = new Set<number>()
-    for (let i = 0; i < 8; i++) {
-      const r = (await attempt(t.server.url, token, `d${i}`, opened)) as { data?: { retryAfterMs?: number } } | string
-      if (typeof r !== 'string' && r.data?.retryAfterMs !== undefined) waits.add(r.data.retryAfterMs)
-    }
-    expect(waits.size).toBeGreaterThan(1)
-  })
 })
 
 describe('shutdown retry hints (issue 4, item 7)', () => {
@@ -247,5 +238,17 @@ describe('shutdown retry hints (issue 4, item 7)', () => {
     ])
     phone.socket.io.reconnection(false)
     phone.socket.disconnect()
+  })
+
+  it('retry hints are jittered: sockets told the same wait at the same moment get different ones', async () => {
+    await t.start()
+    const token = await tokenFor('alice', 'pro')
+    const sockets = await Promise.all(Array.from({ length: 8 }, (_, i) => connect(t.server.url, token, `d${i}`, opened)))
+    await t.server.stop()
+    await waitFor(() => sockets.every((c) => c.errors.some((e) => e.event === 'shutdown')), 'every shutdown notice')
+    // One base wait (RESTART_RETRY_MS) for every socket: without jitter all eight would be equal.
+    const waits = sockets.map((c) => c.errors.find((e) => e.event === 'shutdown')?.retryAfterMs)
+    expect(waits.every((w) => w !== undefined && w >= RESTART_RETRY_MS && w <= 2 * RESTART_RETRY_MS + 1)).toBe(true)
+    expect(new Set(waits).size).toBeGreaterThan(1)
   })
 })

@@ -117,8 +117,11 @@ describe('hostile Yjs updates are refused before anything is applied (PROTOCOL s
     // under the 100 strikes after which the server disconnects a socket, rate-limits.test.ts).
     const delay = monitorEventLoopDelay({ resolution: 1 })
     delay.enable()
-    for (let i = 0; i < 15; i++) await Promise.all(Object.values(hostile).map(send))
+    const replies: Reply[] = []
+    for (let i = 0; i < 15; i++) replies.push(...(await Promise.all(Object.values(hostile).map(send))))
     delay.disable()
+    // Refused by the pre-check, every one (not by a rate limit, which would leave the document as untouched).
+    expect(replies.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(Array(replies.length).fill('INVALID_UPDATE'))
     figures.push(`server, ${15 * Object.keys(hostile).length} hostile updates: max event-loop delay ${(delay.max / 1e6).toFixed(1)} ms`)
     console.log(`[hostile updates] per update, Yjs decode+apply -> pre-check:\n  ${figures.join('\n  ')}`)
     expect(await serverDoc()).toEqual(untouched)
