@@ -26,6 +26,7 @@ import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
+import { buildServer } from './lib/server-process.js'
 import { fmt, rounded, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
 import { allowedCpus, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
@@ -124,6 +125,8 @@ async function main(): Promise<void> {
     return server
   }
 
+  // Before the first measurement: the compile is nobody's load.
+  buildServer()
   const machine0 = await machineCpu()
   const own0 = await selfAndChildrenCpuUs()
   const load0 = os.loadavg()[0] ?? 0

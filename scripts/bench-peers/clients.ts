@@ -77,18 +77,15 @@ export interface Device {
   addClips(count: number): void
   /** Updates sent and not yet acknowledged: ours only (the peers' protocols have no acknowledgements). */
   unacked(): number
-  /** Updates the server acknowledged / refused (ours; 0 for the peers). */
-  acked(): number
+  /** Updates the server refused (ours; 0 for the peers). */
   refused(): number
   /** Bytes of Y.encodeStateAsUpdate of the device's doc. */
   stateBytes(): number
   close(): void
 }
 
-export interface DeviceOptions {
-  /** Ours: most updates in flight per device (the server queues at most 1024 per socket). */
-  window?: number
-}
+/** Ours: most updates in flight per device (the server queues at most 1024 per socket). */
+const OUR_WINDOW = 512
 
 // ---- the peers' modules, loaded from .bench/peers ----
 
@@ -197,9 +194,6 @@ abstract class ProviderDevice implements Device {
   unacked(): number {
     return 0
   }
-  acked(): number {
-    return 0
-  }
   refused(): number {
     return 0
   }
@@ -299,7 +293,6 @@ export class OurDevice implements Device {
   readonly clips: ClipCounter
   private readonly queue: Uint8Array[] = []
   private inflight = 0
-  private ackedCount = 0
   private refusedCount = 0
 
   constructor(
@@ -334,8 +327,7 @@ export class OurDevice implements Device {
       this.inflight++
       this.bench.sendUpdate(update, (reply) => {
         this.inflight--
-        if (reply.ok) this.ackedCount++
-        else {
+        if (!reply.ok) {
           this.refusedCount++
           if (this.bench.errors.length < 5) this.bench.errors.push(`refused: ${reply.error ?? '?'}`)
         }
@@ -346,9 +338,6 @@ export class OurDevice implements Device {
 
   unacked(): number {
     return this.inflight + this.queue.length
-  }
-  acked(): number {
-    return this.ackedCount
   }
   refused(): number {
     return this.refusedCount
@@ -364,7 +353,7 @@ export class OurDevice implements Device {
 }
 
 /** A new, unconnected device of `userId` on `server`, of the kind that server speaks. */
-export async function newDevice(server: TargetServer, userId: string, deviceId: string, options: DeviceOptions = {}): Promise<Device> {
+export async function newDevice(server: TargetServer, userId: string, deviceId: string): Promise<Device> {
   switch (server.name) {
     case 'y-websocket':
       return new YWebsocketDevice(deviceId, server.url, userId)
@@ -372,6 +361,6 @@ export async function newDevice(server: TargetServer, userId: string, deviceId: 
       return new HocuspocusDevice(deviceId, server.url, userId)
     case 'ours':
     case 'floor':
-      return new OurDevice(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId), options.window ?? 512)
+      return new OurDevice(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId), OUR_WINDOW)
   }
 }

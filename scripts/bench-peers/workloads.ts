@@ -7,8 +7,8 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { makeTempDir, removeTempDir } from '../bench/server.js'
-import { median, percentile, sleep } from '../bench/stats.js'
-import { newDevice, type Device, type DeviceOptions } from './clients.js'
+import { median, percentile, sleep, waitUntil } from '../bench/stats.js'
+import { newDevice, type Device } from './clients.js'
 import type { TargetName, TargetServer } from './servers.js'
 
 export type StartServer = (dataDir: string) => Promise<TargetServer>
@@ -34,9 +34,8 @@ async function withServer<T>(start: StartServer, prefix: string, run: (server: T
 async function connectAll(
   server: TargetServer,
   ids: readonly { userId: string; deviceId: string }[],
-  options: DeviceOptions = {},
 ): Promise<Device[]> {
-  const devices = await Promise.all(ids.map((id) => newDevice(server, id.userId, id.deviceId, options)))
+  const devices = await Promise.all(ids.map((id) => newDevice(server, id.userId, id.deviceId)))
   const synced = await Promise.allSettled(devices.map((d) => d.connect(60_000)))
   const failed = synced.find((s) => s.status === 'rejected')
   if (failed) {
@@ -55,15 +54,8 @@ function deviceProblems(devices: readonly Device[]): Problems {
   return problems
 }
 
-/** Resolves once no device has an unacknowledged update (ours), or false after `ms`. */
-async function allAcked(devices: readonly Device[], ms: number): Promise<boolean> {
-  const deadline = performance.now() + ms
-  while (devices.some((d) => d.unacked() > 0)) {
-    if (performance.now() > deadline) return false
-    await sleep(5)
-  }
-  return true
-}
+/** Resolves once no device has an unacknowledged update (ours; the peers' protocols have no acks), or false after `ms`. */
+const allAcked = (devices: readonly Device[], ms: number): Promise<boolean> => waitUntil(() => devices.every((d) => d.unacked() === 0), ms)
 
 // ---- 1 and 2: fan-out throughput ----
 

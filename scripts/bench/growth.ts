@@ -31,6 +31,8 @@ export interface GrowthSegment {
   /** The server's longest event-loop block during the segment, ms (/admin/metrics). */
   maxBlockMs: number
   failed: number
+  /** Sent and never answered (acked or refused) by the end of the segment. */
+  unanswered: number
 }
 
 export interface GrowthResult extends GrowthSpec {
@@ -74,6 +76,8 @@ export async function runGrowth(spec: GrowthSpec, progress: (line: string) => vo
         serverCpuUsPerUpdate: (cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs) / Math.max(1, acked),
         maxBlockMs: metrics.eventLoopDelayMs.maxMs,
         failed,
+        // A segment that stopped at its deadline sent fewer: those count as unanswered too.
+        unanswered: spec.updatesPerSegment - acked - failed,
       }
       segments.push(segment)
       progress(`  growth segment ${s + 1}/${spec.segments}: ${n} clips, ${Math.round(segment.ackedPerSec)} acked/s`)

@@ -109,6 +109,8 @@ export function paced(periodMs: number, start: number, deadline: number, send: (
       send(() => {
         if (finished) return
         const now = performance.now()
+        // Answered after the deadline: no next send, so nothing is late.
+        if (now >= deadline) return finish()
         due += periodMs
         if (due < now) {
           late++
