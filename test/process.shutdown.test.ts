@@ -4,6 +4,7 @@
  * disconnects, closes LevelDB and exits 0. Signalled in the middle of a burst of updates from two users, it
  * must exit 0, and after a restart every acknowledged update is there.
  */
+import { RESTART_RETRY_MS } from '../src/utils/retry.js'
 import { describe, expect, it } from 'vitest'
 import { useChildServers } from './helpers/child-fixture.js'
 import { ClipBurst, missingClips } from './helpers/clip-burst.js'
@@ -53,7 +54,10 @@ describe('graceful shutdown of the server process', () => {
         await burst.settled()
         // Whatever was refused (updates that arrived once the shutdown had begun) was refused as the shutdown.
         for (const refusal of burst.refused()) {
-          expect(refusal).toEqual({ code: 'UNAVAILABLE', message: expect.stringMatching(/shutting down/), retryAfterMs: 1000 })
+          expect(refusal).toEqual({ code: 'UNAVAILABLE', message: expect.stringMatching(/shutting down/), retryAfterMs: expect.any(Number) })
+          // The restart's wait, jittered.
+          expect((refusal as { retryAfterMs: number }).retryAfterMs).toBeGreaterThanOrEqual(RESTART_RETRY_MS)
+          expect((refusal as { retryAfterMs: number }).retryAfterMs).toBeLessThanOrEqual(2 * RESTART_RETRY_MS + 1)
         }
       }
       closeDevices()

@@ -10,6 +10,7 @@ import type { DeviceSyncState } from '../models/records.js'
 import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { Plan } from '../types/events.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import { jittered, RESTART_RETRY_MS } from '../utils/retry.js'
 import { changeLogPage, type ChangeLogRequest, type ChangePage } from './change-log.js'
 import { resolveConflict, type Resolution, type ResolvedConflict } from './conflict-resolution.js'
 import type { DocumentLease, DocumentRegistry } from './document-registry.js'
@@ -29,7 +30,6 @@ export interface YjsDiff {
 }
 
 /** Clients told the server is shutting down wait about this long before reconnecting. */
-const SHUTDOWN_RETRY_MS = 1000
 
 export class SyncService {
   private closing = false
@@ -107,7 +107,7 @@ export class SyncService {
   private assertWritable(doc: SyncDocument): void {
     if (this.closing) {
       throw new SyncError(ErrorCode.UNAVAILABLE, 'the server is shutting down; resend after reconnecting', {
-        retryAfterMs: SHUTDOWN_RETRY_MS,
+        retryAfterMs: jittered(RESTART_RETRY_MS),
       })
     }
     if (doc.evicted) {

@@ -18,6 +18,7 @@ import type { AppliedChange, DeviceSyncState, StoredConflict } from '../models/r
 import type { DocumentRepository, DocumentWrite } from '../repositories/document.repository.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import { jittered } from '../utils/retry.js'
 import type { IndexWrite } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
 
@@ -222,6 +223,7 @@ export class UpdateCommitter {
 function unavailable(cause?: unknown): SyncError {
   return new SyncError(ErrorCode.UNAVAILABLE, 'the change could not be stored; sync again and retry', {
     cause,
-    retryAfterMs: 1000,
+    // Every client of the failed batch is told at once: spread their retries.
+    retryAfterMs: jittered(1000),
   })
 }

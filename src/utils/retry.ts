@@ -6,3 +6,6 @@
 export function jittered(ms: number, spread = Math.max(ms, 250)): number {
   return Math.ceil(ms + Math.random() * spread)
 }
+
+/** How long a client is told to wait before it reconnects to a restarting server (before jitter). */
+export const RESTART_RETRY_MS = 2000

@@ -17,14 +17,12 @@ import type { ExtendedError } from 'socket.io'
 import type { ServerLimits } from '../../models/server-limits.js'
 import { ErrorCode } from '../../utils/errors.js'
 import type { Logger } from '../../utils/logger.js'
-import { jittered } from '../../utils/retry.js'
+import { jittered, RESTART_RETRY_MS } from '../../utils/retry.js'
 import { KeyedBuckets } from '../../utils/token-bucket.js'
 import { logWorthy, type AbuseCounters } from '../abuse-monitor.js'
 import { handshakeRefusal } from '../reply.js'
 import type { SyncSocket } from '../types.js'
 
-/** Retry hint for handshakes refused during a shutdown: a restart takes about this long. */
-export const RESTART_RETRY_MS = 2000
 
 export class ConnectionGuard {
   private readonly connections: KeyedBuckets
