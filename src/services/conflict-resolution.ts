@@ -13,7 +13,7 @@ import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
 import type { PlanLimits } from '../models/plans.js'
-import { checkDocumentBytes, checkUpdateBytes } from './plan-limits.js'
+import { checkJsonBytes } from './plan-limits.js'
 
 export interface Resolution {
   conflictId: string
@@ -44,12 +44,8 @@ export async function resolveConflict(
   const value = chosenValue(open, resolution)
   const parsed = spec.fields[open.field]?.value.safeParse(value)
   if (!parsed?.success) throw new SyncError(ErrorCode.INVALID_PAYLOAD, `mergedData.${open.field} is not a valid value`)
-  if (limits) {
-    // The chosen value is written again: as for a change record, its JSON stands for the update it becomes.
-    const bytes = Buffer.byteLength(JSON.stringify(parsed.data) ?? 'null')
-    checkUpdateBytes(bytes, limits, 'the resolved value')
-    checkDocumentBytes(sync, bytes, limits)
-  }
+  // The chosen value is written again, held to the plan as a change record's data is.
+  if (limits) checkJsonBytes(sync, parsed.data, limits, 'the resolved value')
   const map = entityMap(sync.doc, spec, open.entityId)
   if (!map) throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${open.entityId} does not exist`)
 

@@ -23,7 +23,7 @@ import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import type { Author } from './yjs-updates.js'
 import type { PlanLimits } from '../models/plans.js'
-import { checkDocumentBytes, checkNewEntities, checkUpdateBytes } from './plan-limits.js'
+import { checkJsonBytes, checkNewEntities } from './plan-limits.js'
 
 /** A validated client change (see websockets/payloads.ts). */
 export interface ChangeInput {
@@ -88,12 +88,10 @@ async function apply({ sync, committer, change, author, wantChanges, limits }: {
     throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${change.entityId} does not exist`)
   }
   if (limits) {
-    // Plan limits, before anything is applied. The change's data as JSON stands for the update it becomes.
-    const bytes = Buffer.byteLength(JSON.stringify(change.data))
-    checkUpdateBytes(bytes, limits, 'the change data')
+    // Plan limits, before anything is applied.
+    checkJsonBytes(sync, change.data, limits, 'the change data')
     const creates = change.operation === SyncOperationType.CREATE && (!existing || existing.get(DELETED) === true)
     if (creates) checkNewEntities(sync, new Map([[spec.type, 1]]), limits)
-    checkDocumentBytes(sync, bytes, limits)
   }
 
   const conflicts: SyncConflict[] = []

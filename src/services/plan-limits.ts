@@ -29,6 +29,16 @@ export function checkDocumentBytes(sync: SyncDocument, bytes: number, limits: Pl
   }
 }
 
+/**
+ * A value a JSON write stores (a change's data, a resolved conflict's value):
+ * its JSON size stands for the update it becomes, against both byte limits.
+ */
+export function checkJsonBytes(sync: SyncDocument, value: unknown, limits: PlanLimits, what: string): void {
+  const bytes = Buffer.byteLength(JSON.stringify(value) ?? 'null')
+  checkUpdateBytes(bytes, limits, what)
+  checkDocumentBytes(sync, bytes, limits)
+}
+
 /** Creating `created` more live entities per type would pass the plan's limit: `QUOTA_EXCEEDED`. */
 export function checkNewEntities(sync: SyncDocument, created: ReadonlyMap<SyncEntityType, number>, limits: PlanLimits): void {
   for (const [type, count] of created) {

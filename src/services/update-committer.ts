@@ -161,7 +161,10 @@ export class UpdateCommitter {
     const compacted: { doc: SyncDocument; upToSeq: number; state: number; bytes: number }[] = []
     const documentWrites: DocumentWrite[] = []
     // Memory holds exactly what is stored plus this batch (changes are applied and queued in one turn).
-    const published = new Map([...writes.keys()].map((doc) => [doc, { stateVector: Y.encodeStateVector(doc.doc), clock: doc.clock }]))
+    // (An evicted document is never read again: nothing to publish.)
+    const published = new Map(
+      [...writes.keys()].filter((doc) => !doc.evicted).map((doc) => [doc, { stateVector: Y.encodeStateVector(doc.doc), clock: doc.clock }]),
+    )
     for (const [doc, { updates, firstSeq, ...w }] of writes) {
       if (this.compactionDue(doc)) {
         const state = Y.encodeStateAsUpdate(doc.doc)

@@ -92,10 +92,6 @@ export class KeyedBuckets {
     return bucket
   }
 
-  get size(): number {
-    return this.buckets.size
-  }
-
   private sweep(now: number): void {
     for (const [key, bucket] of this.buckets) if (bucket.full(now)) this.buckets.delete(key)
   }
