@@ -8,8 +8,8 @@ import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { waitFor, type YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { JsonDevice, yjsWrite } from './helpers/json-device.js'
-import { tokenFor } from './helpers/server.js'
+import type { JsonDevice} from './helpers/json-device.js';
+import { yjsWrite } from './helpers/json-device.js'
 
 const ENTITY_EVENTS = ['sync:entity_created', 'sync:entity_updated', 'sync:entity_deleted']
 /** Events that carry live changes to a socket. */
@@ -26,8 +26,7 @@ type Connected<S extends readonly DeviceSpec[]> = { -readonly [K in keyof S]: S[
 
 describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7)', () => {
   const t = useServer()
-  const unsynced = async (deviceId: string, userId = 'alice') =>
-    t.track(await JsonDevice.connectUnsynced(t.server.url, await tokenFor(userId), deviceId))
+  const unsynced = (deviceId: string, userId = 'alice') => t.unsyncedJsonDevice(userId, deviceId)
   /** Starts the server, then connects and syncs `specs` one after the other, in that order. */
   async function startWith<const S extends readonly DeviceSpec[]>(...specs: S): Promise<Connected<S>> {
     await t.start()

@@ -5,22 +5,18 @@
  */
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import type { StatusPayload } from '../src/types/events.js'
+import type { Plan, StatusPayload } from '../src/types/events.js'
 import { YjsDevice, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { JsonDevice, yjsWrite, type SyncComplete } from './helpers/json-device.js'
+import type { JsonDevice} from './helpers/json-device.js';
+import { yjsWrite, type SyncComplete } from './helpers/json-device.js'
 import { tokenFor } from './helpers/server.js'
+import { requestStatus } from './helpers/conflicts.js'
 
 const ZERO = { clip: 0, folder: 0, set: 0, tag: 0, template: 0, setting: 0 }
 
 /** `sync:status` on a Yjs device's socket. */
-async function yjsStatus(y: YjsDevice): Promise<StatusPayload> {
-  let status: StatusPayload | undefined
-  y.socket.once('sync:status', (s: StatusPayload) => (status = s))
-  await y.socket.emitWithAck('sync:status', { deviceId: y.deviceId })
-  if (!status) throw new Error('no sync:status before the ack')
-  return status
-}
+const yjsStatus = (y: YjsDevice): Promise<StatusPayload> => requestStatus(y.socket, y.deviceId)
 
 /** The payload of the last `sync:complete` a JSON device received. */
 function lastComplete(d: JsonDevice): SyncComplete {
@@ -31,8 +27,7 @@ function lastComplete(d: JsonDevice): SyncComplete {
 
 describe('sync status accurate after every kind of change (PROTOCOL section 7)', () => {
   const t = useServer()
-  const unsynced = async (deviceId: string, userId = 'alice', plan: 'free' | 'pro' = 'free') =>
-    t.track(await JsonDevice.connectUnsynced(t.server.url, await tokenFor(userId, plan), deviceId))
+  const unsynced = (deviceId: string, userId = 'alice', plan?: Plan) => t.unsyncedJsonDevice(userId, deviceId, plan)
 
   it('before any sync: no lastSyncTimestamp, every entity pending, counts by type; { deviceId } or a bare string; plan from the token', async () => {
     await t.start()

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest'
 import { SyncOperationType, type SyncChange } from '../src/types/sync.js'
 import type { YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { JsonDevice, yjsWrite, type ChangesPage, type SyncOptions } from './helpers/json-device.js'
-import { tokenFor } from './helpers/server.js'
+import type { JsonDevice} from './helpers/json-device.js';
+import { yjsWrite, type ChangesPage, type SyncOptions } from './helpers/json-device.js'
 
 const key = (c: SyncChange): string => `${c.entityType}:${c.entityId ?? ''}`
 const keys = (changes: readonly SyncChange[]): string[] => changes.map(key)
@@ -28,8 +28,7 @@ describe('sync requests handled (PROTOCOL section 5)', () => {
   const t = useServer()
 
   /** A socket of `userId` that has not synced. */
-  const unsynced = async (deviceId: string, userId = 'alice') =>
-    t.track(await JsonDevice.connectUnsynced(t.server.url, await tokenFor(userId), deviceId))
+  const unsynced = (deviceId: string, userId = 'alice') => t.unsyncedJsonDevice(userId, deviceId)
 
   /** Pages by hand from `from` (undefined: a full sync) until the last page. */
   async function pageThrough(device: JsonDevice, options: SyncOptions, maxPages = 100): Promise<ChangesPage[]> {
