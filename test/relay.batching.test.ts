@@ -6,7 +6,7 @@
  * recipient gets them one by one.
  */
 import { describe, expect, it } from 'vitest'
-import type { DocumentRepository } from '../src/repositories/document.repository.js'
+import { holdNextWrite } from './helpers/server.js'
 import { useServer } from './helpers/fixture.js'
 import { waitFor } from './helpers/device.js'
 import { clipsUpdate, type Reply } from './helpers/raw-client.js'
@@ -54,15 +54,7 @@ describe('relays of one turn are merged per device', () => {
     const phone = await t.device('alice', 'phone')
     const laptop = await t.device('alice', 'laptop')
     // Hold the next write: the update is applied, and the shutdown waits for it to be stored.
-    const repo = (t.server.services.sync as unknown as { repo: DocumentRepository }).repo
-    const write = repo.write.bind(repo)
-    let release: () => void = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    repo.write = async (writes) => {
-      repo.write = write
-      await gate
-      return write(writes)
-    }
+    const release = holdNextWrite(t.server)
     phone.addClip('last', 'written as the server stops')
     await waitFor(() => t.server.services.registry.peek('alice')?.doc.getMap('clips').has('last') === true, 'the update applied')
     const stopped = t.server.stop()

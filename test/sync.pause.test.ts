@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { DocumentRepository } from '../src/repositories/document.repository.js'
+import { holdNextWrite } from './helpers/server.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
@@ -53,15 +53,7 @@ describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
     const a = await device('phone')
     const b = await device('laptop')
     // Hold the next write until b has paused: the change is applied in memory, not yet stored or relayed.
-    const repo = (t.server.services.sync as unknown as { repo: DocumentRepository }).repo
-    const write = repo.write.bind(repo)
-    let release: () => void = () => {}
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    repo.write = async (writes) => {
-      repo.write = write
-      await gate
-      return write(writes)
-    }
+    const release = holdNextWrite(t.server)
     a.addClip('in-flight', 'written while b pauses')
     await waitFor(() => t.server.services.registry.peek('alice')?.doc.getMap('clips').has('in-flight') === true, 'the change applied')
     expect(await b.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })

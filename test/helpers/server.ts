@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { buildApp, type SyncApp } from '../../src/app.js'
+import type { DocumentRepository } from '../../src/repositories/document.repository.js'
 import { PLANS, type PlanLimits } from '../../src/models/plans.js'
 import { SERVER_LIMITS } from '../../src/models/server-limits.js'
 import { signToken } from '../../src/services/token.service.js'
@@ -79,4 +80,21 @@ export function tokenFor(userId: string, plan: Plan = 'free', expiresIn?: string
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true })
+}
+
+/**
+ * Holds the server's next LevelDB write until the returned `release` is
+ * called: a change is then applied in memory but not yet stored or relayed.
+ */
+export function holdNextWrite(server: TestServer): () => void {
+  const repo = (server.services.sync as unknown as { repo: DocumentRepository }).repo
+  const write = repo.write.bind(repo)
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  repo.write = async (writes) => {
+    repo.write = write
+    await gate
+    return write(writes)
+  }
+  return release
 }
