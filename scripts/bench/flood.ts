@@ -283,11 +283,7 @@ async function measurePhase(
   const serverUs = cpu1.userUs + cpu1.systemUs - cpu0.userUs - cpu0.systemUs
   return {
     name,
-    sent: tally.sent,
-    acked: tally.acked,
-    failed: tally.failed,
-    unanswered: tally.sent - tally.acked - tally.failed,
-    firstError: tally.firstError ?? null,
+    ...tally.summary(),
     lateSends,
     ackP50Ms: percentile(tally.ackMs, 50),
     ackP99Ms: percentile(tally.ackMs, 99),

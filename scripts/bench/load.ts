@@ -22,6 +22,12 @@ export class SendTally {
   /** Send time (performance.now()) by the key the send's relays carry. */
   readonly sentAt = new Map<string, number>()
 
+  /** The counts a result reports: sends, acks, refusals, the rest unanswered, and the first refusal. */
+  summary(): { sent: number; acked: number; failed: number; unanswered: number; firstError: string | null } {
+    const { sent, acked, failed } = this
+    return { sent, acked, failed, unanswered: sent - acked - failed, firstError: this.firstError ?? null }
+  }
+
   /** The answer to a send made at `at`: an ack, or a refusal with `error`. */
   answered(at: number, ok: boolean, error: string | undefined): void {
     const now = performance.now()
