@@ -591,7 +591,7 @@ function logFloodChecks(f: FloodResult): void {
   log(
     problems.length === 0
       ? `   flood: ok: every normal update acked in every phase; a fresh device saw all ${fmt(f.normalClips.found)} clips of user 0; the` +
-          ` abuser's document holds ${fmt(f.abuserClips.found)} clips (${fmt(f.abuserClips.min)} acked ok, at most ${fmt(f.abuserClips.max)}): nothing refused was applied`
+          ` abuser's document holds ${fmt(f.abuserClips.found)} clips, within ${fmt(f.abuserClips.min)} acked ok and ${fmt(f.abuserClips.max)} (acked ok plus unanswered: a looser bound the more were in flight)`
       : `   flood: ${problems.join('; ')}`,
   )
 }
