@@ -90,7 +90,7 @@ const change = (
   deviceId,
   entityType: 'clip',
   entityId,
-  operation,
+  operationType: operation,
   data,
   timestamp: Date.now(),
   version,

@@ -118,7 +118,7 @@ describe('documents dropped from memory', () => {
       id: 'change-1',
       entityType: SyncEntityType.TAG,
       entityId: 'tag-1',
-      operation: SyncOperationType.CREATE,
+      operationType: SyncOperationType.CREATE,
       data: { name: 'first' },
       version: 0,
     }

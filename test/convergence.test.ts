@@ -21,7 +21,7 @@ import { isDeepStrictEqual } from 'node:util'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import type { SyncConflict } from '../src/types/sync.js'
-import { conflictLog, entryOf, prng, requestStatus, resolveConflict } from './helpers/conflicts.js'
+import { conflictLog, entryOf, prng, requestStatus, resolveConflict, sidesOf } from './helpers/conflicts.js'
 import { docEntities, jsonEntities, serverDocument, settled, without } from './helpers/convergence.js'
 import { snapshot, type YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
@@ -45,9 +45,9 @@ const keyOf = (c: SyncConflict): ConflictKey => ({
   entityType: c.entityType,
   entityId: c.entityId,
   field: c.field,
-  serverValue: c.serverVersion.value,
-  clientValue: c.clientVersion.value,
-  deviceId: c.clientVersion.deviceId,
+  serverValue: sidesOf(c).server.value,
+  clientValue: sidesOf(c).client.value,
+  deviceId: sidesOf(c).client.deviceId,
 })
 const sortKeys = (keys: ConflictKey[]): string[] => keys.map((k) => JSON.stringify(k)).sort()
 
@@ -241,9 +241,10 @@ describe('convergence of Yjs and JSON devices with conflicts', () => {
 
     const writers: Writer[] = []
     for (const name of ['y0', 'y1', 'y2']) {
-      // Devices that encode what the server lacks before applying its diff: their overwritten values stay in
-      // their updates, so every conflict can hold both values (see json.conflicts.test.ts for the others).
-      const device = await t.device(USER, name, { encodeBeforeApply: true })
+      // Devices that encode what the server lacks before applying its diff (PROTOCOL section 4): their
+      // overwritten values stay in their updates, so every conflict holds both values (json.conflicts.test.ts
+      // has devices that apply first).
+      const device = await t.device(USER, name)
       device.doc.clientID = 1 + int(0x7fffffff) // from the seed, so Yjs orders concurrent writes the same way on a replay
       writers.push({ kind: 'yjs', name, online: true, device, firstEntries: new Map() })
     }
@@ -524,7 +525,7 @@ describe('convergence of Yjs and JSON devices with conflicts', () => {
         await reconnect(w)
       } else {
         if (open.size === 0 || online.length === 0) continue
-        const conflict = pick([...open.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)))
+        const conflict = pick([...open.values()].sort((a, b) => a.timestamp - b.timestamp || a.id.localeCompare(b.id)))
         const w = pick(online)
         const winning = pick(['server', 'client', 'merged'] as const)
         const merged = `merged #${step}`

@@ -3,7 +3,7 @@ import { CHANGE_ID_TTL_MS } from '../src/models/records.js'
 import { DocumentRepository } from '../src/repositories/document.repository.js'
 import { Section, sectionRange } from '../src/repositories/keys.js'
 import { openStore, type Store } from '../src/repositories/level-store.js'
-import { SyncEntityType } from '../src/types/sync.js'
+import { SyncEntityType, type SyncConflict } from '../src/types/sync.js'
 import { tempDir } from './helpers/server.js'
 
 const result = { entityId: 'e', version: 1, serverTimestamp: 1, conflicts: [] }
@@ -60,5 +60,30 @@ describe('DocumentRepository on LevelDB', () => {
     // Moving an entity in time drops its old by-time key.
     await repo.write([{ docId: 'a', ...write, entities: [{ ...record('y', 400), previousTimestamp: 100 }] }])
     expect((await repo.entitiesAfter('a', 0, 10)).map((e) => e.ts)).toEqual([300, 400])
+  })
+
+  it('reads conflicts stored before the seed names (createdAt, resolution) with the seed names, and marks a dropped client value collected', async () => {
+    store = await openStore(await tempDir())
+    const repo = new DocumentRepository(store, { syncWrites: false })
+    const side = { version: 2, deviceId: 'd', timestamp: 10 }
+    const legacy = {
+      id: 'k1',
+      userId: 'alice',
+      entityType: SyncEntityType.CLIP,
+      entityId: 'c1',
+      field: 'content',
+      serverVersion: { value: 'kept', ...side },
+      // Written with `value: undefined`, which JSON dropped.
+      clientVersion: { ...side, deviceId: 'y2' },
+      createdAt: 1234,
+      resolved: false,
+    }
+    const withValue = { ...legacy, id: 'k2', clientVersion: { value: 'lost', ...side } }
+    await repo.write([{ docId: 'alice', ...write, conflicts: [legacy, withValue] as unknown as SyncConflict[] }])
+    const conflicts = (await repo.read('alice')).conflicts.sort((a, b) => a.id.localeCompare(b.id))
+    expect(conflicts).toEqual([
+      { ...legacy, createdAt: undefined, timestamp: 1234, clientVersion: { ...side, deviceId: 'y2', collected: true } },
+      { ...withValue, createdAt: undefined, timestamp: 1234 },
+    ].map(({ createdAt: _, ...c }) => c))
   })
 })

@@ -52,17 +52,17 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
       await waitFor(() => d.live.length === 3, `three live changes on ${d.deviceId}`)
       expect(liveEvents(d.events)).toEqual(ENTITY_EVENTS)
       expect(d.live).toEqual([
-        { ...common, operation: 'create', version: 1, timestamp: created.serverTimestamp, data: { content: 'hi', contentType: 'text' } },
+        { ...common, operationType: 'create', version: 1, timestamp: created.serverTimestamp, data: { content: 'hi', contentType: 'text' } },
         {
           ...common,
-          operation: 'update',
+          operationType: 'update',
           version: 2,
           timestamp: updated.serverTimestamp,
           data: { content: 'hi', contentType: 'text', pinned: true },
         },
         {
           ...common,
-          operation: 'delete',
+          operationType: 'delete',
           version: 3,
           timestamp: deleted.serverTimestamp,
           data: { content: 'hi', contentType: 'text', pinned: true, _deleted: true, deletedAt: expect.any(Number) },
@@ -106,7 +106,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
     for (const d of [web, tablet]) {
       await waitFor(() => d.live.length === 2, `two live changes on ${d.deviceId}`)
       expect(liveEvents(d.events)).toEqual(['sync:entity_created', 'sync:entity_created'])
-      expect(d.live.map((c) => [c.entityType, c.entityId, c.operation, c.deviceId, c.version])).toEqual(
+      expect(d.live.map((c) => [c.entityType, c.entityId, c.operationType, c.deviceId, c.version])).toEqual(
         expect.arrayContaining([
           ['folder', 'f1', 'create', 'phone', 1],
           ['clip', 'c1', 'create', 'phone', 1],
@@ -153,7 +153,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
     expect(paused.messages.slice(mark + 1).map((m) => m.event)).toEqual(['sync:response', 'sync:complete'])
     expect(pages).toHaveLength(1)
     expect(pages[0]?.hasMore).toBe(false)
-    expect(pages[0]?.changes.map((c) => [c.entityId, c.operation, c.version])).toEqual([
+    expect(pages[0]?.changes.map((c) => [c.entityId, c.operationType, c.version])).toEqual([
       ['c1', 'update', 2],
       ['c2', 'delete', 2],
       ['c3', 'update', 1],
@@ -172,7 +172,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
     const liveBefore = paused.live.length
     await sender.write('create', { entityType: 'clip', entityId: 'c4', data: { content: 'after' } })
     await waitFor(() => paused.live.length === liveBefore + 1, 'a live change after resume')
-    expect(paused.live.at(-1)).toMatchObject({ entityId: 'c4', operation: 'create' })
+    expect(paused.live.at(-1)).toMatchObject({ entityId: 'c4', operationType: 'create' })
     await waitFor(() => pausedYjs.clips().has('c4'), 'a live update on the resumed Yjs socket')
   })
 
@@ -240,7 +240,7 @@ describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7
     expect([...midway.entities.keys()].sort()).toEqual(['clip:a', 'clip:b', 'clip:c', 'clip:d'])
     await sender.write('update', { entityType: 'clip', entityId: 'd', data: { title: 'D' } })
     await waitFor(() => midway.live.length === 1, 'a live change once the sync completed')
-    expect(midway.live[0]).toMatchObject({ entityId: 'd', operation: 'update', version: 2 })
+    expect(midway.live[0]).toMatchObject({ entityId: 'd', operationType: 'update', version: 2 })
 
     await fresh.barrier()
     await refused.barrier()

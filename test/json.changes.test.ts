@@ -88,7 +88,7 @@ describe('JSON change records into the document (PROTOCOL section 5)', () => {
     await y.flushed()
     await waitFor(() => j.entity('clip', 'from-yjs') !== undefined, 'clip on the JSON device')
     const live = j.live.find((c) => c.entityId === 'from-yjs')
-    expect(live).toMatchObject({ operation: 'create', entityType: 'clip', deviceId: 'phone', version: 1, userId: 'alice' })
+    expect(live).toMatchObject({ operationType: 'create', entityType: 'clip', deviceId: 'phone', version: 1, userId: 'alice' })
     expect(live?.data).toMatchObject({ content: 'typed on the phone' })
     // The JSON device's own change is acknowledged, not echoed.
     expect(j.live.some((c) => c.entityId === 'f1')).toBe(false)

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import type { SyncConflict } from '../src/types/sync.js'
-import { conflictLog, requestStatus, resolveConflict, type ResolutionPayload } from './helpers/conflicts.js'
+import { conflictLog, requestStatus, resolveConflict, sidesOf, type ResolutionPayload } from './helpers/conflicts.js'
 import { snapshot, waitFor, type YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { JsonDevice } from './helpers/json-device.js'
@@ -143,7 +143,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
         field: m.field,
         serverVersion: { value: m.first, version: 2, deviceId: 'web-a', timestamp: first.serverTimestamp as number },
         clientVersion: { value: m.second, version: 1, deviceId: 'web-b', timestamp: expect.any(Number) },
-        createdAt: expect.any(Number),
+        timestamp: expect.any(Number),
         resolved: false,
       }
       await expectConflictCounts([[a, a.conflicts], [b, b.conflicts], [y, yConflicts], [idle, idle.conflicts]], 1)
@@ -190,10 +190,10 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
       await t.start()
       const j = await t.jsonDevice('alice', 'web')
       await j.write('create', { entityType: m.type, entityId: m.id, data: m.base })
-      // Devices that encode their update before applying the server's diff, so that the overwritten
-      // value is still in it (see the next test for devices that do not).
-      const y1 = await t.device('alice', 'y1', { encodeBeforeApply: true })
-      const y2 = await t.device('alice', 'y2', { encodeBeforeApply: true })
+      // Devices that encode their update before applying the server's diff (PROTOCOL section 4), so that
+      // the overwritten value is still in it (see the next test for devices that do not).
+      const y1 = await t.device('alice', 'y1')
+      const y2 = await t.device('alice', 'y2')
       const log1 = conflictLog(y1.socket)
       const log2 = conflictLog(y2.socket)
       y1.doc.clientID = firstId
@@ -215,7 +215,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
         field: m.field,
         serverVersion: { value: m.first, version: 2, deviceId: 'y1', timestamp: expect.any(Number) },
         clientVersion: { value: m.second, version: expect.any(Number), deviceId: 'y2', timestamp: expect.any(Number) },
-        createdAt: expect.any(Number),
+        timestamp: expect.any(Number),
         resolved: false,
       })
       expect(log1[0]).toEqual(conflict)
@@ -240,22 +240,35 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     })
   })
 
-  it('Yjs path: a device that applies the server diff before encoding its own still gets the conflict recorded and converges', async () => {
+  it.each([
+    { how: 'encodes first', applyBeforeEncode: false, order: 'its write loses by Yjs order', y2Id: 1001, client: { value: 'B' } },
+    { how: 'encodes first', applyBeforeEncode: false, order: 'its write wins by Yjs order', y2Id: 3003, client: { value: 'B' } },
+    { how: 'applies first', applyBeforeEncode: true, order: 'its write loses by Yjs order', y2Id: 1001, client: { collected: true } },
+    { how: 'applies first', applyBeforeEncode: true, order: 'its write wins by Yjs order', y2Id: 3003, client: { value: 'B' } },
+  ])('Yjs path: the later device $how and $order: the conflict keeps its value or marks it collected, and the devices converge', async ({ applyBeforeEncode, y2Id, client }) => {
     await t.start()
     const j = await t.jsonDevice('alice', 'web')
     await j.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
     const y1 = await t.device('alice', 'y1')
-    const y2 = await t.device('alice', 'y2')
+    const y2 = await t.device('alice', 'y2', { applyBeforeEncode })
     y1.doc.clientID = 2002
-    y2.doc.clientID = 1001 // Yjs orders y1's write after y2's: on y2, its own write is overwritten and collected
+    // Yjs orders concurrent writes to a map key by client id, the higher one last (it wins).
+    y2.doc.clientID = y2Id
     y1.goOffline()
     y2.goOffline()
     clipOf(y1).set('content', 'A')
     clipOf(y2).set('content', 'B')
     await reconnectInTurn(y1, y2)
-    // Its value 'B' is no longer in what y2 sends, so it cannot be in the record (PROTOCOL section 4 should say
-    // to encode first); the conflict itself, and the kept value, are.
-    await expectFirstContentKept(j, y1, y2, { deviceId: 'y2' })
+    // Applied first, a losing write is deleted and garbage-collected on y2 before it is encoded: its
+    // 'B' never reaches the server, and the record says so instead of holding an undefined value.
+    await expectFirstContentKept(j, y1, y2, { deviceId: 'y2', ...client })
+    const clientVersion = j.conflicts[0]?.clientVersion as Record<string, unknown>
+    expect(Object.keys(clientVersion).sort()).toEqual([...Object.keys(client), 'deviceId', 'timestamp', 'version'].sort())
+    if ('collected' in client) {
+      const reply = await resolveConflict(j.socket, { conflictId: j.conflicts[0]?.id ?? '', winningVersion: 'client' })
+      expect(reply).toMatchObject({ ok: false, error: { code: 'INVALID_PAYLOAD', message: expect.stringContaining('collected') } })
+      expect((await requestStatus(j.socket, 'web')).conflicts).toEqual([j.conflicts[0]?.id])
+    }
   })
 
   it('JSON path: conflicts are per field; a write from an older version to a field nobody changed since is no conflict', async () => {
@@ -272,7 +285,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     expect(folder).toMatchObject({ version: 3 })
     expect(folder.conflicts).toHaveLength(2)
     await expectConflictCounts([[a, a.conflicts]], 2)
-    expect(a.conflicts.map((x) => [x.field, x.serverVersion.value, x.clientVersion.value]).sort()).toEqual([
+    expect(a.conflicts.map((x) => [x.field, sidesOf(x).server.value, sidesOf(x).client.value]).sort()).toEqual([
       ['content', 'from B', 'from C'],
       ['folderId', 'fa', 'fc'],
     ])
@@ -353,7 +366,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     const j = await t.jsonDevice('alice', 'web')
     await j.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
     const stale = await t.jsonDevice('alice', 'web-stale') // has seen version 1 only, and writes from it
-    const y = await t.device('alice', 'phone', { encodeBeforeApply: true })
+    const y = await t.device('alice', 'phone')
     const yLog = conflictLog(y.socket)
 
     y.goOffline()
@@ -392,8 +405,8 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
     const j = await t.jsonDevice('alice', 'web')
     await j.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
     await j.write('create', { entityType: 'clip', entityId: 'c2', data: { content: 'w0' } })
-    const y1 = await t.device('alice', 'y1', { encodeBeforeApply: true })
-    const y2 = await t.device('alice', 'y2', { encodeBeforeApply: true })
+    const y1 = await t.device('alice', 'y1')
+    const y2 = await t.device('alice', 'y2')
     y1.goOffline()
     y2.goOffline()
     clipOf(y1).set('content', 'A')
@@ -467,7 +480,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
         const reply = await resolveConflict(by.socket, payload)
         expect(reply).toEqual({ ok: true, conflictId: conflict.id, entityId: 'c1', version: 3, serverTimestamp: expect.any(Number) })
 
-        const resolved = { ...conflict, resolved: true, resolution: winningVersion, resolvedAt: expect.any(Number) }
+        const resolved = { ...conflict, resolved: true, winningVersion, ...(winningVersion === 'merged' ? { mergedData: { content: mergedData?.content } } : {}), resolvedAt: expect.any(Number) }
         await expectConflictCounts([[a, a.conflicts], [b, b.conflicts], [y, yLog]], 2)
         await expectConflictCounts([[y2, y2Log]], 1)
         for (const log of [a.conflicts, b.conflicts, yLog]) expect(log[1]).toEqual(resolved)
@@ -477,7 +490,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
         for (const j of [a, b].filter((d) => d.deviceId !== resolver)) {
           await waitFor(() => j.entity('clip', 'c1')?.version === 3, `version 3 on ${j.deviceId}`)
           expect(j.entity('clip', 'c1')?.data).toEqual({ content: expected, title: 't0' })
-          expect(j.live.filter((c) => c.version === 3)).toEqual([expect.objectContaining({ deviceId: resolver, operation: 'update' })])
+          expect(j.live.filter((c) => c.version === 3)).toEqual([expect.objectContaining({ deviceId: resolver, operationType: 'update' })])
         }
         for (const yd of [y, y2]) {
           await waitFor(() => clipOf(yd).get('content') === expected, `resolved value on ${yd.deviceId}`)
@@ -518,7 +531,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
       ])
       await expectConflictCounts([[a, a.conflicts], [b, b.conflicts], [y, yLog]], 2)
       const winner = ['server', 'client', 'merged'][replies.findIndex((r) => r.ok)]
-      expect(yLog[1]).toMatchObject({ id: conflict.id, resolved: true, resolution: winner })
+      expect(yLog[1]).toMatchObject({ id: conflict.id, resolved: true, winningVersion: winner })
       const j = await t.jsonDevice('alice', 'web-c')
       expect(j.entity('clip', 'c1')).toMatchObject({
         version: 3,
@@ -552,7 +565,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
       })
       expect(await resolveConflict(j.socket, { conflictId: onContent.id, winningVersion: 'client' })).toMatchObject({ ok: true, version: 4 })
       await expectConflictCounts([[y, yLog]], 1)
-      expect(yLog[0]).toEqual({ ...onContent, resolved: true, resolution: 'client', resolvedAt: expect.any(Number) })
+      expect(yLog[0]).toEqual({ ...onContent, resolved: true, winningVersion: 'client', resolvedAt: expect.any(Number) })
       await waitFor(() => clipOf(y).get('content') === 'from B', 'resolved value on the phone')
 
       await t.start(server.config.dataDir)

@@ -29,7 +29,7 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
   const t = useServer()
   const unsynced = (deviceId: string, userId = 'alice', plan?: Plan) => t.unsyncedJsonDevice(userId, deviceId, plan)
 
-  it('before any sync: no lastSyncTimestamp, every entity pending, counts by type; { deviceId } or a bare string; plan from the token', async () => {
+  it('before any sync: lastSyncTimestamp 0, no lastError, every entity pending, counts by type; { deviceId } or a bare string; plan from the token', async () => {
     await t.start()
     const w = await t.jsonDevice('alice', 'writer')
     await w.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'x' } })
@@ -40,10 +40,9 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
     expect(status).toEqual({
       userId: 'alice',
       deviceId: 'fresh',
-      lastSyncTimestamp: null,
+      lastSyncTimestamp: 0,
       pendingChanges: 2,
       inProgress: false,
-      lastError: null,
       entityCounts: { ...ZERO, clip: 1, folder: 1 },
       conflicts: [],
       plan: 'free',
@@ -188,7 +187,7 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
 
     const first = await r.syncPage({ limit: 1 })
     expect(first.page?.hasMore).toBe(true)
-    expect(await r.status()).toMatchObject({ inProgress: true, lastSyncTimestamp: null })
+    expect(await r.status()).toMatchObject({ inProgress: true, lastSyncTimestamp: 0 })
     const second = await r.syncPage({ limit: 1, lastSyncTimestamp: first.page?.cursor ?? -1 })
     expect(second.page?.hasMore).toBe(true)
     expect((await r.status()).inProgress).toBe(true)
@@ -211,7 +210,7 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
     await t.start()
     const j = await t.jsonDevice('alice', 'web')
     const other = await t.jsonDevice('alice', 'tablet')
-    expect((await j.status()).lastError).toBeNull()
+    expect((await j.status()).lastError).toBeUndefined()
 
     const refused = await j.syncPage({ limit: 0 })
     if (refused.reply.ok) throw new Error('limit 0 accepted')
@@ -229,7 +228,7 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
     await j.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'ok' } })
     await j.sync({ lastSyncTimestamp: j.cursor ?? 0 })
     expect((await j.status()).lastError).toBe(status.lastError)
-    expect((await other.status()).lastError).toBeNull()
+    expect((await other.status()).lastError).toBeUndefined()
   })
 
   it("conflicts lists the user's unresolved conflict ids on every socket until they are resolved", async () => {
@@ -279,11 +278,10 @@ describe('sync status accurate after every kind of change (PROTOCOL section 7)',
       ...before,
       entityCounts: { ...ZERO, clip: 1, folder: 1 },
       inProgress: false,
-      lastError: null,
       plan: 'pro',
     })
     const never = await unsynced('never')
-    expect(await never.status()).toMatchObject({ lastSyncTimestamp: null, pendingChanges: 3 })
+    expect(await never.status()).toMatchObject({ lastSyncTimestamp: 0, pendingChanges: 3 })
 
     const writer = await t.jsonDevice('alice', 'writer')
     await writer.write('update', { entityType: 'folder', entityId: 'f1', data: { name: 'G' } })

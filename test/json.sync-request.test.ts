@@ -64,7 +64,7 @@ describe('sync requests handled (PROTOCOL section 5)', () => {
     expect(r.events).toEqual(['sync:start', 'sync:response', 'sync:complete'])
     const [page] = r.pages
     if (!page) throw new Error('no page')
-    const common = { id: expect.any(String), userId: 'alice', operation: 'create', timestamp: expect.any(Number) }
+    const common = { id: expect.any(String), userId: 'alice', operationType: 'create', timestamp: expect.any(Number) }
     expect([...page.changes].sort((a, b) => key(a).localeCompare(key(b)))).toEqual([
       { ...common, entityType: 'clip', entityId: 'c1', deviceId: 'writer', version: 1, data: { content: 'one', contentType: 'text', createdAt: 1 } },
       {
@@ -93,12 +93,12 @@ describe('sync requests handled (PROTOCOL section 5)', () => {
     const all = d.pages[0]?.changes ?? []
     expect(keys(all).sort()).toEqual(['clip:c1', 'clip:c2', 'clip:c3', 'folder:f1', 'tag:t1'])
     expect(all.find((c) => c.entityId === 'c3')).toMatchObject({
-      operation: 'delete',
+      operationType: 'delete',
       version: 2,
       timestamp: last.serverTimestamp,
       data: { content: 'three', contentType: 'text', createdAt: 3, _deleted: true, deletedAt: expect.any(Number) },
     })
-    expect(all.filter((c) => c.entityId !== 'c3').every((c) => c.operation === SyncOperationType.CREATE)).toBe(true)
+    expect(all.filter((c) => c.entityId !== 'c3').every((c) => c.operationType === SyncOperationType.CREATE)).toBe(true)
   })
 
   it('an incremental sync sends one change per entity changed after lastSyncTimestamp, carrying its whole current state', async () => {
@@ -130,26 +130,26 @@ describe('sync requests handled (PROTOCOL section 5)', () => {
     expect(keys(page.changes)).toEqual(['clip:c2', 'clip:c1', 'tag:t1', 'clip:c5'])
     const [c2Change, c1Change, tagChange, c5Change] = page.changes
     expect(c2Change).toMatchObject({
-      operation: 'delete',
+      operationType: 'delete',
       version: 2,
       timestamp: deleted.serverTimestamp,
       data: { content: 'c2', contentType: 'text', createdAt: 1, _deleted: true, deletedAt: expect.any(Number) },
     })
     expect(c1Change).toMatchObject({
-      operation: 'update',
+      operationType: 'update',
       version: 3,
       deviceId: 'writer',
       timestamp: c1.serverTimestamp,
       data: { content: 'c1', contentType: 'text', createdAt: 1, pinned: true, title: 'T' },
     })
     expect(tagChange).toMatchObject({
-      operation: 'update',
+      operationType: 'update',
       version: 2,
       deviceId: 'phone',
       timestamp: tag.serverTimestamp,
       data: { name: 'blue', color: '#f00' },
     })
-    expect(c5Change).toMatchObject({ operation: 'update', version: 1, timestamp: c5.serverTimestamp, data: { content: 'new' } })
+    expect(c5Change).toMatchObject({ operationType: 'update', version: 1, timestamp: c5.serverTimestamp, data: { content: 'new' } })
     const stamps = page.changes.map((c) => c.timestamp)
     expect(stamps.every((ts, i) => ts > since && (i === 0 || ts > (stamps[i - 1] ?? 0)))).toBe(true)
     expect(page.cursor).toBeGreaterThanOrEqual(c5.serverTimestamp as number)
@@ -364,7 +364,7 @@ describe('sync requests handled (PROTOCOL section 5)', () => {
     const back = await unsynced('reader')
     const { page } = await back.syncPage({ lastSyncTimestamp: since })
     expect(page?.hasMore).toBe(false)
-    expect(page?.changes.map((ch) => [ch.entityId, ch.operation, ch.version, ch.timestamp])).toEqual([
+    expect(page?.changes.map((ch) => [ch.entityId, ch.operationType, ch.version, ch.timestamp])).toEqual([
       ['c10', 'update', 2, a.serverTimestamp],
       ['c500', 'delete', 2, b.serverTimestamp],
       ['c999', 'update', 2, c.serverTimestamp],

@@ -26,7 +26,7 @@ async function sendChange(client: Client, operation: 'create' | 'update' | 'dele
     id: `${entityId}-${operation}-${Math.random()}`,
     entityType,
     entityId,
-    operation,
+    operationType: operation,
     data,
     version: 0,
   })) as Reply

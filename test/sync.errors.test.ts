@@ -105,7 +105,7 @@ describe('bad input is a clear error and changes nothing (PROTOCOL section 2)', 
     await expectError('sync:entity_created', { id: 'p2', entityType: 'setting', entityId: 's1', data: { value: { constructor: 1 } } }, 'INVALID_PAYLOAD')
     await expectError('sync:entity_created', clip({ content: 'x' }, { userId: 'mallory' }), 'FORBIDDEN')
     await expectError('sync:entity_created', clip({ content: 'x' }, { entityType: 'gadget' }), 'INVALID_PAYLOAD')
-    await expectError('sync:entity_created', clip({ content: 'x' }, { operation: 'delete' }), 'INVALID_PAYLOAD')
+    await expectError('sync:entity_created', clip({ content: 'x' }, { operationType: 'delete' }), 'INVALID_PAYLOAD')
     await expectError('sync:entity_created', { id: 'no-entity', entityType: 'clip', data: { content: 'x' } }, 'INVALID_PAYLOAD')
     await expectError('sync:entity_updated', clip({ content: 'x' }, { entityId: 'missing' }), 'NOT_FOUND')
     await expectError('sync:conflict', { conflictId: 'nope', winningVersion: 'server' }, 'CONFLICT_NOT_FOUND')

@@ -55,4 +55,25 @@ export interface DeviceSyncState {
 
 export type StoredConflict = SyncConflict
 
+/** A conflict as stored before the seed's field names (up to 0.1.0): `createdAt`, `resolution`. */
+interface LegacyConflict {
+  createdAt?: number
+  resolution?: SyncConflict['winningVersion']
+}
+
+/**
+ * A stored conflict read as today's record: one written before the seed's
+ * names gets them (`createdAt` → `timestamp`, `resolution` → `winningVersion`),
+ * and its `clientVersion` without a `value` (JSON dropped the undefined of a
+ * value collected on the device) is marked `collected` (PROTOCOL section 6).
+ */
+export function readStoredConflict(stored: StoredConflict & LegacyConflict): StoredConflict {
+  const { createdAt, resolution, ...conflict } = stored
+  if (conflict.timestamp === undefined && createdAt !== undefined) conflict.timestamp = createdAt
+  if (conflict.winningVersion === undefined && resolution !== undefined) conflict.winningVersion = resolution
+  const client = conflict.clientVersion as { value?: unknown; collected?: true }
+  if (!('value' in client) && !client.collected) conflict.clientVersion = { ...client, collected: true }
+  return conflict
+}
+
 export const entityKey = (type: SyncEntityType, id: string): string => `${type}\u0000${id}`

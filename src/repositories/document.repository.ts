@@ -9,7 +9,7 @@
  * Errors propagate: a failed write is never reported as stored.
  */
 import type { AppliedChange, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
-import { CHANGE_ID_TTL_MS, entityKey } from '../models/records.js'
+import { CHANGE_ID_TTL_MS, entityKey, readStoredConflict } from '../models/records.js'
 import {
   Section,
   byTimeAfter,
@@ -87,7 +87,7 @@ export class DocumentRepository {
       log,
       clock,
       entities,
-      conflicts: conflicts.filter((c) => !c.resolved),
+      conflicts: conflicts.filter((c) => !c.resolved).map(readStoredConflict),
       changes: changes.filter((c) => now - c.appliedAt < CHANGE_ID_TTL_MS),
     }
   }

@@ -70,7 +70,7 @@ export async function changeLogPage(
   }
   const changes = page.map((r) => {
     const change = toSyncChange(sync, r, userId)
-    change.operation = r.deleted ? SyncOperationType.DELETE : full ? SyncOperationType.CREATE : SyncOperationType.UPDATE
+    change.operationType = r.deleted ? SyncOperationType.DELETE : full ? SyncOperationType.CREATE : SyncOperationType.UPDATE
     return change
   })
   return { changes, hasMore, cursor, serverTimestamp: sync.clock }

@@ -5,7 +5,7 @@
  * already resolved id is CONFLICT_NOT_FOUND.
  */
 import { ENTITY_SPECS } from '../models/entity-schema.js'
-import type { SyncChange, SyncConflict } from '../types/sync.js'
+import type { ConflictVersion, SyncChange, SyncConflict } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import { entityMap, toSyncChange } from './entity-index.js'
 import { transactIndexed } from './indexed-transaction.js'
@@ -56,7 +56,8 @@ export async function resolveConflict(
   const conflict: SyncConflict = {
     ...open,
     resolved: true,
-    resolution: resolution.winningVersion,
+    winningVersion: resolution.winningVersion,
+    ...(resolution.winningVersion === 'merged' ? { mergedData: { [open.field]: parsed.data } } : {}),
     resolvedAt: sync.clock,
   }
   sync.conflicts.delete(open.id)
@@ -70,9 +71,14 @@ export async function resolveConflict(
 function chosenValue(conflict: SyncConflict, resolution: Resolution): unknown {
   switch (resolution.winningVersion) {
     case 'server':
-      return conflict.serverVersion.value
-    case 'client':
-      return conflict.clientVersion.value
+      return (conflict.serverVersion as ConflictVersion).value
+    case 'client': {
+      const client = conflict.clientVersion as ConflictVersion
+      if (client.collected) {
+        throw new SyncError(ErrorCode.INVALID_PAYLOAD, 'the client value was collected on the device before it was sent; resolve with server or merged')
+      }
+      return client.value
+    }
     case 'merged':
       if (!resolution.mergedData || !Object.hasOwn(resolution.mergedData, conflict.field)) {
         throw new SyncError(ErrorCode.INVALID_PAYLOAD, `mergedData must hold the field ${conflict.field}`)

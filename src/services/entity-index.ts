@@ -131,7 +131,7 @@ export function readEntity(map: Y.Map<unknown>): Record<string, unknown> {
 export function toSyncChange(sync: SyncDocument, record: EntityRecord, userId: string, changeId?: string): SyncChange {
   const spec = ENTITY_SPECS[record.type]
   const map = entityMap(sync.doc, spec, record.id)
-  const operation = record.deleted
+  const operationType = record.deleted
     ? SyncOperationType.DELETE
     : record.version === 1
       ? SyncOperationType.CREATE
@@ -142,7 +142,7 @@ export function toSyncChange(sync: SyncDocument, record: EntityRecord, userId: s
     deviceId: record.deviceId,
     entityType: record.type,
     entityId: record.id,
-    operation,
+    operationType,
     data: map ? readEntity(map) : {},
     timestamp: record.timestamp,
     version: record.version,

@@ -16,7 +16,8 @@ import { entityKey } from '../models/records.js'
 import type { SyncChange, SyncConflict, SyncEntityType } from '../types/sync.js'
 import { SyncOperationType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
-import { jsonEqual, newConflict } from './conflicts.js'
+import isEqual from 'lodash/isEqual.js'
+import { newConflict } from './conflicts.js'
 import { entityMap, toSyncChange } from './entity-index.js'
 import { transactIndexed } from './indexed-transaction.js'
 import type { SyncDocument } from './sync-document.js'
@@ -30,7 +31,7 @@ export interface ChangeInput {
   id: string
   entityType: SyncEntityType
   entityId: string
-  operation: SyncOperationType
+  operationType: SyncOperationType
   data: Record<string, unknown>
   /** The entity version the client last saw (0 for none). */
   version: number
@@ -84,13 +85,13 @@ async function apply({ sync, committer, change, author, wantChanges, limits }: {
   const key = entityKey(spec.type, change.entityId)
   const record = sync.entities.get(key)
   const existing = entityMap(sync.doc, spec, change.entityId)
-  if (!existing && change.operation !== SyncOperationType.CREATE) {
+  if (!existing && change.operationType !== SyncOperationType.CREATE) {
     throw new SyncError(ErrorCode.NOT_FOUND, `${spec.type} ${change.entityId} does not exist`)
   }
   if (limits) {
     // Plan limits, before anything is applied.
     checkJsonBytes(sync, change.data, limits, 'the change data')
-    const creates = change.operation === SyncOperationType.CREATE && (!existing || existing.get(DELETED) === true)
+    const creates = change.operationType === SyncOperationType.CREATE && (!existing || existing.get(DELETED) === true)
     if (creates) checkNewEntities(sync, new Map([[spec.type, 1]]), limits)
   }
 
@@ -102,7 +103,7 @@ async function apply({ sync, committer, change, author, wantChanges, limits }: {
     if (!fieldSpec) continue
     if (existing && fieldSpec.kind === 'manual' && record && change.version < (record.fields[field]?.version ?? 0)) {
       const current = existing.get(field)
-      if (!jsonEqual(current, value)) {
+      if (!isEqual(current, value)) {
         conflicts.push(
           newConflict({
             userId: author.userId,
@@ -111,7 +112,7 @@ async function apply({ sync, committer, change, author, wantChanges, limits }: {
             field,
             record,
             serverValue: current,
-            clientValue: value,
+            client: { value },
             clientVersion: change.version,
             clientDeviceId: author.deviceId,
             at,
@@ -122,8 +123,8 @@ async function apply({ sync, committer, change, author, wantChanges, limits }: {
     }
     writes.push([field, value])
   }
-  if (change.operation === SyncOperationType.DELETE) writes.push([DELETED, true], [DELETED_AT, at])
-  else if (existing?.get(DELETED) === true && change.operation === SyncOperationType.CREATE) writes.push([DELETED, false])
+  if (change.operationType === SyncOperationType.DELETE) writes.push([DELETED, true], [DELETED_AT, at])
+  else if (existing?.get(DELETED) === true && change.operationType === SyncOperationType.CREATE) writes.push([DELETED, false])
 
   const { update, indexWrites } = transactIndexed(sync, { source: 'changes', deviceId: author.deviceId }, () => {
     const map = existing ?? new Y.Map<unknown>()
@@ -169,10 +170,10 @@ export function writeField(map: Y.Map<unknown>, spec: EntitySpec, field: string,
       map.set(field, Y.Array.from(value as never[]))
       return
     }
-    const d = simpleDiffArray(current.toArray() as unknown[], value as unknown[], jsonEqual)
+    const d = simpleDiffArray(current.toArray() as unknown[], value as unknown[], (a, b) => isEqual(a, b))
     if (d.remove > 0) current.delete(d.index, d.remove)
     if (d.insert.length > 0) current.insert(d.index, d.insert)
     return
   }
-  if (!jsonEqual(current, value)) map.set(field, value)
+  if (!isEqual(current, value)) map.set(field, value)
 }

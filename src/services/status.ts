@@ -49,10 +49,11 @@ export async function syncStatus(
   return {
     userId,
     deviceId,
-    lastSyncTimestamp: device?.lastSyncTimestamp ?? null,
+    // 0: the device has not completed a sync yet (the seed's field is a number).
+    lastSyncTimestamp: device?.lastSyncTimestamp ?? 0,
     pendingChanges,
     inProgress: socket.inProgress,
-    lastError: socket.lastError,
+    ...(socket.lastError === null ? {} : { lastError: socket.lastError }),
     entityCounts,
     conflicts: [...sync.conflicts.keys()],
   }

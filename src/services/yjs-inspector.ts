@@ -16,6 +16,7 @@ import * as Y from 'yjs'
 import { DELETED, specOfCollection, type EntitySpec } from '../models/entity-schema.js'
 import type { SyncEntityType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import type { ClientValue } from './conflicts.js'
 
 export interface ManualOverwrite {
   spec: EntitySpec
@@ -25,8 +26,8 @@ export interface ManualOverwrite {
   map: Y.Map<unknown>
   /** The value the field holds before the update. */
   currentValue: unknown
-  /** The value the update writes. */
-  clientValue: unknown
+  /** The value the update writes, or `collected` when the device had already discarded it. */
+  client: ClientValue
 }
 
 export interface Inspection {
@@ -137,13 +138,22 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): Inspection {
       field,
       map: entity.map,
       currentValue: entity.map.get(field),
-      // The device's value is its last write of this update: earlier ones were overwritten (and
-      // garbage-collected) on the device, so they carry no content.
-      clientValue: lastWrite(s).content.getContent()[0],
+      client: clientValue(lastWrite(s)),
     })
   }
   refuseEntityDeletes(doc, decoded, collectionName)
   return { overwrites, revived }
+}
+
+/**
+ * The device's value is its last write of this update: earlier ones were
+ * overwritten (and garbage-collected) on the device, so they carry no content.
+ * That last write itself carries none when it had lost to a concurrent write
+ * on the device before the update was encoded (a device that applied the
+ * server's diff first, PROTOCOL section 4): Yjs deleted and collected it.
+ */
+function clientValue(item: Y.Item): ClientValue {
+  return item.content instanceof Y.ContentDeleted ? { collected: true } : { value: item.content.getContent()[0] }
 }
 
 /**

@@ -9,7 +9,8 @@ import type { SyncChange, SyncConflict } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { TransactionOrigin } from '../types/origins.js'
 import { captureUpdates } from './capture.js'
-import { jsonEqual, newConflict } from './conflicts.js'
+import isEqual from 'lodash/isEqual.js'
+import { newConflict } from './conflicts.js'
 import { recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
 import { entityKey } from '../models/records.js'
 import type { SyncDocument } from './sync-document.js'
@@ -112,7 +113,7 @@ function settle(sync: SyncDocument, overwrites: ManualOverwrite[], transactions:
   const restore: (() => void)[] = []
   const at = Date.now()
   for (const o of overwrites) {
-    if (jsonEqual(o.currentValue, o.clientValue)) continue
+    if ('value' in o.client && isEqual(o.currentValue, o.client.value)) continue
     const record = sync.entities.get(entityKey(o.spec.type, o.entityId))
     conflicts.push(
       newConflict({
@@ -122,14 +123,14 @@ function settle(sync: SyncDocument, overwrites: ManualOverwrite[], transactions:
         field: o.field,
         record,
         serverValue: o.currentValue,
-        clientValue: o.clientValue,
+        client: o.client,
         clientVersion: record?.version ?? 0,
         clientDeviceId: author.deviceId,
         at,
       }),
     )
     // Yjs may have let the device's value win: the server keeps the current one.
-    if (!jsonEqual(o.map.get(o.field), o.currentValue)) restore.push(() => o.map.set(o.field, o.currentValue))
+    if (!isEqual(o.map.get(o.field), o.currentValue)) restore.push(() => o.map.set(o.field, o.currentValue))
   }
   const fixups =
     restore.length === 0
@@ -145,7 +146,7 @@ function settle(sync: SyncDocument, overwrites: ManualOverwrite[], transactions:
   // A manual field holding the value it held before did not change (the server kept it): its field
   // version stays, so a JSON write from a version that saw that value is not a conflict (section 6).
   for (const o of overwrites) {
-    if (jsonEqual(o.map.get(o.field), o.currentValue)) touched.find((e) => e.spec === o.spec && e.id === o.entityId)?.fields.delete(o.field)
+    if (isEqual(o.map.get(o.field), o.currentValue)) touched.find((e) => e.spec === o.spec && e.id === o.entityId)?.fields.delete(o.field)
   }
   const indexWrites = recordTouched(sync, touched, author.deviceId)
   if (indexWrites.length === 0) sync.tick()

@@ -17,15 +17,15 @@ export type Ack = (reply: Reply) => void
 type ClientEvent = (...args: unknown[]) => void
 
 export interface ClientToServerEvents {
-  [SyncEventType.REQUEST]: ClientEvent
-  [SyncEventType.UPDATE]: ClientEvent
+  [SyncEventType.SYNC_REQUEST]: ClientEvent
+  [SyncEventType.SYNC_UPDATE]: ClientEvent
   [SyncEventType.ENTITY_CREATED]: ClientEvent
   [SyncEventType.ENTITY_UPDATED]: ClientEvent
   [SyncEventType.ENTITY_DELETED]: ClientEvent
-  [SyncEventType.CONFLICT]: ClientEvent
-  [SyncEventType.STATUS]: ClientEvent
-  [SyncEventType.PAUSE]: ClientEvent
-  [SyncEventType.RESUME]: ClientEvent
+  [SyncEventType.SYNC_CONFLICT]: ClientEvent
+  [SyncEventType.SYNC_STATUS]: ClientEvent
+  [SyncEventType.SYNC_PAUSE]: ClientEvent
+  [SyncEventType.SYNC_RESUME]: ClientEvent
 }
 
 export interface SyncStartPayload {
@@ -72,16 +72,16 @@ export interface StatusPayload extends SyncStatus {
 }
 
 export interface ServerToClientEvents {
-  [SyncEventType.START]: (payload: SyncStartPayload) => void
-  [SyncEventType.RESPONSE]: (payload: YjsSyncResponse | ChangesSyncResponse) => void
-  [SyncEventType.COMPLETE]: (payload: SyncCompletePayload) => void
-  [SyncEventType.UPDATE]: (payload: RelayedUpdate) => void
+  [SyncEventType.SYNC_START]: (payload: SyncStartPayload) => void
+  [SyncEventType.SYNC_RESPONSE]: (payload: YjsSyncResponse | ChangesSyncResponse) => void
+  [SyncEventType.SYNC_COMPLETE]: (payload: SyncCompletePayload) => void
+  [SyncEventType.SYNC_UPDATE]: (payload: RelayedUpdate) => void
   [SyncEventType.ENTITY_CREATED]: (change: SyncChange) => void
   [SyncEventType.ENTITY_UPDATED]: (change: SyncChange) => void
   [SyncEventType.ENTITY_DELETED]: (change: SyncChange) => void
-  [SyncEventType.CONFLICT]: (conflict: SyncConflict) => void
-  [SyncEventType.STATUS]: (status: StatusPayload) => void
-  [SyncEventType.ERROR]: (error: SyncErrorPayload) => void
+  [SyncEventType.SYNC_CONFLICT]: (conflict: SyncConflict) => void
+  [SyncEventType.SYNC_STATUS]: (status: StatusPayload) => void
+  [SyncEventType.SYNC_ERROR]: (error: SyncErrorPayload) => void
 }
 
 /** Per-socket state. Identity comes only from the verified token, never from a payload. */

@@ -1,25 +1,30 @@
 /**
- * The seed's public sync types (PROTOCOL.md sections 4–7).
+ * The seed's public sync types (`sync.handler.spec.md`, PROTOCOL.md sections
+ * 4–7), to the letter: other code is written against these names and types.
+ * Additions the protocol allows are marked as such; nothing of the seed is
+ * renamed or dropped (test/seed-contract.test.ts holds them to the seed).
  *
- * These are the shapes JSON clients see on the wire. Event names are declared
- * once here and typed into `Server<...>` by `types/events.ts`.
+ * Event names are declared once here and typed into `Server<...>` by
+ * `types/events.ts`.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- the seed types `data`, `serverVersion`, `clientVersion` and `mergedData` as `any`; code written against it must compile */
 
 /** Every Socket.IO event name of the protocol, in both directions. */
 export enum SyncEventType {
-  REQUEST = 'sync:request',
-  START = 'sync:start',
-  RESPONSE = 'sync:response',
-  COMPLETE = 'sync:complete',
-  UPDATE = 'sync:update',
-  ENTITY_CREATED = 'sync:entity_created',
+  SYNC_REQUEST = 'sync:request',
+  SYNC_RESPONSE = 'sync:response',
+  SYNC_ERROR = 'sync:error',
+  SYNC_COMPLETE = 'sync:complete',
+  SYNC_STATUS = 'sync:status',
+  SYNC_CONFLICT = 'sync:conflict',
   ENTITY_UPDATED = 'sync:entity_updated',
+  ENTITY_CREATED = 'sync:entity_created',
   ENTITY_DELETED = 'sync:entity_deleted',
-  CONFLICT = 'sync:conflict',
-  STATUS = 'sync:status',
-  PAUSE = 'sync:pause',
-  RESUME = 'sync:resume',
-  ERROR = 'sync:error',
+  SYNC_START = 'sync:start',
+  SYNC_PAUSE = 'sync:pause',
+  SYNC_RESUME = 'sync:resume',
+  /** Not in the seed: a Yjs update, both ways (PROTOCOL section 4). */
+  SYNC_UPDATE = 'sync:update',
 }
 
 /** The six entity types; each lives in the document's map named by its plural. */
@@ -42,50 +47,76 @@ export enum SyncOperationType {
 export interface SyncChange {
   /** Client-made unique change id; the idempotency key. */
   id: string
-  userId: string
-  deviceId: string
   entityType: SyncEntityType
-  /** The entity's id (`data.id` is accepted when absent). */
-  entityId?: string
-  operation: SyncOperationType
-  data: Record<string, unknown>
+  operationType: SyncOperationType
   /** Server commit clock (ms) on server-to-client changes. */
   timestamp: number
+  deviceId: string
+  userId: string
+  /** The entity's fields: all of them from the server; those to set from a client. */
+  data?: any
   /** Server-assigned entity version; on client-to-server changes, the version last seen. */
   version: number
+  /** Addition (PROTOCOL section 5): the entity's id; `data.id` is accepted when absent. */
+  entityId?: string
 }
 
 export interface SyncRequest {
   deviceId: string
-  /** Present: a Yjs state-vector sync. Absent: a change-log sync. */
-  stateVector?: Uint8Array
-  lastSyncTimestamp?: number
   entities?: SyncEntityType[]
+  lastSyncTimestamp?: number
   limit?: number
   includeDeleted?: boolean
+  /** Addition: present, a Yjs state-vector sync (section 4); absent, a change-log sync (section 5). */
+  stateVector?: Uint8Array
+  /** Addition: echoed in `sync:error` (section 2). */
   requestId?: string
 }
 
 export interface SyncStatus {
-  userId: string
   deviceId: string
-  lastSyncTimestamp: number | null
-  pendingChanges: number
+  userId: string
+  /** The `serverTimestamp` of the device's last completed sync; 0 before its first. */
+  lastSyncTimestamp: number
   inProgress: boolean
-  lastError: string | null
   entityCounts: Record<SyncEntityType, number>
+  /** The last error reported to this socket, `CODE: message`; absent when there was none. */
+  lastError?: string
+  pendingChanges: number
+}
+
+/**
+ * One side of a conflict (PROTOCOL section 6): the value and the change that
+ * wrote it. `collected: true` (and no `value`) when a Yjs device had already
+ * garbage-collected its losing value before it sent it.
+ */
+export interface ConflictVersion {
+  value?: unknown
+  version: number
+  deviceId: string
+  timestamp: number
+  collected?: true
 }
 
 export interface SyncConflict {
   id: string
-  userId: string
   entityType: SyncEntityType
   entityId: string
-  field: string
-  serverVersion: { value: unknown; version: number; deviceId: string; timestamp: number }
-  clientVersion: { value: unknown; version: number; deviceId: string; timestamp: number }
-  createdAt: number
+  /** A `ConflictVersion`: the value the document kept. */
+  serverVersion: any
+  /** A `ConflictVersion`: the value that lost. */
+  clientVersion: any
+  /** When the conflict was detected (server ms). */
+  timestamp: number
   resolved: boolean
-  resolution?: 'server' | 'client' | 'merged'
+  /** Set once resolved. */
+  winningVersion?: 'server' | 'client' | 'merged'
+  /** Set once resolved as `merged`: `{ [field]: value }`, the value written. */
+  mergedData?: any
+  /** Addition: the user it belongs to. */
+  userId: string
+  /** Addition: the `manual` field both sides wrote. */
+  field: string
+  /** Addition: server commit clock of the resolution. */
   resolvedAt?: number
 }

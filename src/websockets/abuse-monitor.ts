@@ -92,7 +92,7 @@ export class AbuseMonitor {
     // Expired bans go here too, so the map holds only users still waiting (a banned user may never come back).
     for (const [user, until] of this.bannedUntil) if (until <= now) this.bannedUntil.delete(user)
     this.bannedUntil.set(userId, Math.max(this.bannedUntil.get(userId) ?? 0, now + retryAfterMs))
-    socket.emit(SyncEventType.ERROR, { code: ErrorCode.RATE_LIMITED, message: STRUCK_OUT_MESSAGE, event: ABUSE_EVENT, retryAfterMs })
+    socket.emit(SyncEventType.SYNC_ERROR, { code: ErrorCode.RATE_LIMITED, message: STRUCK_OUT_MESSAGE, event: ABUSE_EVENT, retryAfterMs })
     socket.disconnect(true)
   }
 

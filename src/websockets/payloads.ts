@@ -40,7 +40,7 @@ const entityChange = z.object({
   deviceId: z.string().optional(),
   entityType: z.enum(SyncEntityType),
   entityId: entityId.optional(),
-  operation: z.enum(SyncOperationType).optional(),
+  operationType: z.enum(SyncOperationType).optional(),
   data: z.record(z.string(), z.unknown()).default({}),
   timestamp: z.number().optional(),
   version: z.number().int().nonnegative().default(0),
@@ -124,8 +124,8 @@ export function parseEntityChange(
   if (c.userId !== undefined && c.userId !== socketUserId) {
     throw new SyncError(ErrorCode.FORBIDDEN, 'userId is not the user this socket authenticated as')
   }
-  if (c.operation !== undefined && c.operation !== operation) {
-    throw new SyncError(ErrorCode.INVALID_PAYLOAD, `operation ${c.operation} does not match the event (${operation})`)
+  if (c.operationType !== undefined && c.operationType !== operation) {
+    throw new SyncError(ErrorCode.INVALID_PAYLOAD, `operationType ${c.operationType} does not match the event (${operation})`)
   }
   const { id: dataId, ...data } = c.data
   if (dataId !== undefined && (typeof dataId !== 'string' || (c.entityId !== undefined && dataId !== c.entityId))) {
@@ -148,7 +148,7 @@ export function parseEntityChange(
     id: c.id,
     entityType: c.entityType,
     entityId: parsedId.data,
-    operation,
+    operationType: operation,
     data,
     version: c.version,
     ...(c.requestId === undefined ? {} : { requestId: c.requestId }),

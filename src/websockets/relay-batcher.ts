@@ -80,7 +80,7 @@ export class RelayBatcher {
       const last = run[run.length - 1] as Relay
       const update = run.length === 1 ? first.update : Y.mergeUpdates(run.map((r) => r.update))
       const target = first.fromSocketId === undefined ? room : room.except(first.fromSocketId)
-      target.emit(SyncEventType.UPDATE, { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp })
+      target.emit(SyncEventType.SYNC_UPDATE, { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp })
     }
   }
 }

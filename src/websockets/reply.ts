@@ -25,7 +25,7 @@ export function replyError(
   socket.data.lastError = `${error.code}: ${error.message}`
   ack?.({ ok: false, error })
   const requestId = requestIdOf(payload)
-  socket.emit(SyncEventType.ERROR, requestId === undefined ? { ...error, event } : { ...error, event, requestId })
+  socket.emit(SyncEventType.SYNC_ERROR, requestId === undefined ? { ...error, event } : { ...error, event, requestId })
   return error.code
 }
 

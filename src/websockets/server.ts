@@ -82,7 +82,7 @@ export function createSocketServer(
     // Relays of the last commits are sent at the end of the turn: before the connections close, not after.
     relays.flush()
     for (const socket of io.of('/').sockets.values()) {
-      socket.emit(SyncEventType.ERROR, {
+      socket.emit(SyncEventType.SYNC_ERROR, {
         code: ErrorCode.UNAVAILABLE,
         message: 'the server is shutting down; connect again',
         event: SHUTDOWN_EVENT,

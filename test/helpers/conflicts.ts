@@ -6,13 +6,18 @@
 import type { Socket } from 'socket.io-client'
 import type * as Y from 'yjs'
 import type { StatusPayload } from '../../src/types/events.js'
-import type { SyncConflict } from '../../src/types/sync.js'
+import type { ConflictVersion, SyncConflict } from '../../src/types/sync.js'
 import type { Reply } from './json-device.js'
 
 export interface ResolutionPayload {
   conflictId: string
   winningVersion: 'server' | 'client' | 'merged'
   mergedData?: Record<string, unknown>
+}
+
+/** The conflict's two sides, typed (the seed types them `any`). */
+export function sidesOf(c: SyncConflict): { server: ConflictVersion; client: ConflictVersion } {
+  return { server: c.serverVersion as ConflictVersion, client: c.clientVersion as ConflictVersion }
 }
 
 /** Every `sync:conflict` the socket receives from now on, in order. */

@@ -14,13 +14,13 @@ const REMOTE = Symbol('remote')
 
 export interface YjsDeviceOptions {
   /**
-   * On a sync, encode what the server lacks before applying the server's diff
-   * rather than after. After applying it, a local write to a map key that the
-   * diff overwrote is already deleted and garbage-collected, so its value is
-   * no longer in the update sent back (the server cannot record it in a
-   * conflict). Default false: the order PROTOCOL section 4 suggests.
+   * On a sync, apply the server's diff before encoding what the server lacks,
+   * against PROTOCOL section 4. A local write to a map key that the diff
+   * overwrote is then already deleted and garbage-collected, so its value is
+   * no longer in the update sent back (the conflict record marks it
+   * `collected`). Default false: encode first, as section 4 says.
    */
-  encodeBeforeApply?: boolean
+  applyBeforeEncode?: boolean
   /** Socket.IO transports to use (default: WebSocket only). */
   transports?: ('polling' | 'websocket')[]
 }
@@ -55,7 +55,7 @@ export class YjsDevice {
     this.socket.on('connect', () => this.requestSync())
     this.socket.on('sync:response', (r: YjsSyncResponse) => {
       this.responses.push(r)
-      const early = options.encodeBeforeApply ? Y.encodeStateAsUpdate(this.doc, r.stateVector) : undefined
+      const early = options.applyBeforeEncode ? undefined : Y.encodeStateAsUpdate(this.doc, r.stateVector)
       Y.applyUpdate(this.doc, r.update, REMOTE)
       // Send what the server lacks (PROTOCOL section 4).
       const mine = early ?? Y.encodeStateAsUpdate(this.doc, r.stateVector)

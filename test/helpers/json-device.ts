@@ -168,7 +168,7 @@ export class JsonDevice {
     this.entities.set(key, {
       version: change.version,
       timestamp: change.timestamp,
-      deleted: change.operation === SyncOperationType.DELETE,
+      deleted: change.operationType === SyncOperationType.DELETE,
       data: change.data,
     })
   }
@@ -188,7 +188,7 @@ export class JsonDevice {
       deviceId: this.deviceId,
       entityType: change.entityType,
       entityId: change.entityId,
-      operation,
+      operationType: operation,
       data: change.data ?? {},
       timestamp: Date.now(),
       version: change.version ?? this.entity(change.entityType, change.entityId)?.version ?? 0,

@@ -7,6 +7,7 @@
  * unknown here until a record of the entity brings it.
  */
 import type { SyncChange, SyncConflict } from '../../src/types/sync.js'
+import { sidesOf } from './conflicts.js'
 import { JsonDevice, type Reply } from './json-device.js'
 
 type Operation = 'create' | 'update' | 'delete'
@@ -58,7 +59,8 @@ export class TrackingJsonDevice extends JsonDevice {
     }
     const reply = (await this.socket.timeout(5000).emitWithAck('sync:conflict', payload)) as Reply
     if (!reply.ok) throw new Error(`resolution refused: ${JSON.stringify(reply)}`)
-    const value = { server: conflict.serverVersion.value, client: conflict.clientVersion.value, merged }[winningVersion]
+    const { server, client } = sidesOf(conflict)
+    const value = { server: server.value, client: client.value, merged }[winningVersion]
     this.keep(`${conflict.entityType}:${conflict.entityId}`, reply.version as number, {
       operation: 'update',
       data: { [conflict.field]: value },

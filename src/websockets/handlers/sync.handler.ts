@@ -65,15 +65,15 @@ export function registerSyncHandlers(
   })
   socket.on('disconnect', () => ctx.lease.release())
 
-  router.on(socket, SyncEventType.REQUEST, (p) => handleSyncRequest(ctx, p))
-  router.on(socket, SyncEventType.UPDATE, (p) => handleSyncUpdate(ctx, p))
-  router.on(socket, SyncEventType.PAUSE, (p) => handleSyncPause(ctx, p))
-  router.on(socket, SyncEventType.RESUME, (p) => handleSyncResume(ctx, p))
-  router.on(socket, SyncEventType.STATUS, (p) => handleSyncStatusRequest(ctx, p))
+  router.on(socket, SyncEventType.SYNC_REQUEST, (p) => handleSyncRequest(ctx, p))
+  router.on(socket, SyncEventType.SYNC_UPDATE, (p) => handleSyncUpdate(ctx, p))
+  router.on(socket, SyncEventType.SYNC_PAUSE, (p) => handleSyncPause(ctx, p))
+  router.on(socket, SyncEventType.SYNC_RESUME, (p) => handleSyncResume(ctx, p))
+  router.on(socket, SyncEventType.SYNC_STATUS, (p) => handleSyncStatusRequest(ctx, p))
   router.on(socket, SyncEventType.ENTITY_CREATED, (p) => handleEntityChange(ctx, SyncOperationType.CREATE, p))
   router.on(socket, SyncEventType.ENTITY_UPDATED, (p) => handleEntityChange(ctx, SyncOperationType.UPDATE, p))
   router.on(socket, SyncEventType.ENTITY_DELETED, (p) => handleEntityChange(ctx, SyncOperationType.DELETE, p))
-  router.on(socket, SyncEventType.CONFLICT, (p) => handleConflictResolution(ctx, p))
+  router.on(socket, SyncEventType.SYNC_CONFLICT, (p) => handleConflictResolution(ctx, p))
   return ctx
 }
 
@@ -88,18 +88,18 @@ export async function handleSyncRequest(ctx: SyncContext, payload: unknown): Pro
   const { deviceId } = socket.data
   if (request.stateVector) {
     const diff = services.sync.diff(doc, request.stateVector)
-    socket.emit(SyncEventType.START, { deviceId, mode: 'yjs' })
-    socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
-    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
+    socket.emit(SyncEventType.SYNC_START, { deviceId, mode: 'yjs' })
+    socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
+    socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
   const page = await services.sync.changePage(doc, socket.data.userId, request)
-  socket.emit(SyncEventType.START, { deviceId, mode: 'changes' })
-  socket.emit(SyncEventType.RESPONSE, { mode: 'changes', ...page })
+  socket.emit(SyncEventType.SYNC_START, { deviceId, mode: 'changes' })
+  socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'changes', ...page })
   socket.data.syncInProgress = page.hasMore
   if (!page.hasMore) {
-    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor: page.cursor, serverTimestamp: page.serverTimestamp })
+    socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'changes', cursor: page.cursor, serverTimestamp: page.serverTimestamp })
     // The device's lastSyncTimestamp is the sync's serverTimestamp (PROTOCOL section 7); the last page
     // carried every entity change up to it, so it is as good a resume point as the cursor.
     goLive(ctx, doc, 'changes', { cursor: page.cursor }, page.serverTimestamp)
@@ -230,18 +230,18 @@ export async function handleSyncResume(ctx: SyncContext, payload: unknown): Prom
   socket.data.pausedAt = undefined
   if ('stateVector' in missedSince) {
     const diff = services.sync.diff(doc, missedSince.stateVector)
-    socket.emit(SyncEventType.RESPONSE, { mode: 'yjs', ...diff })
-    socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
+    socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
+    socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(ctx, doc, 'yjs', { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
   let cursor = missedSince.cursor
   for (;;) {
     const page = await services.sync.changePage(doc, userId, { lastSyncTimestamp: cursor, limit: RESUME_PAGE })
-    socket.emit(SyncEventType.RESPONSE, { mode: 'changes', ...page })
+    socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'changes', ...page })
     cursor = page.cursor
     if (!page.hasMore) {
-      socket.emit(SyncEventType.COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
+      socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'changes', cursor, serverTimestamp: page.serverTimestamp })
       goLive(ctx, doc, 'changes', { cursor }, page.serverTimestamp)
       return { cursor, serverTimestamp: page.serverTimestamp }
     }
@@ -253,7 +253,7 @@ export async function handleSyncStatusRequest(ctx: SyncContext, payload: unknown
   const { socket } = ctx
   parseStatusRequest(payload)
   const status = await getSyncStatus(ctx)
-  socket.emit(SyncEventType.STATUS, { ...status, plan: socket.data.plan })
+  socket.emit(SyncEventType.SYNC_STATUS, { ...status, plan: socket.data.plan })
   return {}
 }
 
@@ -280,7 +280,7 @@ const entityEvents = {
  */
 export function broadcastEntityChange(io: SyncServer, change: SyncChange, exceptSocketId?: string): void {
   const target = io.to(liveChangesRoom(change.userId))
-  ;(exceptSocketId ? target.except(exceptSocketId) : target).emit(entityEvents[change.operation], change)
+  ;(exceptSocketId ? target.except(exceptSocketId) : target).emit(entityEvents[change.operationType], change)
 }
 
 /** Every socket of the user hears of new and resolved conflicts. */
@@ -288,5 +288,5 @@ function emitConflicts(ctx: SyncContext, conflicts: readonly SyncConflict[]): vo
   if (conflicts.length === 0) return
   // After the updates they are about (a resolution's value, a write-back): the user's relays go first.
   ctx.relays.flushUser(ctx.socket.data.userId)
-  for (const c of conflicts) ctx.io.to(userRoom(c.userId)).emit(SyncEventType.CONFLICT, c)
+  for (const c of conflicts) ctx.io.to(userRoom(c.userId)).emit(SyncEventType.SYNC_CONFLICT, c)
 }
