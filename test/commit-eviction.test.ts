@@ -66,11 +66,11 @@ describe('documents dropped from memory', () => {
   it('an update refused after it was applied is not stored by the compaction of its batch', async () => {
     const { sync, doc } = await open(3)
     const [t0, t0name, t1, t1name, t2] = tagUpdates(3) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array]
-    for (const u of [t0, t0name, t1]) await sync.applyUpdate(doc, u, author, false)
+    for (const u of [t0, t0name, t1]) await sync.applyUpdate(doc, u, author)
     // The next batch is due for compaction: a valid update queued, then one refused after it was applied.
-    const valid = sync.applyUpdate(doc, t1name, author, false)
+    const valid = sync.applyUpdate(doc, t1name, author)
     failNextTick(doc)
-    await expect(sync.applyUpdate(doc, t2, author, false)).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
+    await expect(sync.applyUpdate(doc, t2, author)).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
     expect((await valid).stored).toBe(true)
     await services?.drain()
     expect(await tagsOnDisk()).toEqual(['t0', 't1'])
@@ -87,17 +87,17 @@ describe('documents dropped from memory', () => {
       return write(writes)
     }
     const [t0, t0name, t1] = tagUpdates(2) as [Uint8Array, Uint8Array, Uint8Array]
-    await sync.applyUpdate(doc, t0, author, false)
-    const valid = sync.applyUpdate(doc, t0name, author, false)
+    await sync.applyUpdate(doc, t0, author)
+    const valid = sync.applyUpdate(doc, t0name, author)
     failNextTick(doc)
-    await expect(sync.applyUpdate(doc, t1, author, false)).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
+    await expect(sync.applyUpdate(doc, t1, author)).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
     // A reconnecting socket loads the document again while t0's name is still being written.
     const reloaded = await sync.openDocument('u1').document
     expect((await valid).stored).toBe(true)
     expect((reloaded.doc.getMap('tags').get('t0') as Y.Map<unknown>).get('name')).toBe('n0')
     const other = new Y.Doc()
     other.getMap('tags').set('x', new Y.Map())
-    await sync.applyUpdate(reloaded, Y.encodeStateAsUpdate(other), author, false)
+    await sync.applyUpdate(reloaded, Y.encodeStateAsUpdate(other), author)
     await services?.drain()
     expect(await tagsOnDisk()).toEqual(['t0', 'x'])
     const stored = await new DocumentRepository(store as Store, { syncWrites: false }).read('u1')
@@ -122,8 +122,8 @@ describe('documents dropped from memory', () => {
       data: { name: 'first' },
       version: 0,
     }
-    const first = sync.applyChange(doc, change, author, false)
-    const resend = sync.applyChange(doc, change, author, false)
+    const first = sync.applyChange(doc, change, author)
+    const resend = sync.applyChange(doc, change, author)
     await expect(first).rejects.toMatchObject({ code: 'UNAVAILABLE' })
     await expect(resend).rejects.toMatchObject({ code: 'UNAVAILABLE' })
   })
@@ -135,7 +135,7 @@ describe('documents dropped from memory', () => {
     const template = new Y.Map<unknown>()
     a.getMap('templates').set('e', template)
     template.set('body', new Y.Text())
-    await sync.applyUpdate(doc, Y.encodeStateAsUpdate(a), author, false, 'pro')
+    await sync.applyUpdate(doc, Y.encodeStateAsUpdate(a), author, 'pro')
     const before = Y.encodeStateVector(a)
     const b = new Y.Doc()
     Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
@@ -148,7 +148,7 @@ describe('documents dropped from memory', () => {
     }
     const update = Y.encodeStateAsUpdate(a, before)
     expect(update.byteLength).toBeGreaterThan(2_000_000)
-    expect((await sync.applyUpdate(doc, update, author, false, 'pro')).stored).toBe(true)
+    expect((await sync.applyUpdate(doc, update, author, 'pro')).stored).toBe(true)
     const body = (doc.doc.getMap('templates').get('e') as Y.Map<unknown>).get('body') as Y.Text
     expect(body.length).toBe(2_000_000)
   })

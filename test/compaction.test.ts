@@ -43,7 +43,7 @@ describe('log compaction keeps every update', () => {
   it('compacts once past the count threshold, and a reload has everything', async () => {
     const { sync, doc } = await open(50)
     const client = new Y.Doc()
-    for (let i = 0; i < 400; i++) await sync.applyUpdate(doc, clipUpdate(client, `c${i}`), author, false)
+    for (let i = 0; i < 400; i++) await sync.applyUpdate(doc, clipUpdate(client, `c${i}`), author)
     expect(doc.logCount).toBeLessThanOrEqual(51)
     await services?.close()
     const { entries, clips } = await storedClips(store as Store)
@@ -54,12 +54,12 @@ describe('log compaction keeps every update', () => {
   it('updates submitted while a compaction is being written are kept', async () => {
     const { sync, doc } = await open(250)
     const client = new Y.Doc()
-    for (let i = 0; i < 250; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author, false)
+    for (let i = 0; i < 250; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author)
     expect(doc.logCount).toBe(250)
     // The 251st update's batch compacts the log; once that batch is being written, 100 more arrive.
-    const trigger = sync.applyUpdate(doc, clipUpdate(client, 'trigger'), author, false)
+    const trigger = sync.applyUpdate(doc, clipUpdate(client, 'trigger'), author)
     await new Promise((resolve) => setImmediate(resolve))
-    const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author, false))
+    const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author))
     await Promise.all([trigger, ...during])
     expect(doc.logCount).toBe(101)
     // The size estimate behind the documentBytes quota counts the 100 too (it used to drop them).
@@ -81,17 +81,17 @@ describe('log compaction keeps every update', () => {
       client.getMap('clips').set(id, new Y.Map([['content', 'x'.repeat(8192)]]))
       return Y.encodeStateAsUpdate(client, sv)
     }
-    await sync.applyUpdate(doc, big('big-1'), author, false)
-    await sync.applyUpdate(doc, big('big-2'), author, false)
+    await sync.applyUpdate(doc, big('big-1'), author)
+    await sync.applyUpdate(doc, big('big-2'), author)
     expect(doc.logCount).toBe(1)
     const base = doc.logBytes
     expect(base).toBeGreaterThan(4096)
     // Small updates, one commit each: the state alone is over 4 KB, and re-encoding it on every
     // commit made a document over COMPACT_MAX_BYTES cost its whole size per write.
-    for (let i = 0; i < 20; i++) await sync.applyUpdate(doc, clipUpdate(client, `small-${i}`), author, false)
+    for (let i = 0; i < 20; i++) await sync.applyUpdate(doc, clipUpdate(client, `small-${i}`), author)
     expect(doc.logCount).toBe(21)
     // Once what was appended passes the threshold, it is compacted again.
-    for (let i = 0; i < 200 && doc.logCount > 1; i++) await sync.applyUpdate(doc, clipUpdate(client, `more-${i}`), author, false)
+    for (let i = 0; i < 200 && doc.logCount > 1; i++) await sync.applyUpdate(doc, clipUpdate(client, `more-${i}`), author)
     expect(doc.logCount).toBe(1)
     expect(doc.logBytes).toBeGreaterThan(base)
     await services?.close()

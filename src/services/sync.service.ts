@@ -1,16 +1,20 @@
 /**
- * The sync service handlers call (PROTOCOL sections 4–7). Transport-free: it
- * takes validated input and a loaded document, and returns what the handler
- * acknowledges and broadcasts. Each change is applied in memory and queued
- * for the group commit in the same turn; its promise resolves once durable.
+ * The sync service every transport calls (PROTOCOL sections 4–7 and 10).
+ * Transport-free: it takes validated input and a loaded document, and returns
+ * what the caller acknowledges. Each change is applied in memory and queued
+ * for the group commit in the same turn; its promise resolves once durable,
+ * and then the write is published to the change feed, which tells the user's
+ * other live devices (relays, change records, conflicts).
  */
 import * as Y from 'yjs'
 import { PLANS, type PlanTable } from '../models/plans.js'
 import type { DeviceSyncState } from '../models/records.js'
 import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { Plan } from '../types/events.js'
+import type { SyncChange, SyncConflict } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import { jittered, RESTART_RETRY_MS } from '../utils/retry.js'
+import { NO_FEED, type ChangeFeed, type FeedUpdate } from './change-feed.js'
 import { changeLogPage, type ChangeLogRequest, type ChangePage } from './change-log.js'
 import { resolveConflict, type Resolution, type ResolvedConflict } from './conflict-resolution.js'
 import type { DocumentLease, DocumentRegistry } from './document-registry.js'
@@ -29,10 +33,12 @@ export interface YjsDiff {
   serverTimestamp: number
 }
 
-/** Clients told the server is shutting down wait about this long before reconnecting. */
+/** Device id on the updates the server itself makes (values restored after a Yjs conflict). */
+export const SERVER_DEVICE = 'server'
 
 export class SyncService {
   private closing = false
+  private feed: ChangeFeed = NO_FEED
 
   constructor(
     private readonly registry: DocumentRegistry,
@@ -40,6 +46,11 @@ export class SyncService {
     private readonly repo: DocumentRepository,
     private readonly plans: PlanTable = PLANS,
   ) {}
+
+  /** Where committed writes are published from now on (the transport that holds the devices). */
+  publishTo(feed: ChangeFeed): void {
+    this.feed = feed
+  }
 
   /** Refuses new changes from now on and resolves once every accepted one is durable and settled. */
   async drain(): Promise<void> {
@@ -61,33 +72,36 @@ export class SyncService {
     }
   }
 
-  /** Applies a Yjs update within the limits of the author's `plan` (models/plans.ts). */
-  applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, wantChanges: boolean, plan: Plan = 'free'): Promise<AppliedUpdate> {
+  /**
+   * Applies a Yjs update within the limits of the author's `plan` (models/plans.ts).
+   * The user's other Yjs devices get it; every Yjs device gets the values the server wrote back.
+   */
+  async applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)
-    return applyYjsUpdate(doc, this.committer, update, author, wantChanges, this.plans[plan])
+    const applied = await applyYjsUpdate(doc, this.committer, update, author, this.wantsChanges(author), this.plans[plan])
+    if (applied.stored) {
+      this.publish(author, applied.serverTimestamp, applied, [
+        { update, deviceId: author.deviceId, fromOrigin: true },
+        ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
+      ])
+    }
+    return applied
   }
 
   /** Applies a change record within the limits of the author's `plan` (models/plans.ts). */
-  applyChange(
-    doc: SyncDocument,
-    change: ChangeInput,
-    author: Author,
-    wantChanges: boolean,
-    plan: Plan = 'free',
-  ): Promise<AppliedChangeResult> {
+  async applyChange(doc: SyncDocument, change: ChangeInput, author: Author, plan: Plan = 'free'): Promise<AppliedChangeResult> {
     this.assertWritable(doc)
-    return applyJsonChange(doc, this.committer, change, author, wantChanges, this.plans[plan])
+    const applied = await applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
+    if (!applied.duplicate) this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
+    return applied
   }
 
-  resolveConflict(
-    doc: SyncDocument,
-    resolution: Resolution,
-    author: Author,
-    wantChanges: boolean,
-    plan: Plan = 'free',
-  ): Promise<ResolvedConflict> {
+  async resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, plan: Plan = 'free'): Promise<ResolvedConflict> {
     this.assertWritable(doc)
-    return resolveConflict(doc, this.committer, resolution, author, wantChanges, this.plans[plan])
+    const resolved = await resolveConflict(doc, this.committer, resolution, author, this.wantsChanges(author), this.plans[plan])
+    const { changes, conflict, serverTimestamp } = resolved
+    this.publish(author, serverTimestamp, { changes, conflicts: [conflict] }, this.serverMade(author, resolved.update))
+    return resolved
   }
 
   changePage(doc: SyncDocument, userId: string, request: ChangeLogRequest): Promise<ChangePage> {
@@ -102,6 +116,25 @@ export class SyncService {
 
   status(doc: SyncDocument, userId: string, deviceId: string, socket: SocketSyncState) {
     return syncStatus(doc, this.repo, userId, deviceId, socket)
+  }
+
+  private wantsChanges(author: Author): boolean {
+    return this.feed.wantsChanges(author.userId, author.origin)
+  }
+
+  /** An update the server made from a change record: every Yjs device lacks it, the author's socket too. */
+  private serverMade(author: Author, update: Uint8Array | undefined): FeedUpdate[] {
+    return update ? [{ update, deviceId: author.deviceId, fromOrigin: false }] : []
+  }
+
+  private publish(
+    author: Author,
+    serverTimestamp: number,
+    written: { changes: SyncChange[]; conflicts: SyncConflict[] },
+    updates: FeedUpdate[],
+  ): void {
+    const { changes, conflicts } = written
+    this.feed.publish({ userId: author.userId, origin: author.origin, serverTimestamp, updates, changes, conflicts })
   }
 
   private assertWritable(doc: SyncDocument): void {

@@ -23,6 +23,8 @@ import { checkDocumentBytes, checkNewClientIds, checkNewEntities, checkUpdateByt
 export interface Author {
   userId: string
   deviceId: string
+  /** The connection the write came by (a socket id), if any: the change feed skips it where it should. */
+  origin?: string
 }
 
 export interface AppliedUpdate {

@@ -37,24 +37,33 @@ export class EventRouter {
       const last = args[args.length - 1]
       const ack = typeof last === 'function' ? (last as Ack) : undefined
       const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
-      if (checkTokenExpiry(socket, event, payload, ack, this.log)) return
-      const bytes = payloadBytes(payload)
-      const limited = this.limiter.admit(socket, bytes)
-      if (limited) {
-        this.refuse(socket, event, payload, ack, limited)
-        return
-      }
-      this.inflight++
-      handler(payload)
-        .then(
-          (result) => ack?.({ ok: true, ...result }),
-          (err: unknown) => this.refuse(socket, event, payload, ack, err),
-        )
-        .finally(() => {
-          this.limiter.done(socket, bytes)
-          this.settled()
-        })
+      void this.run(socket, event, payload, ack, handler)
     })
+  }
+
+  /**
+   * Runs one event of `socket` through the pipeline `on` describes; `ack`, when
+   * given, gets the reply. Resolves once the event is answered; never rejects
+   * (a failure is the error reply).
+   */
+  run(socket: SyncSocket, event: keyof ClientToServerEvents, payload: unknown, ack: Ack | undefined, handler: EventHandler): Promise<void> {
+    if (checkTokenExpiry(socket, event, payload, ack, this.log)) return Promise.resolve()
+    const bytes = payloadBytes(payload)
+    const limited = this.limiter.admit(socket, bytes)
+    if (limited) {
+      this.refuse(socket, event, payload, ack, limited)
+      return Promise.resolve()
+    }
+    this.inflight++
+    return handler(payload)
+      .then(
+        (result) => ack?.({ ok: true, ...result }),
+        (err: unknown) => this.refuse(socket, event, payload, ack, err),
+      )
+      .finally(() => {
+        this.limiter.done(socket, bytes)
+        this.settled()
+      })
   }
 
   private refuse(socket: SyncSocket, event: string, payload: unknown, ack: Ack | undefined, err: unknown): void {

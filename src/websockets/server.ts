@@ -12,6 +12,8 @@ import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { RelayBatcher } from './relay-batcher.js'
+import { SocketFeed } from './socket-feed.js'
+import { attachRuntime, SyncRuntime } from './sync-runtime.js'
 import { holdWrites } from './write-coalescer.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard } from './middleware/connection-guard.middleware.js'
@@ -59,6 +61,9 @@ export function createSocketServer(
   // Shutdown and per-address limits first: a refused handshake costs no token verification.
   io.use(guard.middleware())
   const relays = new RelayBatcher(io)
+  // Committed writes, whoever made them, reach the user's live sockets through this feed.
+  services.sync.publishTo(new SocketFeed(io, relays))
+  attachRuntime(io, new SyncRuntime(services, router))
   io.use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
   // A user whose socket was disconnected for its refused events waits out the retry hint it was given.
   io.use(abuse.middleware())
@@ -73,7 +78,7 @@ export function createSocketServer(
     // Every packet the connection sends in a turn (acks, relays, errors, broadcasts) leaves in one write.
     socket.conn.on('packetCreate', () => holdWrites(socket))
     void socket.join(userRoom(socket.data.userId))
-    registerSyncHandlers(socket, io, services, router, relays)
+    registerSyncHandlers(io, socket)
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.
     scheduleTokenExpiry(socket, log)
   })

@@ -23,6 +23,12 @@ import { DEVICE_ID } from '../payloads.js'
 import { handshakeRefusal, replyError } from '../reply.js'
 import type { SyncSocket } from '../types.js'
 
+/**
+ * A socket that passed this middleware: `socket.data` holds its verified
+ * user, device and plan (the seed's handlers take one).
+ */
+export type AuthenticatedSocket = SyncSocket
+
 /** `onRefused` hears the address of every handshake refused for its token (the connection guard counts them). */
 export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: (address: string) => void = () => {}) {
   return (socket: SyncSocket, next: (err?: ExtendedError) => void): void => {
