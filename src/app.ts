@@ -9,6 +9,10 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { registerAdminRoutes } from './controllers/admin.controller.js'
 import { registerHealthRoutes } from './controllers/health.controller.js'
+import { registerErrorHandling } from './controllers/http-errors.js'
+import { registerSyncRoutes } from './controllers/sync.controller.js'
+import fastifySwagger from '@fastify/swagger'
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { openStore } from './repositories/level-store.js'
 import { createServices } from './services/index.js'
 import type { Services } from './services/index.js'
@@ -23,6 +27,8 @@ export interface SyncApp {
   services: Services
 }
 
+const APP_VERSION = '0.1.0'
+
 /** How long a shutdown waits for clients to take their last acks and close. */
 const CLOSE_WAIT_MS = 3000
 
@@ -33,13 +39,32 @@ async function connectionsClosed(io: SyncServer, ms: number): Promise<void> {
 }
 
 export async function buildApp(config: ServerConfig): Promise<SyncApp> {
-  const app = Fastify({ logger: { level: config.logLevel }, forceCloseConnections: true })
+  // Request bodies up to the largest message a socket may send (a batch of changes, later an imported snapshot).
+  const app = Fastify({ logger: { level: config.logLevel }, forceCloseConnections: true, bodyLimit: config.maxMessageBytes })
+  // Route schemas are zod: requests validated and replies serialized by them, the OpenAPI document generated from them.
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'SuperClip Sync', version: APP_VERSION, description: 'HTTP sync and operator API (docs/protocol.md)' },
+      components: {
+        securitySchemes: {
+          deviceToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A device token (npm run token)' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  })
+  registerErrorHandling(app)
   const store = await openStore(config.dataDir)
   let open = true
   const services = createServices(store, config, app.log)
   const sockets = createSocketServer(app.server, services, config, app.log)
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)
+  registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log })
   const eventLoop = new EventLoopMonitor()
   eventLoop.start()
   registerAdminRoutes(app, config.adminToken, {

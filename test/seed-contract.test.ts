@@ -5,7 +5,7 @@
  * `expectTypeOf` lines); enum drift and behaviour fail the tests below, which
  * call the handlers exactly as the seed's usage lines do.
  */
-/* eslint-disable @typescript-eslint/no-explicit-any -- the seed's own declarations */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- the seed's own declarations, and a seed client reading its `any` fields */
 import { io as connectClient, type Socket } from 'socket.io-client'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import type { AuthenticatedSocket } from '../src/websockets/middleware/auth.middleware.js'
@@ -32,6 +32,7 @@ import {
 } from '../src/types/sync.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
+import { HttpSync } from './helpers/http-client.js'
 import { tokenFor } from './helpers/server.js'
 
 // ---- The seed's "Data Types", verbatim but for the names (Seed*) and the enums (ours, checked below).
@@ -226,6 +227,68 @@ describe('the seed contract', () => {
       await waitFor(() => writer.live.some((c) => c.id === 'srv:custom'), 'the broadcast on the writer')
       await listener.client.emitWithAck('sync:status', 'listener') // a round trip: what was sent before has arrived
       expect(listener.events.some(([e, p]) => e === 'sync:entity_updated' && p.id === 'srv:custom')).toBe(false)
+    })
+  })
+
+  describe('a client written from the seed types alone', () => {
+    const t = useServer()
+
+    /** What a seed client sends: a SyncChange, every seed field filled. */
+    const seedChange = (operationType: SyncOperationType, entityId: string, version: number, data: Record<string, unknown>): SyncChange & { entityId: string } => ({
+      id: `${entityId}-${operationType}-${version}-${Math.random()}`,
+      entityType: SyncEntityType.CLIP,
+      operationType,
+      timestamp: Date.now(),
+      deviceId: 'seed',
+      userId: 'alice',
+      data,
+      version,
+      entityId,
+    })
+
+    it('syncs, writes, hears and resolves a conflict over Socket.IO, and the same records work over HTTP', async () => {
+      await t.start()
+      const token = await tokenFor('alice')
+      const client = t.track(connectClient(t.server.url, { auth: { token, deviceId: 'seed' }, transports: ['websocket'], reconnection: false }))
+      const seen: SyncChange[] = []
+      const conflicts: SyncConflict[] = []
+      client.on(SyncEventType.ENTITY_CREATED, (c: SyncChange) => seen.push(c))
+      client.on(SyncEventType.ENTITY_UPDATED, (c: SyncChange) => seen.push(c))
+      client.on(SyncEventType.SYNC_CONFLICT, (c: SyncConflict) => conflicts.push(c))
+      const complete = new Promise((resolve) => client.once(SyncEventType.SYNC_COMPLETE, resolve))
+      const request: SyncRequest = { deviceId: 'seed', includeDeleted: false }
+      client.emit(SyncEventType.SYNC_REQUEST, request)
+      await complete
+
+      const other = await t.jsonDevice('alice', 'other')
+      const ack = (await client.emitWithAck(SyncEventType.ENTITY_CREATED, seedChange(SyncOperationType.CREATE, 'c1', 0, { content: 'v0' }))) as { ok: boolean; version: number }
+      expect(ack).toMatchObject({ ok: true, version: 1 })
+      await other.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'theirs' }, version: 1 })
+      await waitFor(() => seen.length === 1, 'the other device\'s update')
+      expect(seen[0]).toMatchObject({ operationType: SyncOperationType.UPDATE, entityId: 'c1', version: 2 })
+
+      // A write from a stale version of a manual field: a conflict with the seed's fields (nothing else of
+      // the change applies, so the version stays 2; the resolution writes 3).
+      await client.emitWithAck(SyncEventType.ENTITY_UPDATED, seedChange(SyncOperationType.UPDATE, 'c1', 1, { content: 'mine' }))
+      await waitFor(() => conflicts.length === 1, 'the conflict')
+      const conflict = conflicts[0] as SyncConflict
+      expect(conflict).toMatchObject({ entityType: 'clip', entityId: 'c1', resolved: false, timestamp: expect.any(Number) })
+      expect([conflict.serverVersion.value, conflict.clientVersion.value]).toEqual(['theirs', 'mine'])
+      expect(conflict.winningVersion).toBeUndefined()
+      await client.emitWithAck(SyncEventType.SYNC_CONFLICT, { conflictId: conflict.id, winningVersion: 'merged', mergedData: { content: 'both' } })
+      await waitFor(() => conflicts.length === 2, 'the resolution')
+      expect(conflicts[1]).toMatchObject({ id: conflict.id, resolved: true, winningVersion: 'merged', mergedData: { content: 'both' } })
+
+      // The same records over HTTP.
+      const http = new HttpSync(t.server.url, token, 'seed')
+      const { body } = await http.send([seedChange(SyncOperationType.UPDATE, 'c1', 3, { title: 'over http' })])
+      expect(body.results).toEqual([expect.objectContaining({ ok: true, version: 4 })])
+      const page = await http.changes()
+      const [record] = page.body.changes
+      expect(record).toMatchObject({ entityType: SyncEntityType.CLIP, operationType: SyncOperationType.CREATE, version: 4, data: { content: 'both', title: 'over http' } })
+      // The resolution's record went to the other devices, not to the resolver; the HTTP write comes to all.
+      await waitFor(() => seen.length === 2, 'the HTTP write on the socket')
+      expect(seen[1]).toMatchObject({ operationType: SyncOperationType.UPDATE, version: 4 })
     })
   })
 })

@@ -8,10 +8,15 @@
  * block the server had, p99 and mean, in ms), connections, loaded documents,
  * and the rate-limit and abuse counters since start. `?reset=true` starts a
  * new event-loop window after reading (the flood benchmark reads one per run).
+ *
+ * `GET /admin/openapi.json`: the OpenAPI 3 document of every route, generated
+ * by @fastify/swagger from the routes' schemas.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode } from '../utils/errors.js'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { EventLoopMonitor } from '../utils/event-loop-monitor.js'
 
 export interface AdminMetricsSources {
@@ -30,15 +35,27 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 }
 
 export function registerAdminRoutes(app: FastifyInstance, adminToken: string, sources: AdminMetricsSources): void {
-  const requireAdmin = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (bearerMatches(request.headers.authorization, adminToken)) return
-    await reply.code(401).send({ error: { code: ErrorCode.UNAUTHORIZED, message: 'admin routes need Authorization: Bearer <ADMIN_TOKEN>' } })
+  const requireAdmin = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    if (bearerMatches(request.headers.authorization, adminToken)) done()
+    else done(new SyncError(ErrorCode.UNAUTHORIZED, 'admin routes need Authorization: Bearer <ADMIN_TOKEN>'))
   }
-  app.get<{ Querystring: { reset?: string } }>(
+  const routes = app.withTypeProvider<ZodTypeProvider>()
+  const security = [{ adminToken: [] }]
+  routes.get(
+    '/admin/openapi.json',
+    { onRequest: requireAdmin, schema: { tags: ['admin'], summary: 'This document', security } },
+    () => app.swagger(),
+  )
+  routes.get(
     '/admin/metrics',
     {
       onRequest: requireAdmin,
-      schema: { querystring: { type: 'object', properties: { reset: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false } },
+      schema: {
+        tags: ['admin'],
+        summary: 'Event-loop delay, connections, loaded documents and refusal counters',
+        security,
+        querystring: z.strictObject({ reset: z.enum(['true', 'false']).optional().describe('Start a new event-loop window after reading') }),
+      },
     },
     (request, reply) => {
       const eventLoopDelayMs = sources.eventLoop.read()

@@ -60,3 +60,19 @@ export function toProtocolError(err: unknown): ProtocolError {
   }
   return { code: ErrorCode.INTERNAL, message: 'internal server error' }
 }
+
+/** The HTTP status of each error code (PROTOCOL sections 9 and 10). */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  INVALID_PAYLOAD: 400,
+  INVALID_UPDATE: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  // A plan's quota forbids the write; the request itself was fine.
+  QUOTA_EXCEEDED: 403,
+  RATE_LIMITED: 429,
+  CONFLICT_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+}

@@ -10,6 +10,10 @@
  * A refused event gets `RATE_LIMITED` with `retryAfterMs` (how long until the
  * buckets hold enough, jittered so that refused clients do not all retry at
  * once) and nothing of it runs; it takes no tokens from any bucket.
+ *
+ * HTTP sync requests (`admitRequest`) draw on the same user buckets, and on a
+ * device's own pair with the socket rates in place of a socket's; a request of
+ * N changes counts N events.
  */
 import type { PlanTable } from '../models/plans.js'
 import type { ServerLimits } from '../models/server-limits.js'
@@ -60,6 +64,8 @@ export class EventLimiter {
   private readonly sockets = new WeakMap<SyncSocket, SocketState>()
   private readonly userEvents: KeyedBuckets
   private readonly userBytes: KeyedBuckets
+  private readonly deviceEvents: KeyedBuckets
+  private readonly deviceBytes: KeyedBuckets
 
   constructor(
     private readonly plans: PlanTable,
@@ -70,6 +76,8 @@ export class EventLimiter {
     const planOf = (key: string): Plan => key.slice(0, key.indexOf(':')) as Plan
     this.userEvents = new KeyedBuckets((key) => this.plans[planOf(key)].userEvents)
     this.userBytes = new KeyedBuckets((key) => this.plans[planOf(key)].userBytes)
+    this.deviceEvents = new KeyedBuckets((key) => this.plans[planOf(key)].socketEvents)
+    this.deviceBytes = new KeyedBuckets((key) => this.plans[planOf(key)].socketBytes)
   }
 
   private state(socket: SyncSocket, now: number): SocketState {
@@ -102,28 +110,43 @@ export class EventLimiter {
         { retryAfterMs: jittered(QUEUE_FULL_RETRY_MS) },
       )
     }
-    const key = `${socket.data.plan}:${socket.data.userId}`
-    const userEvents = this.userEvents.get(key, now)
-    const userBytes = this.userBytes.get(key, now)
-    const waits = [
-      state.events.waitMs(1, now),
-      userEvents.waitMs(1, now),
-      state.bytes.waitMs(bytes, now),
-      userBytes.waitMs(bytes, now),
-    ]
+    const { plan, userId } = socket.data
+    const refused = this.take(plan, userId, { events: state.events, bytes: state.bytes, name: 'socket' }, 1, bytes, now)
+    if (refused) return refused
+    state.queuedEvents++
+    state.queuedBytes += bytes
+    return undefined
+  }
+
+  /** Admits an HTTP sync request of `events` events and `bytes` from a device, or returns its `RATE_LIMITED` error. */
+  admitRequest(plan: Plan, userId: string, deviceId: string, events: number, bytes: number): SyncError | undefined {
+    const now = this.now()
+    const key = `${plan}:${userId}:${deviceId}`
+    const device = { events: this.deviceEvents.get(key, now), bytes: this.deviceBytes.get(key, now), name: 'device' }
+    return this.take(plan, userId, device, events, bytes, now)
+  }
+
+  /** Takes `events` and `bytes` from the channel's and the user's buckets, all or none. */
+  private take(
+    plan: Plan,
+    userId: string,
+    channel: { events: TokenBucket; bytes: TokenBucket; name: string },
+    events: number,
+    bytes: number,
+    now: number,
+  ): SyncError | undefined {
+    const key = `${plan}:${userId}`
+    const buckets = [channel.events, this.userEvents.get(key, now), channel.bytes, this.userBytes.get(key, now)]
+    const costs = [events, events, bytes, bytes]
+    const waits = buckets.map((b, i) => b.waitMs(costs[i] ?? 0, now))
     const wait = Math.max(...waits)
     if (wait > 0) {
-      const which = ['socket events', 'user events', 'socket bytes', 'user bytes'][waits.indexOf(wait)]
-      return new SyncError(ErrorCode.RATE_LIMITED, `rate limit of the ${socket.data.plan} plan reached (${which} per second)`, {
+      const which = [`${channel.name} events`, 'user events', `${channel.name} bytes`, 'user bytes'][waits.indexOf(wait)]
+      return new SyncError(ErrorCode.RATE_LIMITED, `rate limit of the ${plan} plan reached (${which} per second)`, {
         retryAfterMs: jittered(wait),
       })
     }
-    state.events.take(1, now)
-    userEvents.take(1, now)
-    state.bytes.take(bytes, now)
-    userBytes.take(bytes, now)
-    state.queuedEvents++
-    state.queuedBytes += bytes
+    buckets.forEach((b, i) => b.take(costs[i] ?? 0, now))
     return undefined
   }
 

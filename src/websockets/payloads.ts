@@ -155,6 +155,13 @@ export function parseEntityChange(
   }
 }
 
+const operationType = z.object({ operationType: z.enum(SyncOperationType) })
+
+/** A change of an HTTP batch (PROTOCOL section 10): as `parseEntityChange`, its operation from its own `operationType`. */
+export function parseOperationChange(payload: unknown, socketUserId: string): ChangeInput & { requestId?: string } {
+  return parseEntityChange(payload, parser(operationType)(payload).operationType, socketUserId)
+}
+
 /** The client's requestId, if the payload carries a usable one (echoed in `sync:error`). */
 export function requestIdOf(payload: unknown): string | undefined {
   if (typeof payload !== 'object' || payload === null) return undefined

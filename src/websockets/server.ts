@@ -29,6 +29,8 @@ export interface SocketServer {
   router: EventRouter
   /** Refusals and disconnects of the rate limits and abuse checks, since start. */
   counters: AbuseCounters
+  /** The rate limits, which HTTP sync requests draw on too. */
+  limiter: EventLimiter
   /**
    * Shutdown, once every accepted event is answered: refuses new handshakes,
    * tells every socket `sync:error` `{ code: 'UNAVAILABLE', event: 'shutdown',
@@ -47,7 +49,8 @@ export function createSocketServer(
 ): SocketServer {
   const abuse = new AbuseMonitor(config.limits, log)
   const guard = new ConnectionGuard(config.limits, abuse.counters, log)
-  const router = new EventRouter(log, new EventLimiter(config.plans, config.limits), abuse)
+  const limiter = new EventLimiter(config.plans, config.limits)
+  const router = new EventRouter(log, limiter, abuse)
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,
@@ -96,5 +99,5 @@ export function createSocketServer(
       socket.conn.close()
     }
   }
-  return { io, router, counters: abuse.counters, closeConnections }
+  return { io, router, counters: abuse.counters, limiter, closeConnections }
 }
