@@ -9,7 +9,7 @@
  * Y.Docs, in this process. Prints a table, then one JSON line with every
  * number. Not a test: only sanity checks, reported under "Checks".
  *
- * Beside the Yjs path it measures the JSON path (PROTOCOL section 5) in the
+ * Beside the Yjs path it measures the JSON path (protocol §5) in the
  * same run: change records applied per second against Yjs updates of the same
  * clips on the same server, a JSON device's full change-log sync of the
  * initial-sync document next to the Yjs sync of it, and, in-process, what

@@ -1,5 +1,5 @@
 /**
- * Configuration from the environment (PROTOCOL section 8), validated with clear
+ * Configuration from the environment (protocol §8), validated with clear
  * errors. `JWT_SECRET` and `ADMIN_TOKEN` default to secrets generated once into
  * DATA_DIR (mode 0600) and reused on every later start.
  */

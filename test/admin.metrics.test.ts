@@ -1,5 +1,5 @@
 /**
- * `GET /admin/metrics` (PROTOCOL section 8: `/admin/*` needs the admin bearer
+ * `GET /admin/metrics` (protocol §8: `/admin/*` needs the admin bearer
  * token): event-loop delay, connections, loaded documents and the counters of
  * the rate limits and abuse checks.
  */

@@ -1,6 +1,6 @@
 /**
  * A token that expires while its socket stays connected (issue 4, item 5;
- * PROTOCOL sections 1 and 2). From `exp` on, every event of the socket is
+ * protocol §§1 and 2). From `exp` on, every event of the socket is
  * refused with `UNAUTHORIZED` (writes, and reads too) and the server
  * disconnects it; a socket that sends nothing is told (`sync:error`, event
  * `auth`) and disconnected at `exp` by a timer. Sockets with valid tokens are

@@ -8,7 +8,7 @@ interface Refusal {
   data?: { code: string; message: string }
 }
 
-describe('handshake authentication (PROTOCOL section 1)', () => {
+describe('handshake authentication (protocol §1)', () => {
   let server: TestServer
   beforeAll(async () => {
     server = await startServer()

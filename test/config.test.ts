@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig, parseEnv } from '../src/config.js'
 import { tempDir } from './helpers/server.js'
 
-describe('configuration from the environment (PROTOCOL section 8)', () => {
+describe('configuration from the environment (protocol §8)', () => {
   it('has the documented defaults', () => {
     const c = parseEnv({})
     expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, logLevel: 'info', syncWrites: true })

@@ -1,5 +1,5 @@
 /**
- * Convergence with conflicts (PROTOCOL sections 3-6), over a real server and
+ * Convergence with conflicts (protocol §§3-6), over a real server and
  * real Yjs and JSON clients.
  *
  * The random test runs its steps one after another and waits after each until
@@ -241,7 +241,7 @@ describe('convergence of Yjs and JSON devices with conflicts', () => {
 
     const writers: Writer[] = []
     for (const name of ['y0', 'y1', 'y2']) {
-      // Devices that encode what the server lacks before applying its diff (PROTOCOL section 4): their
+      // Devices that encode what the server lacks before applying its diff (protocol §4): their
       // overwritten values stay in their updates, so every conflict holds both values (json.conflicts.test.ts
       // has devices that apply first).
       const device = await t.device(USER, name)
@@ -435,7 +435,7 @@ describe('convergence of Yjs and JSON devices with conflicts', () => {
           if (!current) continue // created offline
           const mine = entity(w.device.doc, collectionOf(type), id).get(field)
           const kept = current.get(field)
-          // PROTOCOL section 6, Yjs path: a conflict is a write over an entry other than the current one.
+          // protocol §6, Yjs path: a conflict is a write over an entry other than the current one.
           if (entryOf(current, field) === saw.entry) bump(fk)
           else if (!isDeepStrictEqual(kept, mine)) {
             expected.push({ entityType: type, entityId: id, field, serverValue: kept, clientValue: mine, deviceId: w.name })

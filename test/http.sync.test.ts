@@ -1,5 +1,5 @@
 /**
- * HTTP sync (PROTOCOL section 10): change-log pages, batches of changes,
+ * HTTP sync (protocol §10): change-log pages, batches of changes,
  * status and conflict resolution over plain HTTP with a device's JWT, through
  * the same services, limits and error codes as the socket path; live sockets
  * see what HTTP writes at once.
@@ -16,7 +16,7 @@ import { signToken } from '../src/services/token.service.js'
 const refusal = (code: string) => ({ ok: false, error: { code, message: expect.any(String) } })
 const errorBody = (code: string) => ({ error: { code, message: expect.any(String) } })
 
-describe('HTTP sync (PROTOCOL section 10)', () => {
+describe('HTTP sync (protocol §10)', () => {
   const t = useServer()
 
   async function http(userId = 'alice', deviceId = 'worker', plan: 'free' | 'pro' = 'free'): Promise<HttpSync> {
@@ -140,6 +140,8 @@ describe('HTTP sync (PROTOCOL section 10)', () => {
       }
     }
     expect((await new HttpSync(t.server.url, expired, 'w').status()).body.error).toMatchObject({ message: expect.stringContaining('expired') })
+    // The token is checked before the request is read: no token, no validation details.
+    expect(await new HttpSync(t.server.url, undefined, 'bad device id').send([{}])).toMatchObject({ status: 401, body: errorBody('UNAUTHORIZED') })
 
     const badDevice = new HttpSync(t.server.url, good.token, 'bad device id')
     expect(await badDevice.send([changeOf('create', 'c1', { content: 'x' })])).toMatchObject({ status: 400, body: errorBody('INVALID_PAYLOAD') })

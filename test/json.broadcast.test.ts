@@ -1,5 +1,5 @@
 /**
- * Live fan-out of changes (PROTOCOL sections 1, 4, 5, 7): a change reaches the
+ * Live fan-out of changes (protocol §§1, 4, 5, 7): a change reaches the
  * user's other live sockets in their own dialect, and never the sender, another
  * user, a paused socket (it gets what it missed on resume) or a socket that
  * has not completed a sync.
@@ -24,7 +24,7 @@ async function yjsBarrier(y: YjsDevice): Promise<void> {
 type DeviceSpec = `${'json' | 'yjs'}:${string}/${string}`
 type Connected<S extends readonly DeviceSpec[]> = { -readonly [K in keyof S]: S[K] extends `json:${string}` ? JsonDevice : YjsDevice }
 
-describe('changes broadcast to the right clients only (PROTOCOL sections 5 and 7)', () => {
+describe('changes broadcast to the right clients only (protocol §§5 and 7)', () => {
   const t = useServer()
   const unsynced = (deviceId: string, userId = 'alice') => t.unsyncedJsonDevice(userId, deviceId)
   /** Starts the server, then connects and syncs `specs` one after the other, in that order. */

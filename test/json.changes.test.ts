@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
-describe('JSON change records into the document (PROTOCOL section 5)', () => {
+describe('JSON change records into the document (protocol §5)', () => {
   const t = useServer()
 
   it('create, partial update and soft delete: acked with versions, stored in the Yjs document', async () => {

@@ -8,7 +8,7 @@ import { useServer } from './helpers/fixture.js'
 import { JsonDevice } from './helpers/json-device.js'
 import { tokenFor } from './helpers/server.js'
 
-/** One `manual` field of schema v1 (PROTOCOL section 3), with values to write to it. */
+/** One `manual` field of schema v1 (protocol §3), with values to write to it. */
 interface ManualCase {
   type: 'clip' | 'folder' | 'setting'
   collection: string
@@ -107,7 +107,7 @@ async function expectFirstContentKept(j: JsonDevice, y1: YjsDevice, y2: YjsDevic
   expect(clipOf(y2).get('content')).toBe('A')
 }
 
-describe('conflicts on manual fields (PROTOCOL section 6)', () => {
+describe('conflicts on manual fields (protocol §6)', () => {
   const t = useServer()
 
   describe.each(MANUAL)('manual field $field of $type', (m) => {
@@ -190,7 +190,7 @@ describe('conflicts on manual fields (PROTOCOL section 6)', () => {
       await t.start()
       const j = await t.jsonDevice('alice', 'web')
       await j.write('create', { entityType: m.type, entityId: m.id, data: m.base })
-      // Devices that encode their update before applying the server's diff (PROTOCOL section 4), so that
+      // Devices that encode their update before applying the server's diff (protocol §4), so that
       // the overwritten value is still in it (see the next test for devices that do not).
       const y1 = await t.device('alice', 'y1')
       const y2 = await t.device('alice', 'y2')

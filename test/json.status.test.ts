@@ -1,5 +1,5 @@
 /**
- * `sync:status` (PROTOCOL section 7): entity counts, pending changes, the last
+ * `sync:status` (protocol §7): entity counts, pending changes, the last
  * completed sync, progress, the last error, open conflicts and the plan, after
  * every kind of change and across a restart.
  */
@@ -25,7 +25,7 @@ function lastComplete(d: JsonDevice): SyncComplete {
   return complete
 }
 
-describe('sync status accurate after every kind of change (PROTOCOL section 7)', () => {
+describe('sync status accurate after every kind of change (protocol §7)', () => {
   const t = useServer()
   const unsynced = (deviceId: string, userId = 'alice', plan?: Plan) => t.unsyncedJsonDevice(userId, deviceId, plan)
 

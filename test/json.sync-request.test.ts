@@ -1,5 +1,5 @@
 /**
- * Change-log syncs of JSON clients (PROTOCOL section 5): full and incremental
+ * Change-log syncs of JSON clients (protocol §5): full and incremental
  * syncs, the entities filter, paging and its bounds, the order of a full sync,
  * resuming after a disconnect, and the commit clock behind every timestamp.
  */
@@ -24,7 +24,7 @@ function clipsInOneCommit(y: YjsDevice, n: number, prefix = 'c') {
   })
 }
 
-describe('sync requests handled (PROTOCOL section 5)', () => {
+describe('sync requests handled (protocol §5)', () => {
   const t = useServer()
 
   /** A socket of `userId` that has not synced. */

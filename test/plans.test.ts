@@ -1,5 +1,5 @@
 /**
- * Plan limits (issue 4, item 3; PROTOCOL sections 1, 2, 7): live entities per
+ * Plan limits (issue 4, item 3; protocol §§1, 2, 7): live entities per
  * type, document bytes, update bytes, devices and connections per user, per
  * plan, over the real server with small limits passed through its config.
  */

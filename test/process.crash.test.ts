@@ -1,5 +1,5 @@
 /**
- * PROTOCOL section 2: "An acknowledged write (ok: true) is durable: it survives
+ * protocol §2: "An acknowledged write (ok: true) is durable: it survives
  * a crash of the server process (kill -9) right after the acknowledgement."
  *
  * The real server runs in a child process on one DATA_DIR across several

@@ -1,5 +1,5 @@
 /**
- * Jepsen-style set check (issue 4): PROTOCOL section 2, "an acknowledged write
+ * Jepsen-style set check (issue 4): protocol §2, "an acknowledged write
  * (ok: true) is durable", under the faults a real deployment sees together.
  *
  * Four Yjs devices (three of alice, one of bob) each add unique clips to their

@@ -5,7 +5,7 @@
  * `sync:update`; random JSON for `sync:entity_*`, `sync:request`, `sync:conflict`
  * and `sync:status`. Properties:
  * - zero crashes: every event is acknowledged and /health keeps answering;
- * - every ack is `ok` or one of the PROTOCOL section 2 error codes;
+ * - every ack is `ok` or one of the protocol §2 error codes;
  * - a refused event changes nothing: the attacker's document, read by a fresh
  *   device, equals the model built from what was acknowledged ok (plus what the
  *   server relayed back: its own fix-ups and the JSON changes it applied);
@@ -34,7 +34,7 @@ const CODES = [
 ]
 const ACK_MS = 5000
 
-/** Every ack must come, and be ok or a PROTOCOL error code (INTERNAL and UNAVAILABLE would be server faults here). */
+/** Every ack must come, and be ok or a protocol error code (INTERNAL and UNAVAILABLE would be server faults here). */
 function checkReply(event: string, reply: unknown): Reply {
   const r = reply as Reply
   if (r && typeof r === 'object' && r.ok === true) return r
@@ -242,7 +242,7 @@ type Action =
 
 // ---- the test -----------------------------------------------------------------
 
-describe('property: hostile input never crashes the server nor changes what it refuses (PROTOCOL sections 2, 3, 5, 7)', () => {
+describe('property: hostile input never crashes the server nor changes what it refuses (protocol §§2, 3, 5, 7)', () => {
   let server: TestServer
   /** The attacker's Yjs socket: live, so the model also receives what the server applies on its own. */
   let yjsSocket: Socket

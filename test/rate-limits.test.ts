@@ -1,5 +1,5 @@
 /**
- * Rate limits (issue 4, items 3, 4 and 7; PROTOCOL sections 2 and 7), over the
+ * Rate limits (issue 4, items 3, 4 and 7; protocol §§2 and 7), over the
  * real server with small limits passed through its config: token buckets of
  * events and bytes per socket and per user, per plan; the bound on what one
  * socket may queue while its document loads; strikes that disconnect a socket

@@ -1,5 +1,5 @@
 /**
- * Live relays are gathered per turn (PROTOCOL section 4; issue 5): the
+ * Live relays are gathered per turn (protocol §4; issue 5): the
  * updates one device made that a group commit settles together reach each
  * other device as one `sync:update` of that device (their merge), never the
  * sender itself; every update is still acknowledged on its own. A single

@@ -90,7 +90,7 @@ const SEED_EVENTS = {
 const SEED_ENTITIES = { CLIP: 'clip', FOLDER: 'folder', SET: 'set', TAG: 'tag', TEMPLATE: 'template', SETTING: 'setting' }
 const SEED_OPERATIONS = { CREATE: 'create', UPDATE: 'update', DELETE: 'delete' }
 
-// ---- Interfaces: every seed field, by its seed name and type (additions allowed, PROTOCOL sections 5-7).
+// ---- Interfaces: every seed field, by its seed name and type (additions allowed, protocol §§5-7).
 expectTypeOf<Pick<SyncChange, keyof SeedSyncChange>>().toEqualTypeOf<SeedSyncChange>()
 expectTypeOf<Pick<SyncRequest, keyof SeedSyncRequest>>().toEqualTypeOf<SeedSyncRequest>()
 expectTypeOf<Pick<SyncStatus, keyof SeedSyncStatus>>().toEqualTypeOf<SeedSyncStatus>()

@@ -5,7 +5,7 @@ import { YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { startServer, tokenFor, type TestServer } from './helpers/server.js'
 
-describe('bad input is a clear error and changes nothing (PROTOCOL section 2)', () => {
+describe('bad input is a clear error and changes nothing (protocol §2)', () => {
   let server: TestServer
   let socket: Socket
   let device: YjsDevice

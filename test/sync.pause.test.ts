@@ -3,7 +3,7 @@ import { holdNextWrite } from './helpers/server.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
-describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
+describe('sync:pause and sync:resume (protocol §7)', () => {
   const t = useServer()
   const device = (deviceId: string) => t.device('alice', deviceId)
 
@@ -17,7 +17,8 @@ describe('sync:pause and sync:resume (PROTOCOL section 7)', () => {
     a.addClip('while-paused-2', 'two')
     await a.flushed()
     // The acks above mean the relays, had there been any, were already sent; a ping round-trip lets them land.
-    await b.socket.emitWithAck('sync:pause')
+    // A pause while paused is fine, and so is a null payload (what some clients send for "nothing").
+    expect(await b.socket.emitWithAck('sync:pause', null)).toEqual({ ok: true })
     expect(b.received).toHaveLength(0)
     expect(b.clips().size).toBe(0)
 

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL section 1 names Socket.IO v4 with its defaults, so a client may
+ * protocol §1 names Socket.IO v4 with its defaults, so a client may
  * start on HTTP long-polling (and upgrade to WebSocket, or not). Every
  * transport gets its acks and relays, bursts included (the server holds a
  * turn's writes to a connection and sends them together).

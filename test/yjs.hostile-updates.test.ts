@@ -42,7 +42,7 @@ const hostile: Record<string, Uint8Array> = {
   }),
 }
 
-describe('hostile Yjs updates are refused before anything is applied (PROTOCOL sections 2, 4, 7)', () => {
+describe('hostile Yjs updates are refused before anything is applied (protocol §§2, 4, 7)', () => {
   const fixture = useServer()
   let good: YjsDevice
   let watcher: YjsDevice

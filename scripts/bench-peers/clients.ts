@@ -284,7 +284,7 @@ export class HocuspocusDevice extends ProviderDevice {
 }
 
 /**
- * Ours: BenchDevice (socket.io, PROTOCOL section 4) keeping its doc whole:
+ * Ours: BenchDevice (socket.io, protocol §4) keeping its doc whole:
  * the sync response and every relay applied, so that it holds what a
  * provider's doc holds. Updates go out as they are made, each acknowledged
  * once durable; at most `window` in flight, the rest queued in order.

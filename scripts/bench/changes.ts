@@ -1,5 +1,5 @@
 /**
- * The JSON path (PROTOCOL section 5) against the Yjs path, measured in the
+ * The JSON path (protocol §5) against the Yjs path, measured in the
  * same run on the same server:
  * - change records applied per second: JSON devices creating clips with
  *   `sync:entity_created`, and Yjs devices creating the same clips with

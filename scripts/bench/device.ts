@@ -1,6 +1,6 @@
 /**
  * A benchmark device: a real Y.Doc and a real socket.io-client socket
- * (websocket transport only) speaking PROTOCOL section 4. Unlike the test
+ * (websocket transport only) speaking protocol §4. Unlike the test
  * helper it exposes timings: the initial sync's phases, each ack, and each
  * relayed update's arrival.
  */

@@ -1,5 +1,5 @@
 /**
- * A benchmark JSON device (PROTOCOL section 5): a real socket.io-client socket
+ * A benchmark JSON device (protocol §5): a real socket.io-client socket
  * (websocket transport only) that speaks change records, not Yjs. It creates
  * clips with `sync:entity_created` (the same clips BenchDevice makes as Y.Maps),
  * counts the change records relayed to it without keeping them, and times a

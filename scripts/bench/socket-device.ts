@@ -2,7 +2,7 @@
  * What the benchmark's two kinds of device share: a real socket.io-client
  * socket (websocket transport only), the errors it reports, relays timed on
  * arrival, acknowledged emits, and a connect-then-sync round with its timings.
- * BenchDevice (Yjs, PROTOCOL section 4) and BenchJsonDevice (change records,
+ * BenchDevice (Yjs, protocol §4) and BenchJsonDevice (change records,
  * section 5) add what they send and how they read a sync.
  */
 import { io, type ManagerOptions, type Socket } from 'socket.io-client'

@@ -1,7 +1,7 @@
 /**
  * What conflict detection and indexing cost on the Yjs path, in-process (no
  * server, no socket, no disk): small updates that each write the `content`
- * field (a `manual` field, PROTOCOL section 6) of an existing clip of a
+ * field (a `manual` field, protocol §6) of an existing clip of a
  * document of many clips, applied
  *   (a) with `Y.applyUpdate` alone;
  *   (d) not applied: only decoded and inspected (`decodeClientUpdate` +

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /**
- * Variables of PROTOCOL section 8 and the server's other knobs: never inherited
+ * Variables of protocol §8 and the server's other knobs: never inherited
  * from the caller's environment, only set as the caller says.
  */
 export const SERVER_ENV_VARS: readonly string[] = [

@@ -1,5 +1,5 @@
 /**
- * `/admin/*` (PROTOCOL section 8): every route requires
+ * `/admin/*` (protocol §8): every route requires
  * `Authorization: Bearer <ADMIN_TOKEN>`; anything else is 401
  * `{ error: { code: 'UNAUTHORIZED', message } }`.
  *

@@ -1,5 +1,5 @@
 /**
- * Errors of every HTTP route, in one shape (PROTOCOL sections 9 and 10):
+ * Errors of every HTTP route, in one shape (protocol §§9 and 10):
  * `{ error: { code, message, retryAfterMs? } }` with the code's HTTP status
  * (utils/errors.ts `HTTP_STATUS`), and a `Retry-After` header (seconds) beside
  * `retryAfterMs`. A request that fails its schema, or whose body cannot be

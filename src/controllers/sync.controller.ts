@@ -1,5 +1,5 @@
 /**
- * HTTP sync (PROTOCOL section 10; the seed's `controllers/sync.controller.ts`):
+ * HTTP sync (protocol §10; the seed's `controllers/sync.controller.ts`):
  * the change records of the JSON API over plain HTTP, for background sync on
  * mobile and for server-side integrations. `Authorization: Bearer <device
  * JWT>` (the token of section 1). Each route runs the socket path's parsers
@@ -51,10 +51,16 @@ const security = [{ deviceToken: [] }]
 export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): void {
   const { services, limiter, jwtSecret, log } = deps
   const routes = app.withTypeProvider<ZodTypeProvider>()
+  /** Each request's verified token, set before its body is read or validated. */
+  const tokens = new WeakMap<FastifyRequest, TokenClaims>()
+  const onRequest = async (request: FastifyRequest): Promise<void> => {
+    tokens.set(request, await authenticate(request, jwtSecret))
+  }
 
   /** The device's token, and its request admitted by the rate limits as `events` events. */
-  async function admit(request: FastifyRequest, deviceId: string, events: number, payload: unknown): Promise<TokenClaims> {
-    const claims = await authenticate(request, jwtSecret)
+  function admit(request: FastifyRequest, deviceId: string, events: number, payload: unknown): TokenClaims {
+    const claims = tokens.get(request)
+    if (!claims) throw new SyncError(ErrorCode.UNAUTHORIZED, 'no device token')
     const refused = limiter.admitRequest(claims.plan, claims.userId, deviceId, events, payloadBytes(payload))
     if (refused) throw refused
     return claims
@@ -73,6 +79,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   routes.get(
     '/v1/sync/changes',
     {
+      onRequest,
       schema: {
         tags,
         security,
@@ -83,7 +90,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId, ...query } = request.query
-      const { userId } = await admit(request, deviceId, 1, request.query)
+      const { userId } = admit(request, deviceId, 1, request.query)
       return withDocument(userId, async (doc) => {
         const page = await services.sync.changePage(doc, userId, query)
         // The last page completes the device's sync, as on a socket (its status counts from it).
@@ -96,6 +103,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   routes.post(
     '/v1/sync/changes',
     {
+      onRequest,
       schema: {
         tags,
         security,
@@ -106,7 +114,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId, changes } = request.body
-      const { userId, plan } = await admit(request, deviceId, changes.length, request.body)
+      const { userId, plan } = admit(request, deviceId, changes.length, request.body)
       const author = { userId, deviceId }
       return withDocument(userId, async (doc) => {
         // Every change is applied in memory in this turn, in order, so the batch shares one group commit.
@@ -130,11 +138,12 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   routes.get(
     '/v1/sync/status',
     {
+      onRequest,
       schema: { tags, security, summary: "A device's sync status, the user's open conflicts and the plan", querystring: statusQuery, response: { 200: statusReply, ...deviceErrors } },
     },
     async (request) => {
       const { deviceId } = request.query
-      const { userId, plan } = await admit(request, deviceId, 1, request.query)
+      const { userId, plan } = admit(request, deviceId, 1, request.query)
       return withDocument(userId, async (doc) => {
         const status = await services.sync.status(doc, userId, deviceId, { live: false, inProgress: false, lastError: null })
         return { ...status, plan }
@@ -145,6 +154,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   routes.post(
     '/v1/sync/conflicts/:conflictId',
     {
+      onRequest,
       schema: {
         tags,
         security,
@@ -156,7 +166,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId = HTTP_DEVICE, ...body } = request.body
-      const { userId, plan } = await admit(request, deviceId, 1, request.body)
+      const { userId, plan } = admit(request, deviceId, 1, request.body)
       const resolution = parseConflictResolution({ ...body, conflictId: request.params.conflictId })
       return withDocument(userId, async (doc) => {
         const { conflict, version, serverTimestamp } = await services.sync.resolveConflict(doc, resolution, { userId, deviceId }, plan)

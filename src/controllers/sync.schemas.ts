@@ -1,5 +1,5 @@
 /**
- * HTTP sync (PROTOCOL section 10): the schemas of its routes, in zod. Fastify
+ * HTTP sync (protocol §10): the schemas of its routes, in zod. Fastify
  * validates requests (and serializes replies) with them through
  * fastify-type-provider-zod, and `GET /admin/openapi.json` is generated from
  * them by @fastify/swagger. Each change of a batch is validated on its own by

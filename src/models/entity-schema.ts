@@ -1,5 +1,5 @@
 /**
- * The entity schema (PROTOCOL section 3), declared once, as data. Validation,
+ * The entity schema (protocol §3), declared once, as data. Validation,
  * translation between change records and the Yjs document, conflict detection
  * and counts all read it: adding a field is one line here.
  *

@@ -1,5 +1,5 @@
 /**
- * Plan limits (issue 4, item 3; PROTOCOL section 7), declared once. The plan
+ * Plan limits (issue 4, item 3; protocol §7), declared once. The plan
  * comes from the token (`plan` claim, `free` when absent). The README's
  * "Plans" table mirrors this one. Server-wide limits that do not depend on
  * the plan (connections per IP, strikes before a disconnect) are in

@@ -1,5 +1,5 @@
 /**
- * What the server keeps beside the Yjs document, per user (PROTOCOL sections 5–7):
+ * What the server keeps beside the Yjs document, per user (protocol §§5–7):
  * the entity index, open and resolved conflicts, applied change ids, and each
  * device's last completed sync.
  */
@@ -44,7 +44,7 @@ export interface AppliedChange {
 /** How long an applied change id is remembered for idempotent resends. */
 export const CHANGE_ID_TTL_MS = 7 * 24 * 3600_000
 
-/** A device's last completed sync (PROTOCOL section 7). */
+/** A device's last completed sync (protocol §7). */
 export interface DeviceSyncState {
   deviceId: string
   lastSyncTimestamp: number
@@ -65,7 +65,7 @@ interface LegacyConflict {
  * A stored conflict read as today's record: one written before the seed's
  * names gets them (`createdAt` → `timestamp`, `resolution` → `winningVersion`),
  * and its `clientVersion` without a `value` (JSON dropped the undefined of a
- * value collected on the device) is marked `collected` (PROTOCOL section 6).
+ * value collected on the device) is marked `collected` (protocol §6).
  */
 export function readStoredConflict(stored: StoredConflict & LegacyConflict): StoredConflict {
   const { createdAt, resolution, ...conflict } = stored

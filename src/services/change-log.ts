@@ -1,5 +1,5 @@
 /**
- * Change-log sync for JSON clients (PROTOCOL section 5): pages of change
+ * Change-log sync for JSON clients (protocol §5): pages of change
  * records in server-timestamp order, read from the by-time index, so that
  * `lastSyncTimestamp: cursor` resumes exactly after the last change a client
  * received, across disconnects. A full sync's first page leads with the

@@ -1,5 +1,5 @@
 /**
- * `sync:conflict` from a client (PROTOCOL section 6): the chosen value is
+ * `sync:conflict` from a client (protocol §6): the chosen value is
  * written as a new change (the entity's version grows by one and the change is
  * broadcast as usual), and the conflict is marked resolved. An unknown or
  * already resolved id is CONFLICT_NOT_FOUND.

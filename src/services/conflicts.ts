@@ -1,4 +1,4 @@
-/** Building conflict records (PROTOCOL section 6). */
+/** Building conflict records (protocol §6). */
 import { randomUUID } from 'node:crypto'
 import type { EntitySpec } from '../models/entity-schema.js'
 import type { EntityRecord } from '../models/records.js'

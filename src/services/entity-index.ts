@@ -1,5 +1,5 @@
 /**
- * From Yjs transactions to the entity index (PROTOCOL section 5): which
+ * From Yjs transactions to the entity index (protocol §5): which
  * entities and fields a transaction changed, their new server versions and
  * commit timestamps, and their whole current state as `SyncChange` records.
  * Works the same whatever path the change came by.

@@ -1,5 +1,5 @@
 /**
- * The JSON path (PROTOCOL sections 5 and 6): one change record becomes one Yjs
+ * The JSON path (protocol §§5 and 6): one change record becomes one Yjs
  * transaction on the user's document. `text` fields are written as minimal
  * edits of their Y.Text and `list` fields as minimal edits of their Y.Array
  * (lib0's diffs), so a JSON client's edit still merges with concurrent Yjs

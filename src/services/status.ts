@@ -1,5 +1,5 @@
 /**
- * Per-device sync state and `SyncStatus` (PROTOCOL section 7). A device's last
+ * Per-device sync state and `SyncStatus` (protocol §7). A device's last
  * completed sync is persisted with the next group commit; `pendingChanges`
  * counts the entities changed since then, or none for a socket that is live
  * (every change is pushed to it as it commits).

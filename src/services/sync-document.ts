@@ -92,7 +92,7 @@ export class SyncDocument {
 
   /**
    * Takes `count` consecutive commit clock values and returns the first:
-   * `max(wall clock, previous + 1)`, then one more per entity change (PROTOCOL section 5).
+   * `max(wall clock, previous + 1)`, then one more per entity change (protocol §5).
    */
   tick(count = 1): number {
     const first = Math.max(Date.now(), this.clock + 1)

@@ -1,5 +1,5 @@
 /**
- * The sync service every transport calls (PROTOCOL sections 4–7 and 10).
+ * The sync service every transport calls (protocol §§4–7 and 10).
  * Transport-free: it takes validated input and a loaded document, and returns
  * what the caller acknowledges. Each change is applied in memory and queued
  * for the group commit in the same turn; its promise resolves once durable,

@@ -1,5 +1,5 @@
 /**
- * Device tokens (PROTOCOL section 1): JWT, HS256 only, signed with JWT_SECRET.
+ * Device tokens (protocol §1): JWT, HS256 only, signed with JWT_SECRET.
  * Claims: `sub` (user id, 1–128 chars), `plan` (`free` | `pro`, default free),
  * `exp` (optional, honoured).
  */

@@ -1,6 +1,6 @@
 /**
  * Reads a decoded Yjs update against the current document, before it is
- * applied (PROTOCOL sections 3 and 6):
+ * applied (protocol §§3 and 6):
  * - an update that replaces or deletes an entity's map is refused (it would
  *   silently drop another device's concurrent edits to that entity);
  * - a write to a `manual` field whose origin is not the field's current entry
@@ -110,7 +110,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): Inspection {
         throw new SyncError(ErrorCode.INVALID_UPDATE, `the update replaces ${collection.type} ${parent.key}; entities are never replaced or removed`)
       }
       if (!(s.content instanceof Y.ContentType && s.content.type instanceof Y.Map)) {
-        throw new SyncError(ErrorCode.INVALID_UPDATE, `${collection.type} ${parent.key} must be a Y.Map of its fields (PROTOCOL section 3)`)
+        throw new SyncError(ErrorCode.INVALID_UPDATE, `${collection.type} ${parent.key} must be a Y.Map of its fields (docs/protocol.md, The document)`)
       }
       continue
     }
@@ -150,7 +150,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded): Inspection {
  * overwritten (and garbage-collected) on the device, so they carry no content.
  * That last write itself carries none when it had lost to a concurrent write
  * on the device before the update was encoded (a device that applied the
- * server's diff first, PROTOCOL section 4): Yjs deleted and collected it.
+ * server's diff first, protocol §4): Yjs deleted and collected it.
  */
 function clientValue(item: Y.Item): ClientValue {
   return item.content instanceof Y.ContentDeleted ? { collected: true } : { value: item.content.getContent()[0] }

@@ -1,5 +1,5 @@
 /**
- * The Yjs path (PROTOCOL sections 4 and 6): a device's update is decoded,
+ * The Yjs path (protocol §§4 and 6): a device's update is decoded,
  * inspected, applied in its own transaction, checked for overwritten `manual`
  * fields (the current value is written back by the server, and a conflict
  * keeps both), indexed, and committed.

@@ -1,4 +1,4 @@
-/** Server configuration, validated from the environment by `config.ts` (PROTOCOL section 8). */
+/** Server configuration, validated from the environment by `config.ts` (protocol §8). */
 import type { PlanTable } from '../models/plans.js'
 import type { ServerLimits } from '../models/server-limits.js'
 

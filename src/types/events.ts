@@ -1,5 +1,5 @@
 /**
- * The wire, declared once (PROTOCOL.md): event names, payloads and socket data,
+ * The wire, declared once (docs/protocol.md): event names, payloads and socket data,
  * typed into `Server<ClientToServerEvents, ServerToClientEvents, {}, SocketData>`.
  * Client-to-server payloads are `unknown` here on purpose: they are parsed at
  * the edge by `websockets/payloads.ts`, because types are not validation.
@@ -10,7 +10,7 @@ import type { SyncChange, SyncConflict, SyncEventType, SyncStatus } from './sync
 export type Plan = 'free' | 'pro'
 export type SyncMode = 'yjs' | 'changes'
 
-/** The acknowledgement argument of every client-to-server event (PROTOCOL section 2). */
+/** The acknowledgement argument of every client-to-server event (protocol §2). */
 export type Reply = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ProtocolError }
 export type Ack = (reply: Reply) => void
 

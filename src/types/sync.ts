@@ -1,6 +1,6 @@
 /**
- * The seed's public sync types (`sync.handler.spec.md`, PROTOCOL.md sections
- * 4–7), to the letter: other code is written against these names and types.
+ * The seed's public sync types (the original spec, `sync.handler.spec.md`;
+ * docs/protocol.md §§4–7), to the letter: other code is written against these names and types.
  * Additions the protocol allows are marked as such; nothing of the seed is
  * renamed or dropped (test/seed-contract.test.ts holds them to the seed).
  *
@@ -23,7 +23,7 @@ export enum SyncEventType {
   SYNC_START = 'sync:start',
   SYNC_PAUSE = 'sync:pause',
   SYNC_RESUME = 'sync:resume',
-  /** Not in the seed: a Yjs update, both ways (PROTOCOL section 4). */
+  /** Not in the seed: a Yjs update, both ways (protocol §4). */
   SYNC_UPDATE = 'sync:update',
 }
 
@@ -43,7 +43,7 @@ export enum SyncOperationType {
   DELETE = 'delete',
 }
 
-/** One change record of the JSON API (PROTOCOL section 5). */
+/** One change record of the JSON API (protocol §5). */
 export interface SyncChange {
   /** Client-made unique change id; the idempotency key. */
   id: string
@@ -57,7 +57,7 @@ export interface SyncChange {
   data?: any
   /** Server-assigned entity version; on client-to-server changes, the version last seen. */
   version: number
-  /** Addition (PROTOCOL section 5): the entity's id; `data.id` is accepted when absent. */
+  /** Addition (protocol §5): the entity's id; `data.id` is accepted when absent. */
   entityId?: string
 }
 
@@ -86,7 +86,7 @@ export interface SyncStatus {
 }
 
 /**
- * One side of a conflict (PROTOCOL section 6): the value and the change that
+ * One side of a conflict (protocol §6): the value and the change that
  * wrote it. `collected: true` (and no `value`) when a Yjs device had already
  * garbage-collected its losing value before it sent it.
  */

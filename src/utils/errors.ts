@@ -1,5 +1,5 @@
 /**
- * The one error catalog (PROTOCOL section 2). Everything thrown inside an event
+ * The one error catalog (protocol §2). Everything thrown inside an event
  * handler becomes a `ProtocolError` through `toProtocolError`; nothing thrown
  * by one event may fail the connection's other events or the process.
  */
@@ -61,7 +61,7 @@ export function toProtocolError(err: unknown): ProtocolError {
   return { code: ErrorCode.INTERNAL, message: 'internal server error' }
 }
 
-/** The HTTP status of each error code (PROTOCOL sections 9 and 10). */
+/** The HTTP status of each error code (protocol §§9 and 10). */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,

@@ -1,5 +1,5 @@
 /**
- * Rate limits on client events (issue 4, items 3 and 4; PROTOCOL section 7).
+ * Rate limits on client events (issue 4, items 3 and 4; protocol §7).
  * Before any handler runs, an event must pass, in this order:
  *
  * 1. its socket's queue bound (`ServerLimits.socketQueue`): events accepted

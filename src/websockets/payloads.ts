@@ -1,5 +1,5 @@
 /**
- * One validator per client-to-server payload (PROTOCOL sections 4, 5, 7).
+ * One validator per client-to-server payload (protocol §§4, 5, 7).
  * Handlers receive `unknown` and get back a typed value or a SyncError
  * with code INVALID_PAYLOAD that names the offending field.
  */
@@ -29,8 +29,8 @@ const syncRequest = z.object({
 
 const syncUpdate = z.object({ update: binary, requestId })
 
-/** Pause and resume take no fields but an optional requestId; no payload at all is fine. */
-const control = z.object({ requestId }).optional()
+/** Pause and resume take no fields but an optional requestId; no payload at all (or null) is fine. */
+const control = z.object({ requestId }).nullish()
 
 const entityId = z.string().min(1).max(128)
 
@@ -111,7 +111,7 @@ function refuseHostileShape(value: unknown, path: string): void {
 /**
  * A `sync:entity_*` payload as a change to apply: the socket's own user (another
  * `userId` is FORBIDDEN), the event's operation, and `data` checked field by
- * field against the entity schema (PROTOCOL section 3).
+ * field against the entity schema (protocol §3).
  */
 export function parseEntityChange(
   payload: unknown,
@@ -157,7 +157,7 @@ export function parseEntityChange(
 
 const operationType = z.object({ operationType: z.enum(SyncOperationType) })
 
-/** A change of an HTTP batch (PROTOCOL section 10): as `parseEntityChange`, its operation from its own `operationType`. */
+/** A change of an HTTP batch (protocol §10): as `parseEntityChange`, its operation from its own `operationType`. */
 export function parseOperationChange(payload: unknown, socketUserId: string): ChangeInput & { requestId?: string } {
   return parseEntityChange(payload, parser(operationType)(payload).operationType, socketUserId)
 }

@@ -1,5 +1,5 @@
 /**
- * Replies and errors, encoded in one place (PROTOCOL section 2): the ack gets
+ * Replies and errors, encoded in one place (protocol §2): the ack gets
  * `{ ok: true, ...result }` or `{ ok: false, error }`, and a failed event is
  * also reported as `sync:error` `{ code, message, event, requestId? }`.
  * `replyError` returns the code it replied with.
@@ -29,7 +29,7 @@ export function replyError(
   return error.code
 }
 
-/** The `connect_error` messages a refused handshake can carry (PROTOCOL section 1 and the README). */
+/** The `connect_error` messages a refused handshake can carry (protocol §1 and the README). */
 export type HandshakeRefusal = 'unauthorized' | 'bad_request' | 'quota_exceeded' | 'rate_limited' | 'unavailable'
 
 /** A refused handshake: the client's `connect_error` has `message` and `data` `{ code, message, retryAfterMs? }`. */

@@ -1,4 +1,4 @@
-/** Socket.IO on the Fastify HTTP server (PROTOCOL section 1). */
+/** Socket.IO on the Fastify HTTP server (protocol §1). */
 import type { Server as HttpServer } from 'node:http'
 import { Server } from 'socket.io'
 import type { Services } from '../services/index.js'

@@ -1,5 +1,5 @@
 /**
- * Conflict helpers for any socket, Yjs or JSON (PROTOCOL sections 6 and 7):
+ * Conflict helpers for any socket, Yjs or JSON (protocol §§6 and 7):
  * collect `sync:conflict` events, ask for `sync:status`, resolve a conflict,
  * and read which Yjs entry a map field currently holds.
  */

@@ -9,7 +9,7 @@ import { snapshot, waitFor, type YjsDevice } from './device.js'
 import type { JsonDevice } from './json-device.js'
 import type { TestServer } from './server.js'
 
-/** Top-level map → entity type (PROTOCOL section 3). */
+/** Top-level map → entity type (protocol §3). */
 export const COLLECTIONS: Readonly<Record<string, string>> = {
   clips: 'clip',
   folders: 'folder',

@@ -1,6 +1,6 @@
 /**
  * A Yjs device as a real client would be one: a Y.Doc and a socket.io-client
- * socket speaking PROTOCOL section 4. On (re)connect it sends its state vector,
+ * socket speaking protocol §4. On (re)connect it sends its state vector,
  * applies the server's diff and sends back what the server lacks; local edits
  * are sent as `sync:update` and each ack is recorded.
  */
@@ -15,7 +15,7 @@ const REMOTE = Symbol('remote')
 export interface YjsDeviceOptions {
   /**
    * On a sync, apply the server's diff before encoding what the server lacks,
-   * against PROTOCOL section 4. A local write to a map key that the diff
+   * against protocol §4. A local write to a map key that the diff
    * overwrote is then already deleted and garbage-collected, so its value is
    * no longer in the update sent back (the conflict record marks it
    * `collected`). Default false: encode first, as section 4 says.
@@ -57,7 +57,7 @@ export class YjsDevice {
       this.responses.push(r)
       const early = options.applyBeforeEncode ? undefined : Y.encodeStateAsUpdate(this.doc, r.stateVector)
       Y.applyUpdate(this.doc, r.update, REMOTE)
-      // Send what the server lacks (PROTOCOL section 4).
+      // Send what the server lacks (protocol §4).
       const mine = early ?? Y.encodeStateAsUpdate(this.doc, r.stateVector)
       void this.send(mine)
     })

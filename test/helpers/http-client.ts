@@ -1,4 +1,4 @@
-/** A device's HTTP sync client (PROTOCOL section 10), on Node's fetch. */
+/** A device's HTTP sync client (protocol §10), on Node's fetch. */
 import type { SyncChange } from '../../src/types/sync.js'
 
 export interface HttpReply<T = Record<string, unknown>> {

@@ -1,6 +1,6 @@
 /**
- * A JSON device as a client that does not speak Yjs would be one (PROTOCOL
- * section 5): it pages through a change-log sync, keeps each entity's latest
+ * A JSON device as a client that does not speak Yjs would be one (protocol
+ * §5): it pages through a change-log sync, keeps each entity's latest
  * state, applies live `sync:entity_*` records, and sends change records.
  */
 import { io, type Socket } from 'socket.io-client'

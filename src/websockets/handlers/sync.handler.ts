@@ -1,5 +1,5 @@
 /**
- * Sync event handlers (PROTOCOL sections 4–7), with the seed's names and
+ * Sync event handlers (protocol §§4–7), with the seed's names and
  * signatures (`sync.handler.spec.md`): other code calls them as the seed's
  * usage lines show, e.g.
  *
@@ -170,7 +170,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
   socket.data.syncInProgress = page.hasMore
   if (!page.hasMore) {
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'changes', cursor: page.cursor, serverTimestamp: page.serverTimestamp })
-    // The device's lastSyncTimestamp is the sync's serverTimestamp (PROTOCOL section 7); the last page
+    // The device's lastSyncTimestamp is the sync's serverTimestamp (protocol §7); the last page
     // carried every entity change up to it, so it is as good a resume point as the cursor.
     goLive(io, socket, doc, { cursor: page.cursor }, page.serverTimestamp)
   }

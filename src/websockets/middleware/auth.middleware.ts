@@ -1,5 +1,5 @@
 /**
- * Handshake authentication (PROTOCOL section 1). A refused connection sees
+ * Handshake authentication (protocol §1). A refused connection sees
  * `connect_error` with `message` `unauthorized` (or `bad_request` for a bad
  * deviceId) and `data` `{ code, message }`. On success the socket's identity
  * lives in `socket.data`, and it joins its user's room, chosen here from the
