@@ -1,0 +1,87 @@
+/**
+ * The README's snippets run as written: its `<!-- file: NAME -->` code blocks
+ * are saved under test/artifacts/ and run with Node against a real server
+ * (the browser one with the few browser globals it touches), and the commands
+ * and links it names exist.
+ */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { useServer } from './helpers/fixture.js'
+import { tokenFor } from './helpers/server.js'
+
+const run = promisify(execFile)
+const root = path.resolve(import.meta.dirname, '..')
+const readme = await readFile(path.join(root, 'README.md'), 'utf8')
+
+/** The README's `<!-- file: NAME -->` blocks by name. */
+function snippets(): Map<string, string> {
+  const files = new Map<string, string>()
+  for (const m of readme.matchAll(/<!-- file: (\S+) -->\n```\w*\n([\s\S]*?)\n```/g)) files.set(m[1] as string, `${m[2] as string}\n`)
+  return files
+}
+
+/** Runs the browser snippet in Node with the globals it uses, until its view shows `expected`. */
+const BROWSER_RUNNER = `
+const view = { textContent: '' }
+globalThis.location = { hash: '#token=' + process.env.TOKEN }
+globalThis.localStorage = {}
+globalThis.document = { body: { appendChild: (el) => el }, createElement: () => view }
+await import('./browser.mjs')
+const deadline = Date.now() + 10000
+while (!view.textContent.includes(process.env.EXPECTED)) {
+  if (Date.now() > deadline) throw new Error('the view never showed ' + process.env.EXPECTED + ': ' + view.textContent)
+  await new Promise((r) => setTimeout(r, 20))
+}
+console.log('deviceId', localStorage.deviceId)
+process.exit(0)
+`
+
+describe('README', () => {
+  const t = useServer()
+  const dir = path.join(root, 'test', 'artifacts', `readme-${process.pid}`)
+
+  beforeAll(async () => {
+    await mkdir(dir, { recursive: true })
+    for (const [name, code] of snippets()) await writeFile(path.join(dir, name), code)
+    await writeFile(path.join(dir, 'run-browser.mjs'), BROWSER_RUNNER)
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('has the device, browser and HTTP snippets', () => {
+    expect([...snippets().keys()].sort()).toEqual(['browser.mjs', 'device.mjs', 'http-sync.mjs', 'sync-device.mjs'])
+  })
+
+  it('the Node device, the HTTP client and the browser page run as written and see each other', async () => {
+    const server = await t.start()
+    const env = { ...process.env, TOKEN: await tokenFor('alice'), SYNC_URL: server.url }
+    const node = (file: string, extra: Record<string, string> = {}) => run(process.execPath, [file], { cwd: dir, env: { ...env, ...extra }, timeout: 20_000 })
+
+    expect((await node('device.mjs')).stdout).toBe('1 clips, the newest saved on the server\n')
+    expect((await node('device.mjs')).stdout).toBe('2 clips, the newest saved on the server\n')
+    const http = await node('http-sync.mjs')
+    expect(http.stdout).toContain('ok: true')
+    expect(http.stdout.match(/^create /gm)).toHaveLength(3)
+    expect(http.stdout).toContain('Hello over HTTP')
+
+    // The page connects to the server the README names; here it is the test's.
+    const browser = (await readFile(path.join(dir, 'browser.mjs'), 'utf8')).replace("'http://127.0.0.1:8080'", JSON.stringify(server.url))
+    await writeFile(path.join(dir, 'browser.mjs'), browser)
+    const page = await node('run-browser.mjs', { EXPECTED: 'Hello over HTTP' })
+    expect(page.stdout).toMatch(/^deviceId web-[0-9a-f-]{36}$/m)
+  })
+
+  it('names only npm scripts that exist, files that exist, and the quick start', async () => {
+    const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    for (const [, name] of readme.matchAll(/npm run (?:-s )?([\w:-]+)/g)) expect(Object.keys(scripts), `npm run ${name}`).toContain(name)
+    for (const [, link] of readme.matchAll(/\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)/g)) expect(existsSync(path.join(root, link as string)), link).toBe(true)
+    expect(readme).toContain('npm ci && npm start')
+    expect(readme).toContain('npm test')
+    expect(readme).not.toContain('../shared')
+  })
+})
