@@ -41,7 +41,8 @@ const list = (item: z.ZodType): FieldSpec => ({ kind: 'list', value: z.array(ite
 /** Soft deletion (section 3): a deleted entity keeps its map with these two fields. */
 export const DELETED = '_deleted'
 export const DELETED_AT = 'deletedAt'
-const systemFields: Record<string, FieldSpec> = { [DELETED]: lww(z.boolean()), [DELETED_AT]: lww(ms) }
+// A device that revives an entity may clear its deletedAt.
+const systemFields: Record<string, FieldSpec> = { [DELETED]: lww(z.boolean()), [DELETED_AT]: lww(ms.nullable()) }
 
 const spec = (type: SyncEntityType, collection: string, fields: Record<string, FieldSpec>): EntitySpec => ({
   type,

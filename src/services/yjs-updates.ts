@@ -17,6 +17,7 @@ import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
 import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
+import { checkUpdateSchema } from './update-schema.js'
 import type { PlanLimits } from '../models/plans.js'
 import { checkDocumentBytes, checkNewClientIds, checkNewEntities, checkUpdateBytes, newEntitiesInUpdate } from './plan-limits.js'
 
@@ -54,6 +55,8 @@ export async function applyYjsUpdate(
     if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
     refuseMissingDependencies(sync.doc, decoded)
     const inspection = inspectUpdate(sync.doc, decoded)
+    // After the inspector: an entity that is not a Y.Map is its INVALID_UPDATE, not a schema refusal.
+    checkUpdateSchema(sync.doc, decoded)
     overwrites = inspection.overwrites
     if (limits) {
       // Plan limits, before anything is applied: the entities it would create or revive, the bytes it would add.
