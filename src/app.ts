@@ -11,6 +11,7 @@ import { registerAdminRoutes } from './controllers/admin.controller.js'
 import { registerHealthRoutes } from './controllers/health.controller.js'
 import { registerErrorHandling } from './controllers/http-errors.js'
 import { registerSyncRoutes } from './controllers/sync.controller.js'
+import { registerOperatorRoutes } from './controllers/operator.controller.js'
 import fastifySwagger from '@fastify/swagger'
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { openStore } from './repositories/level-store.js'
@@ -18,6 +19,8 @@ import { createServices } from './services/index.js'
 import type { Services } from './services/index.js'
 import type { ServerConfig } from './types/config.js'
 import { EventLoopMonitor } from './utils/event-loop-monitor.js'
+import { Metrics } from './utils/metrics.js'
+import { Registry } from 'prom-client'
 import { createSocketServer } from './websockets/server.js'
 import type { SyncServer } from './websockets/types.js'
 
@@ -57,22 +60,21 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   })
-  registerErrorHandling(app)
+  // This server's own registry (not prom-client's global one: tests run several servers in one process).
+  const metrics = new Metrics(new Registry()).collectDefaults()
+  registerErrorHandling(app, metrics)
   const store = await openStore(config.dataDir)
   let open = true
-  const services = createServices(store, config, app.log)
-  const sockets = createSocketServer(app.server, services, config, app.log)
+  const services = createServices(store, config, app.log, metrics)
+  const sockets = createSocketServer(app.server, services, config, app.log, metrics)
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)
-  registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log })
+  registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log, metrics })
+  registerOperatorRoutes(app, config.adminToken, services.operators)
   const eventLoop = new EventLoopMonitor()
   eventLoop.start()
-  registerAdminRoutes(app, config.adminToken, {
-    eventLoop,
-    connections: () => io.engine.clientsCount,
-    documentsLoaded: () => services.registry.loadedCount,
-    refusals: () => ({ ...sockets.counters }),
-  })
+  metrics.readGaugesFrom({ connections: () => io.engine.clientsCount, documentsLoaded: () => services.registry.loadedCount, eventLoop })
+  registerAdminRoutes(app, config.adminToken, { metrics, eventLoop })
 
   app.addHook('preClose', async () => {
     open = false

@@ -9,6 +9,7 @@ import { PLANS } from './models/plans.js'
 import { SERVER_LIMITS } from './models/server-limits.js'
 import type { ServerConfig } from './types/config.js'
 import { readOrCreateSecret } from './utils/secrets.js'
+import { parseRetention } from './services/operators/snapshot-schedule.js'
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
@@ -28,6 +29,12 @@ const envSchema = z.object({
   SYNC_WRITES: bool.default(true),
   IP_CONNECTIONS_PER_SECOND: z.coerce.number().positive().max(1e6).default(SERVER_LIMITS.ipConnections.perSecond),
   IP_CONNECTION_BURST: intIn(1, 10_000_000).default(SERVER_LIMITS.ipConnections.burst),
+  TRASH_RETENTION_DAYS: z.coerce.number().positive().max(36_500).default(30),
+  SNAPSHOT_EVERY_MS: intIn(0, 365 * 24 * 3600_000).default(3600_000),
+  SNAPSHOT_RETENTION: z
+    .string()
+    .default('24h,30d')
+    .transform((v, ctx) => parseRetention(v) ?? (ctx.addIssue({ code: 'custom', message: 'must look like 24h,30d (hourly and daily snapshots kept)' }), z.NEVER)),
 })
 
 export class ConfigError extends Error {
@@ -62,6 +69,9 @@ export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret'
     syncWrites: e.SYNC_WRITES,
     plans: PLANS,
     limits: { ...SERVER_LIMITS, ipConnections: { perSecond: e.IP_CONNECTIONS_PER_SECOND, burst: e.IP_CONNECTION_BURST } },
+    trashRetentionDays: e.TRASH_RETENTION_DAYS,
+    snapshotEveryMs: e.SNAPSHOT_EVERY_MS,
+    snapshotRetention: e.SNAPSHOT_RETENTION,
   }
 }
 

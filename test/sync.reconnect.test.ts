@@ -55,6 +55,7 @@ describe('per-device sync state', () => {
         mode: 'yjs',
         lastSyncTimestamp: response?.serverTimestamp,
         stateVector: Buffer.from(response?.stateVector ?? []).toString('base64'),
+        lastSeenAt: expect.any(Number),
       })
       expect(Buffer.from(state?.stateVector ?? '', 'base64')).toEqual(Buffer.from(Y.encodeStateVector(a.doc)))
     } finally {

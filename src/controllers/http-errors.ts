@@ -5,10 +5,12 @@
  * `retryAfterMs`. A request that fails its schema, or whose body cannot be
  * read, is `INVALID_PAYLOAD`; a body over the limit is `PAYLOAD_TOO_LARGE`;
  * an unknown route is `NOT_FOUND`; anything unexpected is `INTERNAL` (logged).
+ * Each error of a route is counted by route and code (`superclip_http_refusals_total`).
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { ErrorCode, HTTP_STATUS, SyncError, toProtocolError, type ProtocolError } from '../utils/errors.js'
+import type { Metrics } from '../utils/metrics.js'
 
 function send(reply: FastifyReply, error: ProtocolError): FastifyReply {
   if (error.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(error.retryAfterMs / 1000))
@@ -27,12 +29,16 @@ function requestError(err: FastifyError): ProtocolError | undefined {
   return undefined
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+/** The `route` label of a request's refusals: its method and route pattern. */
+export const routeOf = (request: FastifyRequest): string => `${request.method} ${request.routeOptions.url ?? '?'}`
+
+export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const known = err instanceof SyncError ? toProtocolError(err) : requestError(err)
-    if (known) return send(reply, known)
-    request.log.error({ err }, 'request failed')
-    return send(reply, toProtocolError(err))
+    if (!known) request.log.error({ err }, 'request failed')
+    const error = known ?? toProtocolError(err)
+    metrics.httpRefusals.inc({ route: routeOf(request), code: error.code })
+    return send(reply, error)
   })
   app.setNotFoundHandler((request, reply) => send(reply, { code: ErrorCode.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}` }))
 }

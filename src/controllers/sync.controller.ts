@@ -21,7 +21,9 @@ import type { SyncDocument } from '../services/sync-document.js'
 import { InvalidTokenError, verifyToken, type TokenClaims } from '../services/token.service.js'
 import { ErrorCode, SyncError, toProtocolError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import type { Metrics } from '../utils/metrics.js'
 import { payloadBytes, type EventLimiter } from '../websockets/event-limiter.js'
+import { REVOKED_MESSAGE } from '../websockets/middleware/revocation.middleware.js'
 import { parseConflictResolution, parseOperationChange } from '../websockets/payloads.js'
 import {
   changesBody,
@@ -35,12 +37,14 @@ import {
   statusQuery,
   statusReply,
 } from './sync.schemas.js'
+import { routeOf } from './http-errors.js'
 
 export interface SyncRouteDeps {
   services: Services
   limiter: EventLimiter
   jwtSecret: string
   log: Logger
+  metrics: Metrics
 }
 
 /** The resolving device of a conflict resolved over HTTP without a `deviceId`. */
@@ -49,7 +53,7 @@ const tags = ['HTTP sync']
 const security = [{ deviceToken: [] }]
 
 export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): void {
-  const { services, limiter, jwtSecret, log } = deps
+  const { services, limiter, jwtSecret, log, metrics } = deps
   const routes = app.withTypeProvider<ZodTypeProvider>()
   /** Each request's verified token, set before its body is read or validated. */
   const tokens = new WeakMap<FastifyRequest, TokenClaims>()
@@ -57,10 +61,11 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     tokens.set(request, await authenticate(request, jwtSecret))
   }
 
-  /** The device's token, and its request admitted by the rate limits as `events` events. */
-  function admit(request: FastifyRequest, deviceId: string, events: number, payload: unknown): TokenClaims {
+  /** The device's token, and its request admitted (not revoked, within the rate limits as `events` events). */
+  async function admit(request: FastifyRequest, deviceId: string, events: number, payload: unknown): Promise<TokenClaims> {
     const claims = tokens.get(request)
     if (!claims) throw new SyncError(ErrorCode.UNAUTHORIZED, 'no device token')
+    if (await services.operators.isRevoked(claims.userId, deviceId)) throw new SyncError(ErrorCode.REVOKED, REVOKED_MESSAGE)
     const refused = limiter.admitRequest(claims.plan, claims.userId, deviceId, events, payloadBytes(payload))
     if (refused) throw refused
     return claims
@@ -90,7 +95,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId, ...query } = request.query
-      const { userId } = admit(request, deviceId, 1, request.query)
+      const { userId } = await admit(request, deviceId, 1, request.query)
       return withDocument(userId, async (doc) => {
         const page = await services.sync.changePage(doc, userId, query)
         // The last page completes the device's sync, as on a socket (its status counts from it).
@@ -114,7 +119,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId, changes } = request.body
-      const { userId, plan } = admit(request, deviceId, changes.length, request.body)
+      const { userId, plan } = await admit(request, deviceId, changes.length, request.body)
       const author = { userId, deviceId }
       return withDocument(userId, async (doc) => {
         // Every change is applied in memory in this turn, in order, so the batch shares one group commit.
@@ -126,7 +131,10 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
               return { ok: true as const, ...applied.result }
             } catch (err) {
               if (!(err instanceof SyncError)) log.error({ err, userId, deviceId }, 'HTTP change failed')
-              return { ok: false as const, error: toProtocolError(err) }
+              const error = toProtocolError(err)
+              // A change refused inside the batch counts as the socket event it replaces would (requests: http-errors.ts).
+              metrics.httpRefusals.inc({ route: routeOf(request), code: error.code })
+              return { ok: false as const, error }
             }
           }),
         )
@@ -143,7 +151,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId } = request.query
-      const { userId, plan } = admit(request, deviceId, 1, request.query)
+      const { userId, plan } = await admit(request, deviceId, 1, request.query)
       return withDocument(userId, async (doc) => {
         const status = await services.sync.status(doc, userId, deviceId, { live: false, inProgress: false, lastError: null })
         return { ...status, plan }
@@ -166,7 +174,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
     },
     async (request) => {
       const { deviceId = HTTP_DEVICE, ...body } = request.body
-      const { userId, plan } = admit(request, deviceId, 1, request.body)
+      const { userId, plan } = await admit(request, deviceId, 1, request.body)
       const resolution = parseConflictResolution({ ...body, conflictId: request.params.conflictId })
       return withDocument(userId, async (doc) => {
         const { conflict, version, serverTimestamp } = await services.sync.resolveConflict(doc, resolution, { userId, deviceId }, plan)

@@ -51,6 +51,36 @@ export interface DeviceSyncState {
   mode: 'yjs' | 'changes'
   /** For a Yjs sync: the server state vector the device was brought up to (base64). */
   stateVector?: string
+  /** Server time (ms) the device was last connected or synced (absent in records written before it existed). */
+  lastSeenAt?: number
+}
+
+/** Live entities per type. */
+export type EntityCounts = Record<SyncEntityType, number>
+
+/** What the operators' user list shows of a document without loading it; stored with every commit. */
+export interface DocumentSummary {
+  /** The stored update log's bytes (the plan's document-size estimate). */
+  bytes: number
+  entityCounts: EntityCounts
+  /** Server time (ms) of the last commit. */
+  lastActivityAt: number
+}
+
+export type SnapshotReason = 'manual' | 'scheduled' | 'before-restore' | 'import'
+
+/** A snapshot: the document's Yjs state at one moment (stored apart) and this metadata (protocol §9). */
+export interface SnapshotMeta {
+  id: string
+  userId: string
+  takenAt: number
+  /** Bytes of the snapshot's Yjs state. */
+  bytes: number
+  entityCounts: EntityCounts
+  reason: SnapshotReason
+  label?: string
+  /** The document's commit clock when it was taken (0 for an import): changes after it are not in it. */
+  clock: number
 }
 
 export type StoredConflict = SyncConflict

@@ -8,7 +8,7 @@
  * to its sequence by the merged state, so nothing appended later is touched.
  * Errors propagate: a failed write is never reported as stored.
  */
-import type { AppliedChange, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
+import type { AppliedChange, DeviceSyncState, DocumentSummary, EntityRecord, SnapshotMeta, StoredConflict } from '../models/records.js'
 import { CHANGE_ID_TTL_MS, entityKey, readStoredConflict } from '../models/records.js'
 import {
   Section,
@@ -17,11 +17,17 @@ import {
   changeIdKey,
   conflictKey,
   deviceKey,
+  docIdOfKey,
+  documentRange,
+  documentsAfter,
   entityKeyBytes,
   metaKey,
   parseByTimeKey,
+  revokedKey,
   sectionRange,
   seqOfUpdateKey,
+  snapshotKey,
+  snapshotStateKey,
   updateKey,
 } from './keys.js'
 import type { Store } from './level-store.js'
@@ -59,9 +65,16 @@ export interface DocumentWrite {
   conflicts: readonly StoredConflict[]
   changes: readonly AppliedChange[]
   devices: readonly DeviceSyncState[]
+  /** The document's summary for the operators' user list. */
+  summary?: DocumentSummary
+  /** Snapshots taken with this batch: their state is the document's once the batch is written. */
+  snapshots?: readonly { meta: SnapshotMeta; state: Uint8Array }[]
+  /** Index entries to drop (purged entities): the entity key and its by-time key's timestamp. */
+  removedEntities?: readonly { entityKey: string; timestamp: number }[]
 }
 
 const CLOCK = 'clock'
+const SUMMARY = 'summary'
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const toJson = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value))
@@ -131,6 +144,15 @@ export class DocumentRepository {
       for (const c of w.conflicts) batch.put(conflictKey(docId, c.id), toJson(c))
       for (const c of w.changes) batch.put(changeIdKey(docId, c.changeId), toJson(c))
       for (const d of w.devices) batch.put(deviceKey(docId, d.deviceId), toJson(d))
+      if (w.summary) batch.put(metaKey(docId, SUMMARY), toJson(w.summary))
+      for (const { meta, state } of w.snapshots ?? []) {
+        batch.put(snapshotKey(docId, meta.id), toJson(meta))
+        batch.put(snapshotStateKey(docId, meta.id), state)
+      }
+      for (const r of w.removedEntities ?? []) {
+        batch.del(entityKeyBytes(docId, r.entityKey))
+        batch.del(byTimeKey(docId, r.timestamp, r.entityKey))
+      }
     }
     await batch.write({ sync: this.options.syncWrites })
   }
@@ -143,6 +165,92 @@ export class DocumentRepository {
     }
     if (expired.length > 0) await this.db.batch(expired.map((key) => ({ type: 'del' as const, key })))
     return expired.length
+  }
+
+  /** The summary stored with the document's last commit, if it has one (documents written since it exists). */
+  async readSummary(docId: string): Promise<DocumentSummary | undefined> {
+    const bytes = await this.db.get(metaKey(docId, SUMMARY))
+    return bytes ? fromJson<DocumentSummary>(bytes) : undefined
+  }
+
+  /** Up to `limit` document ids after `afterDocId` (from the first), in the store's order. */
+  async documentIds(afterDocId: string | undefined, limit: number): Promise<string[]> {
+    const ids: string[] = []
+    let range = documentsAfter(afterDocId)
+    while (ids.length < limit) {
+      const [key] = await this.db.keys({ ...range, limit: 1 }).all()
+      const docId = key ? docIdOfKey(key) : undefined
+      if (docId === undefined) break
+      ids.push(docId)
+      range = documentsAfter(docId)
+    }
+    return ids
+  }
+
+  /** Whether the store holds any key of the document. */
+  async exists(docId: string): Promise<boolean> {
+    return (await this.db.keys({ ...documentRange(docId), limit: 1 }).all()).length > 0
+  }
+
+  /** Removes every key of the document: log, index, conflicts, change ids, devices, snapshots, revocations. */
+  async erase(docId: string): Promise<void> {
+    await this.db.clear(documentRange(docId))
+  }
+
+  async listDevices(docId: string): Promise<DeviceSyncState[]> {
+    return this.values<DeviceSyncState>(docId, Section.DEVICE)
+  }
+
+  async snapshots(docId: string): Promise<SnapshotMeta[]> {
+    return this.values<SnapshotMeta>(docId, Section.SNAPSHOT)
+  }
+
+  async snapshot(docId: string, id: string): Promise<SnapshotMeta | undefined> {
+    const bytes = await this.db.get(snapshotKey(docId, id))
+    return bytes ? fromJson<SnapshotMeta>(bytes) : undefined
+  }
+
+  async snapshotState(docId: string, id: string): Promise<Uint8Array | undefined> {
+    return this.db.get(snapshotStateKey(docId, id))
+  }
+
+  /** Stores a snapshot made outside a commit (an import). */
+  async putSnapshot(docId: string, meta: SnapshotMeta, state: Uint8Array): Promise<void> {
+    await this.db.batch(
+      [
+        { type: 'put', key: snapshotKey(docId, meta.id), value: toJson(meta) },
+        { type: 'put', key: snapshotStateKey(docId, meta.id), value: state },
+      ],
+      { sync: this.options.syncWrites },
+    )
+  }
+
+  async deleteSnapshots(docId: string, ids: readonly string[]): Promise<void> {
+    const ops = ids.flatMap((id) => [
+      { type: 'del' as const, key: snapshotKey(docId, id) },
+      { type: 'del' as const, key: snapshotStateKey(docId, id) },
+    ])
+    if (ops.length > 0) await this.db.batch(ops, { sync: this.options.syncWrites })
+  }
+
+  /** Devices revoked for the document's user, with when. */
+  async revokedDevices(docId: string): Promise<Map<string, number>> {
+    const revoked = new Map<string, number>()
+    const at = sectionRange(docId, Section.REVOKED).gte.length
+    for (const [key, value] of await this.db.iterator(sectionRange(docId, Section.REVOKED)).all()) {
+      revoked.set(decoder.decode(key.subarray(at)), fromJson<{ revokedAt: number }>(value).revokedAt)
+    }
+    return revoked
+  }
+
+  async isRevoked(docId: string, deviceId: string): Promise<boolean> {
+    return (await this.db.get(revokedKey(docId, deviceId))) !== undefined
+  }
+
+  async setRevoked(docId: string, deviceId: string, revokedAt: number | undefined): Promise<void> {
+    const key = revokedKey(docId, deviceId)
+    if (revokedAt === undefined) await this.db.del(key, { sync: this.options.syncWrites })
+    else await this.db.put(key, toJson({ revokedAt }), { sync: this.options.syncWrites })
   }
 
   private async readLog(docId: string): Promise<StoredLog> {

@@ -15,6 +15,13 @@
  *   'c' <conflict id>       a SyncConflict (JSON)
  *   'i' <change id>         an applied change id and its ack (JSON), for idempotency
  *   'd' <device id>         a device's last completed sync (JSON)
+ *   'n' <snapshot id>       a snapshot's metadata (JSON)
+ *   'N' <snapshot id>       a snapshot's Yjs state
+ *   'r' <device id>         a revoked device (JSON: when)
+ *
+ * Every key of a user lies in `documentRange(docId)`, so erasing a user is one
+ * range delete, and the documents can be listed by seeking from one document's
+ * range to the next (`nextDocumentId`).
  */
 
 const encoder = new TextEncoder()
@@ -29,6 +36,9 @@ export const Section = {
   CONFLICT: 0x63, // 'c'
   CHANGE_ID: 0x69, // 'i'
   DEVICE: 0x64, // 'd'
+  SNAPSHOT: 0x6e, // 'n'
+  SNAPSHOT_STATE: 0x4e, // 'N'
+  REVOKED: 0x72, // 'r'
 } as const
 type SectionByte = (typeof Section)[keyof typeof Section]
 
@@ -146,3 +156,33 @@ export const conflictKey = (docId: string, id: string): Uint8Array =>
 export const changeIdKey = (docId: string, id: string): Uint8Array =>
   withSuffix(docId, Section.CHANGE_ID, utf8(id))
 export const deviceKey = (docId: string, id: string): Uint8Array => withSuffix(docId, Section.DEVICE, utf8(id))
+export const snapshotKey = (docId: string, id: string): Uint8Array => withSuffix(docId, Section.SNAPSHOT, utf8(id))
+export const snapshotStateKey = (docId: string, id: string): Uint8Array => withSuffix(docId, Section.SNAPSHOT_STATE, utf8(id))
+export const revokedKey = (docId: string, deviceId: string): Uint8Array => withSuffix(docId, Section.REVOKED, utf8(deviceId))
+
+/** Every key of one document (user), all sections. */
+export function documentRange(docId: string): { gte: Uint8Array; lt: Uint8Array } {
+  const prefix = docPrefix(docId)
+  const lt = new Uint8Array(prefix.length + 1)
+  lt.set(prefix, 0)
+  lt[prefix.length] = 0xff
+  return { gte: prefix, lt }
+}
+
+/**
+ * Where to seek for the first document after `afterDocId` (from the first
+ * document when undefined). Documents come ordered by the byte length of
+ * their id, then by its bytes: a stable order for paging.
+ */
+export function documentsAfter(afterDocId: string | undefined): { gte: Uint8Array } | { gt: Uint8Array } {
+  return afterDocId === undefined ? { gte: ROOT } : { gt: documentRange(afterDocId).lt }
+}
+
+/** The document id a key belongs to, or undefined for a key outside the documents. */
+export function docIdOfKey(key: Uint8Array): string | undefined {
+  if (key.length < ROOT.length + 2) return undefined
+  for (let i = 0; i < ROOT.length; i++) if (key[i] !== ROOT[i]) return undefined
+  const length = ((key[ROOT.length] as number) << 8) | (key[ROOT.length + 1] as number)
+  const start = ROOT.length + 2
+  return key.length < start + length ? undefined : decoder.decode(key.subarray(start, start + length))
+}

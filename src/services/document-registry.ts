@@ -31,6 +31,8 @@ export class DocumentRegistry {
   private readonly evictListeners: ((docId: string) => void)[] = []
   /** Evicted documents whose queued or in-flight writes are not settled yet: a reload waits for them. */
   private readonly settling = new Map<string, Promise<void>>()
+  /** Documents an operator holds exclusively (erasure): a load waits until they are released. */
+  private readonly locked = new Map<string, Promise<void>>()
 
   constructor(
     private readonly repo: DocumentRepository,
@@ -76,6 +78,11 @@ export class DocumentRegistry {
     return this.entries.get(docId)?.loaded
   }
 
+  /** The documents in memory now. */
+  *loadedDocuments(): Generator<SyncDocument> {
+    for (const entry of this.entries.values()) if (entry.loaded) yield entry.loaded
+  }
+
   get loadedCount(): number {
     return this.entries.size
   }
@@ -104,6 +111,34 @@ export class DocumentRegistry {
     for (const listener of this.evictListeners) listener(doc.id)
   }
 
+  /**
+   * Runs `work` (an erasure) with the document out of memory and no load
+   * until it is done: a loaded copy stops taking writes, its queued ones
+   * settle (`settled`), and it is dropped; a device that connects meanwhile
+   * waits, then loads what `work` left.
+   */
+  async exclusive(docId: string, settled: (doc: SyncDocument) => Promise<void>, work: () => Promise<void>): Promise<void> {
+    let release: () => void = () => {}
+    this.locked.set(docId, new Promise<void>((resolve) => (release = resolve)))
+    try {
+      const entry = this.entries.get(docId)
+      if (entry) {
+        this.entries.delete(docId)
+        clearTimeout(entry.idleTimer)
+        const doc = await entry.ready.catch(() => undefined)
+        if (doc) {
+          doc.evicted = true // its handlers refuse writes from now on
+          await settled(doc)
+          doc.doc.destroy()
+        }
+      }
+      await work()
+    } finally {
+      this.locked.delete(docId)
+      release()
+    }
+  }
+
   /** Unloads every document; call after the committer has drained. */
   async close(): Promise<void> {
     const entries = [...this.entries.values()]
@@ -115,6 +150,7 @@ export class DocumentRegistry {
 
   private async load(docId: string): Promise<SyncDocument> {
     await this.settling.get(docId)
+    await this.locked.get(docId)
     const started = performance.now()
     const stored = await this.repo.read(docId)
     const doc = new SyncDocument(docId, stored)

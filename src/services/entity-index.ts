@@ -66,15 +66,20 @@ export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction
 /** Entities in the document that the index does not know (an index lost, or written before it existed). */
 export function unindexedEntities(sync: SyncDocument): TouchedEntity[] {
   const missing: TouchedEntity[] = []
-  for (const spec of Object.values(ENTITY_SPECS)) {
-    if (!sync.doc.share.has(spec.collection)) continue
-    for (const [id, value] of sync.doc.getMap<unknown>(spec.collection)) {
-      if (value instanceof Y.Map && !sync.entities.has(entityKey(spec.type, id))) {
-        missing.push({ spec, id, fields: new Set(value.keys()) })
-      }
-    }
+  for (const { spec, id, map } of entitiesOf(sync.doc)) {
+    if (!sync.entities.has(entityKey(spec.type, id))) missing.push({ spec, id, fields: new Set(map.keys()) })
   }
   return missing
+}
+
+/** Every entity map of `doc`, by type. */
+export function* entitiesOf(doc: Y.Doc): Generator<{ spec: EntitySpec; id: string; map: Y.Map<unknown> }> {
+  for (const spec of Object.values(ENTITY_SPECS)) {
+    if (!doc.share.has(spec.collection)) continue
+    for (const [id, value] of doc.getMap<unknown>(spec.collection)) {
+      if (value instanceof Y.Map) yield { spec, id, map: value as Y.Map<unknown> }
+    }
+  }
 }
 
 /** An index entry to store, with the timestamp whose by-time key it replaces. */

@@ -1,23 +1,30 @@
 /** Wires the services of one server over one open store. */
-import type { PlanTable } from '../models/plans.js'
 import type { Store } from '../repositories/level-store.js'
 import { DocumentRepository } from '../repositories/document.repository.js'
 import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
+import { Metrics } from '../utils/metrics.js'
 import { DocumentRegistry } from './document-registry.js'
 import { recordTouched, unindexedEntities } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
 import { SyncService } from './sync.service.js'
+import { OperatorService } from './operators/operator.service.js'
+import { SnapshotSchedule } from './operators/snapshot-schedule.js'
 import { UpdateCommitter } from './update-committer.js'
 
 export interface Services {
   sync: SyncService
   registry: DocumentRegistry
+  operators: OperatorService
+  snapshots: SnapshotSchedule
   /** Refuses new changes and finishes (acks included) every accepted one. */
   drain(): Promise<void>
   /** Drains, then unloads every document. */
   close(): Promise<void>
 }
+
+/** How often the trash of documents kept loaded is purged of what passed its retention. */
+const TRASH_SWEEP_MS = 3600_000
 
 /** Indexes the entities of a loaded document that the index lacks, so it can always be rebuilt from the document. */
 function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger): void {
@@ -30,8 +37,10 @@ function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger
 
 export function createServices(
   store: Store,
-  config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> & { plans?: PlanTable },
+  config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> &
+    Partial<Pick<ServerConfig, 'plans' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
   log: Logger,
+  metrics: Metrics = new Metrics(),
 ): Services {
   const repo = new DocumentRepository(store, { syncWrites: config.syncWrites })
   const registry: DocumentRegistry = new DocumentRegistry(
@@ -42,16 +51,37 @@ export function createServices(
       committer.compactIfDue(doc) // a log over a threshold at load is compacted right away
       // Change ids past their TTL were not loaded; drop them from disk too.
       repo.pruneChangeIds(doc.id).catch((err: unknown) => log.warn({ err, docId: doc.id }, 'pruning change ids failed'))
+      // Entities in the trash past its retention go (a document kept loaded is swept by the operators' timer).
+      operators.purgeTrash(doc).catch((err: unknown) => log.warn({ err, docId: doc.id }, 'purging the trash failed'))
     },
     log,
   )
-  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log)
-  const sync = new SyncService(registry, committer, repo, config.plans)
+  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics)
+  const sync = new SyncService(registry, committer, repo, config.plans, metrics)
+  const operators = new OperatorService(registry, committer, repo, sync, { trashRetentionDays: config.trashRetentionDays ?? 30 }, (meta) =>
+    metrics.snapshotsTaken.inc({ reason: meta.reason }),
+  )
+  const snapshots = new SnapshotSchedule(
+    operators,
+    repo,
+    { everyMs: config.snapshotEveryMs ?? 0, retention: config.snapshotRetention ?? { hours: 24, days: 30 } },
+    log,
+  )
+  snapshots.start()
+  const sweep = setInterval(() => {
+    for (const doc of registry.loadedDocuments()) {
+      operators.purgeTrash(doc).catch((err: unknown) => log.warn({ err, docId: doc.id }, 'purging the trash failed'))
+    }
+  }, TRASH_SWEEP_MS).unref()
   return {
     sync,
     registry,
+    operators,
+    snapshots,
     drain: () => sync.drain(),
     async close() {
+      clearInterval(sweep)
+      await snapshots.stop()
       await sync.drain()
       await registry.close()
     },

@@ -7,7 +7,6 @@
 import type { DeviceSyncState } from '../models/records.js'
 import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { SyncStatus } from '../types/sync.js'
-import { SyncEntityType } from '../types/sync.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 
@@ -40,7 +39,7 @@ export async function syncStatus(
     if (device) sync.devices.set(deviceId, device)
   }
   // Live counts are kept with the index; only a socket that is not live needs the index walked.
-  const entityCounts = Object.fromEntries(Object.values(SyncEntityType).map((t) => [t, sync.liveCount(t)])) as Record<SyncEntityType, number>
+  const entityCounts = sync.entityCounts()
   let pendingChanges = 0
   if (!socket.live) {
     const since = device?.lastSyncTimestamp ?? -1

@@ -1,9 +1,9 @@
 import type { TokenBucket } from '../utils/token-bucket.js'
 import * as Y from 'yjs'
-import type { AppliedChange, ChangeResult, DeviceSyncState, EntityRecord, StoredConflict } from '../models/records.js'
+import type { AppliedChange, ChangeResult, DeviceSyncState, EntityCounts, EntityRecord, StoredConflict } from '../models/records.js'
 import { entityKey } from '../models/records.js'
 import type { StoredDocument } from '../repositories/document.repository.js'
-import type { SyncEntityType } from '../types/sync.js'
+import { SyncEntityType } from '../types/sync.js'
 
 /**
  * One user's loaded document with its entity index, open conflicts and
@@ -75,6 +75,20 @@ export class SyncDocument {
   /** Live (not soft-deleted) entities of `type`. */
   liveCount(type: SyncEntityType): number {
     return this.live.get(type) ?? 0
+  }
+
+  /** Live entities of every type. */
+  entityCounts(): EntityCounts {
+    const counts = {} as EntityCounts
+    for (const type of Object.values(SyncEntityType)) counts[type] = this.liveCount(type)
+    return counts
+  }
+
+  /** Drops a purged entity from the index (it was soft-deleted, so the live counts stay). */
+  removeEntity(key: string): void {
+    const record = this.entities.get(key)
+    if (record && !record.deleted) this.live.set(record.type, this.liveCount(record.type) - 1)
+    this.entities.delete(key)
   }
 
   /** Sets an entity's index record, counting live entities per type. */

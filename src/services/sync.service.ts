@@ -13,6 +13,7 @@ import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { Plan } from '../types/events.js'
 import type { SyncChange, SyncConflict } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import { Metrics } from '../utils/metrics.js'
 import { jittered, RESTART_RETRY_MS } from '../utils/retry.js'
 import { NO_FEED, type ChangeFeed, type FeedUpdate } from './change-feed.js'
 import { changeLogPage, type ChangeLogRequest, type ChangePage } from './change-log.js'
@@ -23,6 +24,7 @@ import { recordCompletedSync, syncStatus, type SocketSyncState } from './status.
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { checkStateVector } from './update-validator.js'
+import { toSyncChange, type IndexWrite } from './entity-index.js'
 import { applyYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
 
 export interface YjsDiff {
@@ -45,6 +47,7 @@ export class SyncService {
     private readonly committer: UpdateCommitter,
     private readonly repo: DocumentRepository,
     private readonly plans: PlanTable = PLANS,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   /** Where committed writes are published from now on (the transport that holds the devices). */
@@ -80,6 +83,7 @@ export class SyncService {
     this.assertWritable(doc)
     const applied = await applyYjsUpdate(doc, this.committer, update, author, this.wantsChanges(author), this.plans[plan])
     if (applied.stored) {
+      this.metrics.yjsWrites++
       this.publish(author, applied.serverTimestamp, applied, [
         { update, deviceId: author.deviceId, fromOrigin: true },
         ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
@@ -92,7 +96,10 @@ export class SyncService {
   async applyChange(doc: SyncDocument, change: ChangeInput, author: Author, plan: Plan = 'free'): Promise<AppliedChangeResult> {
     this.assertWritable(doc)
     const applied = await applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
-    if (!applied.duplicate) this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
+    if (!applied.duplicate) {
+      this.metrics.jsonWrites++
+      this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
+    }
     return applied
   }
 
@@ -111,7 +118,7 @@ export class SyncService {
   /** Records a completed sync; it is stored with the next commit (a failure only loses the record). */
   completeSync(doc: SyncDocument, state: DeviceSyncState): void {
     if (this.closing || doc.evicted) return
-    recordCompletedSync(doc, this.committer, state).catch(() => undefined)
+    recordCompletedSync(doc, this.committer, { ...state, lastSeenAt: Date.now() }).catch(() => undefined)
   }
 
   status(doc: SyncDocument, userId: string, deviceId: string, socket: SocketSyncState) {
@@ -134,10 +141,30 @@ export class SyncService {
     updates: FeedUpdate[],
   ): void {
     const { changes, conflicts } = written
+    for (const c of conflicts) (c.resolved ? this.metrics.conflictsResolved : this.metrics.conflictsOpened).inc()
     this.feed.publish({ userId: author.userId, origin: author.origin, serverTimestamp, updates, changes, conflicts })
   }
 
-  private assertWritable(doc: SyncDocument): void {
+  /**
+   * Commits a server-made write (an operator's) and, once durable, publishes
+   * it to the change feed: its update to every Yjs device, change records to
+   * every JSON device.
+   */
+  async commitAndPublish(
+    doc: SyncDocument,
+    author: Author,
+    serverTimestamp: number,
+    update: Uint8Array | undefined,
+    indexWrites: IndexWrite[],
+    removedEntities: { entityKey: string; timestamp: number }[] = [],
+  ): Promise<void> {
+    const changes = this.wantsChanges(author) ? indexWrites.map((w) => toSyncChange(doc, w.record, author.userId)) : []
+    await this.committer.commit(doc, { updates: update ? [update] : [], entities: indexWrites, removedEntities })
+    this.publish(author, serverTimestamp, { changes, conflicts: [] }, this.serverMade(author, update))
+  }
+
+  /** Refuses writes while the server drains, and to a document being reloaded. */
+  assertWritable(doc: SyncDocument): void {
     if (this.closing) {
       throw new SyncError(ErrorCode.UNAVAILABLE, 'the server is shutting down; resend after reconnecting', {
         retryAfterMs: jittered(RESTART_RETRY_MS),

@@ -14,10 +14,11 @@
  * disk: what is in memory never drifts from what is stored.
  */
 import * as Y from 'yjs'
-import type { AppliedChange, DeviceSyncState, StoredConflict } from '../models/records.js'
+import type { AppliedChange, DeviceSyncState, SnapshotMeta, SnapshotReason, StoredConflict } from '../models/records.js'
 import type { DocumentRepository, DocumentWrite } from '../repositories/document.repository.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import { Metrics, secondsSince } from '../utils/metrics.js'
 import { jittered } from '../utils/retry.js'
 import type { IndexWrite } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
@@ -29,6 +30,26 @@ export interface Commit {
   conflicts?: readonly StoredConflict[]
   changes?: readonly AppliedChange[]
   devices?: readonly DeviceSyncState[]
+  /** Index entries of purged entities to drop. */
+  removedEntities?: readonly { entityKey: string; timestamp: number }[]
+  /** Take a snapshot with this batch: its state is what the batch leaves on disk. */
+  snapshot?: SnapshotRequest
+  /** Compact the log with this batch, due or not (an operator's request). */
+  compact?: boolean
+}
+
+/**
+ * A snapshot to take when the batch is written. The committer encodes the
+ * document's state at flush time, when memory holds exactly what is stored
+ * plus the batch, so a snapshot never holds a change that was not stored;
+ * `taken` is its metadata once the batch is written.
+ */
+export interface SnapshotRequest {
+  id: string
+  userId: string
+  reason: SnapshotReason
+  label?: string
+  taken?: SnapshotMeta
 }
 
 export interface CompactionPolicy {
@@ -46,6 +67,9 @@ interface PendingWrite {
   conflicts: StoredConflict[]
   changes: AppliedChange[]
   devices: DeviceSyncState[]
+  removedEntities: { entityKey: string; timestamp: number }[]
+  snapshots: SnapshotRequest[]
+  compact: boolean
 }
 
 interface Queued {
@@ -67,6 +91,7 @@ export class UpdateCommitter {
     private readonly policy: CompactionPolicy,
     private readonly evict: (doc: SyncDocument, settled: Promise<void>) => void,
     private readonly log: Logger,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   /**
@@ -103,7 +128,7 @@ export class UpdateCommitter {
   }
 
   /** Resolves once every commit of `doc` queued or being written so far is settled. */
-  private settled(doc: SyncDocument): Promise<void> {
+  settled(doc: SyncDocument): Promise<void> {
     if (doc.pendingWrites === 0) return Promise.resolve()
     return new Promise((resolve) => {
       const waiters = this.settledWaiters.get(doc)
@@ -153,6 +178,7 @@ export class UpdateCommitter {
   }
 
   private async flush(): Promise<void> {
+    const started = performance.now()
     const batch = this.queue
     this.queue = []
     const writes = new Map<SyncDocument, PendingWrite>()
@@ -165,16 +191,40 @@ export class UpdateCommitter {
     const published = new Map(
       [...writes.keys()].filter((doc) => !doc.evicted).map((doc) => [doc, { stateVector: Y.encodeStateVector(doc.doc), clock: doc.clock }]),
     )
-    for (const [doc, { updates, firstSeq, ...w }] of writes) {
-      if (this.compactionDue(doc)) {
-        const state = Y.encodeStateAsUpdate(doc.doc)
+    for (const [doc, { updates, firstSeq, snapshots, compact, ...w }] of writes) {
+      let state: Uint8Array | undefined
+      let write: DocumentWrite
+      if (this.compactionDue(doc) || (compact && !doc.evicted && doc.logCount > 1)) {
+        state = Y.encodeStateAsUpdate(doc.doc)
         const upToSeq = doc.nextSeq - 1
-        documentWrites.push({ ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } })
+        write = { ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } }
         // The log is replaced by `state`; updates queued while it is written add to it (logBytes keeps counting them).
         compacted.push({ doc, upToSeq, state: state.byteLength, bytes: state.byteLength - doc.logBytes })
       } else {
-        documentWrites.push(updates.length > 0 ? { ...w, append: { firstSeq, updates } } : w)
+        write = updates.length > 0 ? { ...w, append: { firstSeq, updates } } : w
       }
+      const entityCounts = doc.entityCounts()
+      write.summary = { bytes: state ? state.byteLength : doc.logBytes, entityCounts, lastActivityAt: doc.clock }
+      if (snapshots.length > 0 && !doc.evicted) {
+        // A compaction's state is this very snapshot: encoded once.
+        const snapshotState = state ?? Y.encodeStateAsUpdate(doc.doc)
+        const takenAt = Date.now()
+        write.snapshots = snapshots.map((s) => {
+          const meta: SnapshotMeta = {
+            id: s.id,
+            userId: s.userId,
+            takenAt,
+            bytes: snapshotState.byteLength,
+            entityCounts,
+            reason: s.reason,
+            ...(s.label === undefined ? {} : { label: s.label }),
+            clock: doc.clock,
+          }
+          s.taken = meta
+          return { meta, state: snapshotState }
+        })
+      }
+      documentWrites.push(write)
     }
     try {
       await this.repo.write(documentWrites)
@@ -182,6 +232,7 @@ export class UpdateCommitter {
       this.fail(batch, writes, cause)
       return
     }
+    this.observe(batch, compacted.length, started)
     for (const [doc, state] of published) doc.published = state
     for (const c of compacted) {
       c.doc.firstSeq = c.upToSeq
@@ -189,16 +240,42 @@ export class UpdateCommitter {
       c.doc.baseBytes = c.state
       this.log.debug({ docId: c.doc.id, bytes: c.doc.logBytes }, 'log compacted')
     }
+    for (const w of documentWrites) for (const { meta } of w.snapshots ?? []) this.metrics.snapshotsTaken.inc({ reason: meta.reason })
     for (const q of batch) q.resolve()
+  }
+
+  /** Once per batch written (never per update): its latency since `started`, its commits and update bytes, its compactions. */
+  private observe(batch: readonly Queued[], compactions: number, started: number): void {
+    this.metrics.commitSeconds.observe(secondsSince(started))
+    this.metrics.commitBatchCommits.observe(batch.length)
+    let bytes = 0
+    for (const { commit } of batch) if (commit.updates) for (const u of commit.updates) bytes += u.byteLength
+    this.metrics.commitBatchBytes.observe(bytes)
+    if (compactions > 0) this.metrics.compactions.inc(compactions)
   }
 
   private add(writes: Map<SyncDocument, PendingWrite>, q: Queued): void {
     let w = writes.get(q.doc)
     if (!w) {
-      w = { docId: q.doc.id, clock: 0, updates: [], firstSeq: q.firstSeq, entities: [], conflicts: [], changes: [], devices: [] }
+      w = {
+        docId: q.doc.id,
+        clock: 0,
+        updates: [],
+        firstSeq: q.firstSeq,
+        entities: [],
+        conflicts: [],
+        changes: [],
+        devices: [],
+        removedEntities: [],
+        snapshots: [],
+        compact: false,
+      }
       writes.set(q.doc, w)
     }
-    const { updates = [], entities = [], conflicts = [], changes = [], devices = [] } = q.commit
+    const { updates = [], entities = [], conflicts = [], changes = [], devices = [], removedEntities = [], snapshot, compact } = q.commit
+    w.removedEntities.push(...removedEntities)
+    if (snapshot) w.snapshots.push(snapshot)
+    if (compact) w.compact = true
     w.updates.push(...updates)
     w.clock = q.doc.clock
     w.entities.push(...entities)

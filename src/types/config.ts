@@ -1,6 +1,7 @@
 /** Server configuration, validated from the environment by `config.ts` (protocol §8). */
 import type { PlanTable } from '../models/plans.js'
 import type { ServerLimits } from '../models/server-limits.js'
+import type { SnapshotRetention } from '../services/operators/snapshot-schedule.js'
 
 export interface ServerConfig {
   host: string
@@ -25,4 +26,10 @@ export interface ServerConfig {
   plans: PlanTable
   /** Server-wide rate limits (`models/server-limits.ts`). */
   limits: ServerLimits
+  /** Soft-deleted entities are purged once deleted this many days ago. */
+  trashRetentionDays: number
+  /** How often changed documents get a scheduled snapshot (0: never). */
+  snapshotEveryMs: number
+  /** Which scheduled snapshots are kept: the newest of each of the last `hours` hours and `days` days. */
+  snapshotRetention: SnapshotRetention
 }

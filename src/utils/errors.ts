@@ -16,6 +16,8 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
+  /** A revoked device, refused at connect and on HTTP (protocol §9). */
+  REVOKED: 'REVOKED',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -75,4 +77,5 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  REVOKED: 401,
 }

@@ -16,6 +16,7 @@ import type { ExtendedError } from 'socket.io'
 import type { ServerLimits } from '../models/server-limits.js'
 import { ErrorCode } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import type { Metrics } from '../utils/metrics.js'
 import { jittered } from '../utils/retry.js'
 import { TokenBucket } from '../utils/token-bucket.js'
 import { SyncEventType } from '../types/sync.js'
@@ -35,20 +36,6 @@ const STRUCK_OUT_RETRY_MS = 5000
 /** The `event` of that `sync:error`. */
 export const ABUSE_EVENT = 'abuse'
 
-/** Server-wide totals, for `/admin/metrics`. */
-export interface AbuseCounters {
-  /** Events refused with RATE_LIMITED. */
-  rateLimited: number
-  /** Events refused as INVALID_PAYLOAD, INVALID_UPDATE or PAYLOAD_TOO_LARGE. */
-  invalid: number
-  /** Sockets disconnected for their strikes. */
-  disconnected: number
-  /** Handshakes refused for a bad or missing token. */
-  authFailures: number
-  /** Handshakes refused by the per-address limits. */
-  connectionsRefused: number
-}
-
 interface SocketStrikes {
   bucket: TokenBucket
   counts: Map<string, number>
@@ -59,7 +46,6 @@ interface SocketStrikes {
 export const logWorthy = (n: number): boolean => (n & (n - 1)) === 0
 
 export class AbuseMonitor {
-  readonly counters: AbuseCounters = { rateLimited: 0, invalid: 0, disconnected: 0, authFailures: 0, connectionsRefused: 0 }
   private readonly sockets = new WeakMap<SyncSocket, SocketStrikes>()
   /** Users whose socket was struck out, until when (ms) their handshakes are refused. */
   private readonly bannedUntil = new Map<string, number>()
@@ -67,14 +53,14 @@ export class AbuseMonitor {
   constructor(
     private readonly limits: Pick<ServerLimits, 'strikes'>,
     private readonly log: Logger,
+    /** Refused events and handshakes are counted where they are refused (event-router.ts, server.ts); disconnects here. */
+    private readonly metrics: Metrics,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** Called with every refused event's code: counts it and, past the threshold, disconnects the socket. */
   refused(socket: SyncSocket, event: string, code: string): void {
     if (!STRIKE_CODES.has(code)) return
-    if (code === ErrorCode.RATE_LIMITED) this.counters.rateLimited++
-    else this.counters.invalid++
     const now = this.now()
     let strikes = this.sockets.get(socket)
     if (!strikes) this.sockets.set(socket, (strikes = { bucket: new TokenBucket(this.limits.strikes, now), counts: new Map(), out: false }))
@@ -86,7 +72,7 @@ export class AbuseMonitor {
     if (logWorthy(count)) this.log.warn({ userId, deviceId, address, event, code, count }, 'refused events from one socket')
     if (strikes.bucket.tryTake(1, now) === 0) return
     strikes.out = true
-    this.counters.disconnected++
+    this.metrics.abuseDisconnects.inc()
     this.log.warn({ userId, deviceId, address, counts: Object.fromEntries(strikes.counts) }, 'disconnecting a socket for its refused events')
     const retryAfterMs = jittered(STRUCK_OUT_RETRY_MS)
     // Expired bans go here too, so the map holds only users still waiting (a banned user may never come back).
@@ -107,7 +93,6 @@ export class AbuseMonitor {
         next()
         return
       }
-      this.counters.connectionsRefused++
       next(handshakeRefusal('rate_limited', ErrorCode.RATE_LIMITED, 'disconnected for refused events; wait before connecting again', Math.ceil(left)))
     }
   }

@@ -3,7 +3,9 @@
  * that a shutdown can wait until every accepted event has been answered.
  */
 import type { Ack, ClientToServerEvents } from '../types/events.js'
+import { ErrorCode } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import type { Metrics } from '../utils/metrics.js'
 import type { AbuseMonitor } from './abuse-monitor.js'
 import { payloadBytes, type EventLimiter } from './event-limiter.js'
 import { checkTokenExpiry } from './middleware/auth.middleware.js'
@@ -20,6 +22,7 @@ export class EventRouter {
     readonly log: Logger,
     private readonly limiter: EventLimiter,
     private readonly abuse: AbuseMonitor,
+    readonly metrics: Metrics,
   ) {}
 
   /**
@@ -47,13 +50,17 @@ export class EventRouter {
    * (a failure is the error reply).
    */
   run(socket: SyncSocket, event: keyof ClientToServerEvents, payload: unknown, ack: Ack | undefined, handler: EventHandler): Promise<void> {
-    if (checkTokenExpiry(socket, event, payload, ack, this.log)) return Promise.resolve()
+    if (checkTokenExpiry(socket, event, payload, ack, this.log)) {
+      this.metrics.eventRefusals.inc({ event, code: ErrorCode.UNAUTHORIZED })
+      return Promise.resolve()
+    }
     const bytes = payloadBytes(payload)
     const limited = this.limiter.admit(socket, bytes)
     if (limited) {
       this.refuse(socket, event, payload, ack, limited)
       return Promise.resolve()
     }
+    this.metrics.receivedBytes += bytes
     this.inflight++
     return handler(payload)
       .then(
@@ -68,6 +75,7 @@ export class EventRouter {
 
   private refuse(socket: SyncSocket, event: string, payload: unknown, ack: Ack | undefined, err: unknown): void {
     const code = replyError(socket, event, payload, ack, err, this.log)
+    this.metrics.eventRefusals.inc({ event, code })
     this.abuse.refused(socket, event, code)
   }
 

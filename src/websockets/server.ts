@@ -1,24 +1,26 @@
 /** Socket.IO on the Fastify HTTP server (protocol §1). */
 import type { Server as HttpServer } from 'node:http'
-import { Server } from 'socket.io'
+import { Server, type ExtendedError } from 'socket.io'
 import type { Services } from '../services/index.js'
 import type { ServerConfig } from '../types/config.js'
 import { SyncEventType } from '../types/sync.js'
 import { ErrorCode } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
+import type { Metrics } from '../utils/metrics.js'
 import { jittered, RESTART_RETRY_MS } from '../utils/retry.js'
-import { AbuseMonitor, type AbuseCounters } from './abuse-monitor.js'
+import { AbuseMonitor } from './abuse-monitor.js'
 import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { RelayBatcher } from './relay-batcher.js'
-import { SocketFeed } from './socket-feed.js'
+import { SocketConnections, SocketFeed } from './socket-feed.js'
+import { createRevocationMiddleware } from './middleware/revocation.middleware.js'
 import { attachRuntime, SyncRuntime } from './sync-runtime.js'
 import { holdWrites } from './write-coalescer.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
-import type { SyncServer } from './types.js'
+import type { SyncServer, SyncSocket } from './types.js'
 import { userRoom } from './types.js'
 
 /** The `event` of the `sync:error` each socket gets when the server shuts down. */
@@ -27,8 +29,6 @@ export const SHUTDOWN_EVENT = 'shutdown'
 export interface SocketServer {
   io: SyncServer
   router: EventRouter
-  /** Refusals and disconnects of the rate limits and abuse checks, since start. */
-  counters: AbuseCounters
   /** The rate limits, which HTTP sync requests draw on too. */
   limiter: EventLimiter
   /**
@@ -41,16 +41,40 @@ export interface SocketServer {
   closeConnections(): void
 }
 
+type Middleware = (socket: SyncSocket, next: (err?: ExtendedError) => void) => void
+
+/** A refused handshake's code: the `data.code` of `handshakeRefusal` (reply.ts), INTERNAL for anything else. */
+function refusalCode(err: ExtendedError): string {
+  const code = (err.data as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? code : ErrorCode.INTERNAL
+}
+
+/**
+ * Bytes the server sends, one engine.io packet at a time as it is created
+ * (`packetCreate`: once per recipient connection, broadcasts included): a
+ * text packet is its type byte and the socket.io message (UTF-8), a binary
+ * attachment its size. That is each WebSocket frame's payload, counted
+ * without encoding anything or allocating. Not counted: WebSocket framing
+ * (2-14 bytes a frame), what permessage-deflate saves on frames over
+ * COMPRESS_THRESHOLD_BYTES, and long-polling's base64 and separators.
+ */
+function packetBytes(packet: { data?: unknown }): number {
+  const { data } = packet
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength
+  return 1 + (typeof data === 'string' ? Buffer.byteLength(data) : 0)
+}
+
 export function createSocketServer(
   httpServer: HttpServer,
   services: Services,
   config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans' | 'limits'>,
   log: Logger,
+  metrics: Metrics,
 ): SocketServer {
-  const abuse = new AbuseMonitor(config.limits, log)
-  const guard = new ConnectionGuard(config.limits, abuse.counters, log)
+  const abuse = new AbuseMonitor(config.limits, log, metrics)
+  const guard = new ConnectionGuard(config.limits, log)
   const limiter = new EventLimiter(config.plans, config.limits)
-  const router = new EventRouter(log, limiter, abuse)
+  const router = new EventRouter(log, limiter, abuse, metrics)
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,
@@ -61,17 +85,29 @@ export function createSocketServer(
     httpCompression: { threshold: config.compressThresholdBytes },
     serveClient: false,
   })
+  // Every handshake a middleware refuses is counted by its code (the `connect_error`'s `data.code`).
+  const use = (middleware: Middleware): void => {
+    io.use((socket, next) =>
+      middleware(socket, (err) => {
+        if (err) metrics.handshakeRefusals.inc({ code: refusalCode(err) })
+        next(err)
+      }),
+    )
+  }
   // Shutdown and per-address limits first: a refused handshake costs no token verification.
-  io.use(guard.middleware())
+  use(guard.middleware())
   const relays = new RelayBatcher(io)
   // Committed writes, whoever made them, reach the user's live sockets through this feed.
   services.sync.publishTo(new SocketFeed(io, relays))
+  services.operators.connectTo(new SocketConnections(io))
   attachRuntime(io, new SyncRuntime(services, router))
-  io.use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
+  use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
   // A user whose socket was disconnected for its refused events waits out the retry hint it was given.
-  io.use(abuse.middleware())
+  use(abuse.middleware())
+  // A device an operator revoked is refused until unrevoked.
+  use(createRevocationMiddleware((userId, deviceId) => services.operators.isRevoked(userId, deviceId), log))
   // Devices and connections per user (plan limits): refused at connect.
-  io.use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
+  use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
   // Deferred a turn so that the failed events' error replies go out first.
   services.registry.onEvict((userId) => {
@@ -79,7 +115,10 @@ export function createSocketServer(
   })
   io.on('connection', (socket) => {
     // Every packet the connection sends in a turn (acks, relays, errors, broadcasts) leaves in one write.
-    socket.conn.on('packetCreate', () => holdWrites(socket))
+    socket.conn.on('packetCreate', (packet: { data?: unknown }) => {
+      holdWrites(socket)
+      metrics.sentBytes += packetBytes(packet)
+    })
     void socket.join(userRoom(socket.data.userId))
     registerSyncHandlers(io, socket)
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.
@@ -99,5 +138,5 @@ export function createSocketServer(
       socket.conn.close()
     }
   }
-  return { io, router, counters: abuse.counters, limiter, closeConnections }
+  return { io, router, limiter, closeConnections }
 }

@@ -5,12 +5,16 @@
  * `sync:entity_*` change records, and every socket of the user as
  * `sync:conflict`. The connection that made the write gets neither its own
  * update nor its own change records back.
+ *
+ * `SocketConnections` gives the operators the user's devices and a way to
+ * close them.
  */
 import type { ChangeFeed, CommittedWrite } from '../services/change-feed.js'
+import type { DeviceConnections } from '../services/operators/operator.service.js'
 import type { SyncChange } from '../types/sync.js'
 import { SyncEventType, SyncOperationType } from '../types/sync.js'
 import type { RelayBatcher } from './relay-batcher.js'
-import type { SyncServer } from './types.js'
+import type { SyncServer, SyncSocket } from './types.js'
 import { liveChangesRoom, userRoom } from './types.js'
 
 const entityEvents = {
@@ -44,5 +48,27 @@ export class SocketFeed implements ChangeFeed {
     // After the updates they are about (a resolution's value, a write-back): the user's relays go first.
     this.relays.flushUser(userId)
     for (const conflict of write.conflicts) this.io.to(userRoom(userId)).emit(SyncEventType.SYNC_CONFLICT, conflict)
+  }
+}
+
+/** The user's sockets as the operators see them (services/operators: devices, disconnect, revoke, erase). */
+export class SocketConnections implements DeviceConnections {
+  constructor(private readonly io: SyncServer) {}
+
+  private *socketsOf(userId: string): Generator<SyncSocket> {
+    for (const id of this.io.sockets.adapter.rooms.get(userRoom(userId)) ?? []) {
+      const socket = this.io.sockets.sockets.get(id)
+      if (socket) yield socket
+    }
+  }
+
+  connectedDevices(userId: string): Map<string, number> {
+    const devices = new Map<string, number>()
+    for (const socket of this.socketsOf(userId)) devices.set(socket.data.deviceId, (devices.get(socket.data.deviceId) ?? 0) + 1)
+    return devices
+  }
+
+  disconnect(userId: string, deviceId?: string): void {
+    for (const socket of [...this.socketsOf(userId)]) if (deviceId === undefined || socket.data.deviceId === deviceId) socket.disconnect(true)
   }
 }

@@ -46,6 +46,9 @@ export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {
     syncWrites: true,
     plans: PLANS,
     limits: SERVER_LIMITS,
+    trashRetentionDays: 30,
+    snapshotEveryMs: 0,
+    snapshotRetention: { hours: 24, days: 30 },
     ...overrides,
   }
 }

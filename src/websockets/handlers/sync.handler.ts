@@ -26,6 +26,7 @@ import type { ClientToServerEvents } from '../../types/events.js'
 import type { SyncChange, SyncRequest, SyncStatus } from '../../types/sync.js'
 import { SyncEventType, SyncOperationType } from '../../types/sync.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
+import { secondsSince } from '../../utils/metrics.js'
 import type { AuthenticatedSocket } from '../middleware/auth.middleware.js'
 import {
   DEVICE_ID,
@@ -149,7 +150,8 @@ export function broadcastEntityChange(io: SyncServer, change: SyncChange, exclud
 const author = (socket: SyncSocket): Author => ({ userId: socket.data.userId, deviceId: socket.data.deviceId, origin: socket.id })
 
 async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
-  const { services } = runtimeOf(io)
+  const started = performance.now() // answered requests are timed by mode (utils/metrics.ts)
+  const { services, router } = runtimeOf(io)
   const request = parseSyncRequest(payload)
   if (request.deviceId !== socket.data.deviceId) {
     throw new SyncError(ErrorCode.FORBIDDEN, 'deviceId is not the one this socket authenticated with')
@@ -162,6 +164,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
     socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
+    router.metrics.syncSeconds.observe({ mode: 'yjs' }, secondsSince(started))
     return { serverTimestamp: diff.serverTimestamp }
   }
   const page = await services.sync.changePage(doc, socket.data.userId, request)
@@ -174,6 +177,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
     // carried every entity change up to it, so it is as good a resume point as the cursor.
     goLive(io, socket, doc, { cursor: page.cursor }, page.serverTimestamp)
   }
+  router.metrics.syncSeconds.observe({ mode: 'changes' }, secondsSince(started))
   return { hasMore: page.hasMore, cursor: page.cursor, serverTimestamp: page.serverTimestamp }
 }
 

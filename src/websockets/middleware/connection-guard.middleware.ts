@@ -19,7 +19,7 @@ import { ErrorCode } from '../../utils/errors.js'
 import type { Logger } from '../../utils/logger.js'
 import { jittered, RESTART_RETRY_MS } from '../../utils/retry.js'
 import { KeyedBuckets } from '../../utils/token-bucket.js'
-import { logWorthy, type AbuseCounters } from '../abuse-monitor.js'
+import { logWorthy } from '../abuse-monitor.js'
 import { handshakeRefusal } from '../reply.js'
 import type { SyncSocket } from '../types.js'
 
@@ -28,10 +28,12 @@ export class ConnectionGuard {
   private readonly connections: KeyedBuckets
   private readonly authFailures: KeyedBuckets
   private closing = false
+  /** Totals since start, for throttling the log (the metrics count refusals in server.ts). */
+  private failedTotal = 0
+  private refusedTotal = 0
 
   constructor(
     limits: Pick<ServerLimits, 'ipConnections' | 'ipAuthFailures'>,
-    private readonly counters: AbuseCounters,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
@@ -46,7 +48,7 @@ export class ConnectionGuard {
 
   /** The auth middleware reports each handshake it refused for its token. */
   authFailed(address: string): void {
-    const total = ++this.counters.authFailures
+    const total = ++this.failedTotal
     const now = this.now()
     const failures = this.authFailures.get(address, now)
     failures.take(1, now)
@@ -66,9 +68,9 @@ export class ConnectionGuard {
       const lockedFor = failures.waitMs(1, now)
       const wait = lockedFor > 0 ? lockedFor : this.connections.get(address, now).tryTake(1, now)
       if (wait > 0) {
-        this.counters.connectionsRefused++
+        this.refusedTotal++
         const detail = lockedFor > 0 ? 'too many failed authentications from this address' : 'too many connections from this address'
-        if (logWorthy(this.counters.connectionsRefused)) this.log.warn({ address, reason: detail }, 'connection refused: rate limit')
+        if (logWorthy(this.refusedTotal)) this.log.warn({ address, reason: detail }, 'connection refused: rate limit')
         next(handshakeRefusal('rate_limited', ErrorCode.RATE_LIMITED, detail, jittered(wait)))
         return
       }
