@@ -7,7 +7,20 @@ import { tempDir } from './helpers/server.js'
 describe('configuration from the environment (protocol §8)', () => {
   it('has the documented defaults', () => {
     const c = parseEnv({})
-    expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, logLevel: 'info', syncWrites: true })
+    expect(c).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      logLevel: 'info',
+      syncWrites: true,
+      trashRetentionDays: 30,
+      snapshotEveryMs: 3_600_000,
+      snapshotRetention: { hours: 24, days: 30 },
+    })
+    expect(parseEnv({ SNAPSHOT_EVERY_MS: '0', SNAPSHOT_RETENTION: '48h', TRASH_RETENTION_DAYS: '7' })).toMatchObject({
+      snapshotEveryMs: 0,
+      snapshotRetention: { hours: 48, days: 0 },
+      trashRetentionDays: 7,
+    })
     expect(c.dataDir).toBe(path.resolve('./data'))
   })
 
@@ -19,6 +32,9 @@ describe('configuration from the environment (protocol §8)', () => {
     expect(bad).toThrow(/JWT_SECRET must be at least 32 characters/)
     expect(bad).toThrow(/SYNC_WRITES/)
     expect(() => parseEnv({ PORT: '70000' })).toThrow(/PORT/)
+    const retention = () => parseEnv({ SNAPSHOT_RETENTION: 'forever', TRASH_RETENTION_DAYS: '-1' })
+    expect(retention).toThrow(/SNAPSHOT_RETENTION: must look like 24h,30d/)
+    expect(retention).toThrow(/TRASH_RETENTION_DAYS/)
   })
 
   it('generates JWT_SECRET and ADMIN_TOKEN once into DATA_DIR with mode 0600 and reuses them', async () => {

@@ -15,12 +15,12 @@
  * `GET /admin/openapi.json`: the OpenAPI 3 document of every route, generated
  * by @fastify/swagger from the routes' schemas.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Counter, Gauge } from 'prom-client'
-import { ErrorCode, SyncError } from '../utils/errors.js'
+import { ErrorCode } from '../utils/errors.js'
+import { ADMIN_SECURITY, adminGuard } from './admin-auth.js'
 import type { EventLoopMonitor } from '../utils/event-loop-monitor.js'
 import type { Metrics } from '../utils/metrics.js'
 
@@ -62,21 +62,10 @@ async function adminView(m: Metrics) {
   }
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
-
-/** Compares digests, so the check takes the same time whatever the guess. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  const match = /^Bearer (.+)$/.exec(header ?? '')
-  return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), digest(token))
-}
-
 export function registerAdminRoutes(app: FastifyInstance, adminToken: string, sources: AdminMetricsSources): void {
-  const requireAdmin = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
-    if (bearerMatches(request.headers.authorization, adminToken)) done()
-    else done(new SyncError(ErrorCode.UNAUTHORIZED, 'admin routes need Authorization: Bearer <ADMIN_TOKEN>'))
-  }
+  const requireAdmin = adminGuard(adminToken)
   const routes = app.withTypeProvider<ZodTypeProvider>()
-  const security = [{ adminToken: [] }]
+  const security = ADMIN_SECURITY
   routes.get(
     '/admin/openapi.json',
     { onRequest: requireAdmin, schema: { tags: ['admin'], summary: 'This document', security } },
