@@ -39,6 +39,7 @@ import {
   type PathRate,
 } from './bench/changes.js'
 import { runFlood, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
+import { runOperators, type OperatorsResult, type OperatorsSpec } from './bench/operators.js'
 import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
@@ -96,6 +97,16 @@ const FLOOD: FloodSpec = {
 /** A document growing to 8 MB of state, twice COMPACT_MAX_BYTES (part 8). */
 const GROWTH: GrowthSpec = { segments: 8, updatesPerSegment: 1000, clipBytes: 1000, window: 8 }
 
+/** Snapshots and restores of a 10,000-clip and an 8 MB document; throughput with snapshots every second (part 9). */
+const OPERATORS: OperatorsSpec = {
+  clips: 10_000,
+  bigClips: 8000,
+  bigClipBytes: 1000,
+  editedClips: 100,
+  throughput: { name: '100 users x 2 devices', users: 100, devicesPerUser: 2, window: 8, updatesPerDevice: 40, warmupPerDevice: 4, timeLimitMs: 10_000 },
+  rounds: 3,
+}
+
 /** Parts of the run that BENCH_ONLY may name, each run alone with its report and checks. */
 const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () => void; checks: () => void }>> = {
   async flood() {
@@ -105,6 +116,10 @@ const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () =
   async growth() {
     const g = await runGrowth(GROWTH, progress)
     return { result: g, report: () => reportGrowth(g), checks: () => logGrowthChecks(g) }
+  },
+  async operators() {
+    const o = await runOperators(OPERATORS, progress)
+    return { result: o, report: () => reportOperators(o), checks: () => logOperatorsChecks(o) }
   },
 }
 
@@ -207,6 +222,8 @@ async function main(): Promise<void> {
   lap('flood')
   const growth = await runGrowth(GROWTH, progress)
   lap('growth')
+  const operators = await runOperators(OPERATORS, progress)
+  lap('operators')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
   lap('rawLevelEnd')
@@ -362,6 +379,7 @@ async function main(): Promise<void> {
   reportYjsPath(yjsPath)
   reportFlood(flood)
   reportGrowth(growth)
+  reportOperators(operators)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -418,6 +436,7 @@ async function main(): Promise<void> {
   }
   logFloodChecks(flood)
   logGrowthChecks(growth)
+  logOperatorsChecks(operators)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
       `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
@@ -457,6 +476,7 @@ async function main(): Promise<void> {
         yjsPath,
         flood,
         growth,
+        operators,
       }),
     ),
   )
@@ -571,6 +591,36 @@ function logGrowthChecks(g: GrowthResult): void {
     g.cpuGrowth > 3 ? `an update costs ${fmt(g.cpuGrowth, 1)}x more at the end than at the start` : '',
   ].filter(Boolean)
   log(problems.length === 0 ? `   growth: ok: every update acked; last segment ${fmt(g.cpuGrowth, 2)}x the CPU per update under 4 MB` : `   growth: ${problems.join('; ')}`)
+}
+
+function reportOperators(o: OperatorsResult): void {
+  log(`9. Operators: snapshot and restore over the admin API, and what snapshots cost the users writing meanwhile`)
+  log(
+    table(
+      ['measure', 'value'],
+      [
+        [`snapshot of ${fmt(o.clips)} clips (median of 3), ms`, fmt(o.snapshotMs, 1)],
+        ['… its bytes', fmt(o.snapshotBytes)],
+        [`restore dry run after ${fmt(100)} clips changed, ms`, fmt(o.dryRunMs, 1)],
+        ['restore (before-restore snapshot, forward changes), ms', fmt(o.restoreMs, 1)],
+        [`snapshot of a ${fmt(o.bigStateMB, 1)} MB document, ms`, fmt(o.bigSnapshotMs, 1)],
+        ['… longest event-loop block meanwhile, ms', fmt(o.snapshotBlockMs, 1)],
+        ['… longest block in an idle window as long, ms', fmt(o.idleBlockMs, 1)],
+        ['100 x 2 acked/s, snapshots every second (rounds)', o.withSnapshots.map((v) => fmt(v)).join(', ')],
+        ['100 x 2 acked/s, no snapshots (rounds)', o.withoutSnapshots.map((v) => fmt(v)).join(', ')],
+        ['with ÷ without (medians)', fmt(o.throughputRatio, 2)],
+      ],
+    ),
+  )
+  log()
+}
+
+function logOperatorsChecks(o: OperatorsResult): void {
+  const problems = [
+    o.restoreUpdated !== 100 ? `the restore set back ${o.restoreUpdated} clips, not 100` : '',
+    !(o.snapshotBytes > 0) ? 'an empty snapshot' : '',
+  ].filter(Boolean)
+  log(problems.length === 0 ? `   operators: ok: the restore set back the 100 changed clips; 8 MB snapshot's longest block ${fmt(o.snapshotBlockMs, 1)} ms` : `   operators: ${problems.join('; ')}`)
 }
 
 function logFloodChecks(f: FloodResult): void {

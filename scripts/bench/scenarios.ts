@@ -105,6 +105,8 @@ export interface ThroughputSpec {
   timeLimitMs: number
   /** Whether the clients offer permessage-deflate (default true, as real clients do). */
   deflate?: boolean
+  /** Server settings to change from their defaults. */
+  serverEnv?: Record<string, string>
 }
 
 /** A measured phase's acks and relays, and what a fresh device then finds on the server. */
@@ -154,7 +156,7 @@ export interface ThroughputResult extends AckAndDelivery {
 
 export async function runThroughput(spec: ThroughputSpec): Promise<ThroughputResult> {
   const dir = await makeTempDir('superclip-bench-data-')
-  const server = await startServer(dir)
+  const server = await startServer(dir, spec.serverEnv)
   let devices: BenchDevice[] = []
   try {
     devices = await connectDevices(server, spec.users, spec.devicesPerUser, spec.deflate !== false)

@@ -67,8 +67,6 @@ export interface DocumentWrite {
   devices: readonly DeviceSyncState[]
   /** The document's summary for the operators' user list. */
   summary?: DocumentSummary
-  /** Snapshots taken with this batch: their state is the document's once the batch is written. */
-  snapshots?: readonly { meta: SnapshotMeta; state: Uint8Array }[]
   /** Index entries to drop (purged entities): the entity key and its by-time key's timestamp. */
   removedEntities?: readonly { entityKey: string; timestamp: number }[]
 }
@@ -145,10 +143,6 @@ export class DocumentRepository {
       for (const c of w.changes) batch.put(changeIdKey(docId, c.changeId), toJson(c))
       for (const d of w.devices) batch.put(deviceKey(docId, d.deviceId), toJson(d))
       if (w.summary) batch.put(metaKey(docId, SUMMARY), toJson(w.summary))
-      for (const { meta, state } of w.snapshots ?? []) {
-        batch.put(snapshotKey(docId, meta.id), toJson(meta))
-        batch.put(snapshotStateKey(docId, meta.id), state)
-      }
       for (const r of w.removedEntities ?? []) {
         batch.del(entityKeyBytes(docId, r.entityKey))
         batch.del(byTimeKey(docId, r.timestamp, r.entityKey))
@@ -214,7 +208,16 @@ export class DocumentRepository {
     return this.db.get(snapshotStateKey(docId, id))
   }
 
-  /** Stores a snapshot made outside a commit (an import). */
+  /**
+   * The log's entries up to `upToSeq`. The iterator (and its LevelDB
+   * snapshot) is made before this returns: called in the turn a batch was
+   * written, it reads that batch's state whatever is written later.
+   */
+  readLogUpTo(docId: string, upToSeq: number): Promise<Uint8Array[]> {
+    return this.db.values({ gte: updateKey(docId, 0), lte: updateKey(docId, upToSeq) }).all()
+  }
+
+  /** Stores a snapshot's metadata and state. */
   async putSnapshot(docId: string, meta: SnapshotMeta, state: Uint8Array): Promise<void> {
     await this.db.batch(
       [

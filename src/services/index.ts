@@ -83,6 +83,7 @@ export function createServices(
       clearInterval(sweep)
       await snapshots.stop()
       await sync.drain()
+      await operators.close()
       await registry.close()
     },
   }

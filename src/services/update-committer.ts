@@ -39,10 +39,12 @@ export interface Commit {
 }
 
 /**
- * A snapshot to take when the batch is written. The committer encodes the
- * document's state at flush time, when memory holds exactly what is stored
- * plus the batch, so a snapshot never holds a change that was not stored;
- * `taken` is its metadata once the batch is written.
+ * A snapshot to take with the batch: it holds exactly what the batch leaves
+ * stored, never a change that was not. Nothing is encoded on the event loop:
+ * once the batch is written, `log` reads the document's stored log up to the
+ * batch (its iterator is made in the same turn, so a later compaction cannot
+ * change what it reads), and the caller merges it off the loop. `taken` is
+ * the snapshot's metadata (`bytes` left for the caller).
  */
 export interface SnapshotRequest {
   id: string
@@ -50,6 +52,7 @@ export interface SnapshotRequest {
   reason: SnapshotReason
   label?: string
   taken?: SnapshotMeta
+  log?: Promise<Uint8Array[]>
 }
 
 export interface CompactionPolicy {
@@ -186,6 +189,7 @@ export class UpdateCommitter {
     /** `bytes`: how the document's log size changes once the compaction is written; `state`: its new first entry. */
     const compacted: { doc: SyncDocument; upToSeq: number; state: number; bytes: number }[] = []
     const documentWrites: DocumentWrite[] = []
+    const snapshotReads: { docId: string; upToSeq: number; requests: SnapshotRequest[] }[] = []
     // Memory holds exactly what is stored plus this batch (changes are applied and queued in one turn).
     // (An evicted document is never read again: nothing to publish.)
     const published = new Map(
@@ -206,23 +210,20 @@ export class UpdateCommitter {
       const entityCounts = doc.entityCounts()
       write.summary = { bytes: state ? state.byteLength : doc.logBytes, entityCounts, lastActivityAt: doc.clock }
       if (snapshots.length > 0 && !doc.evicted) {
-        // A compaction's state is this very snapshot: encoded once.
-        const snapshotState = state ?? Y.encodeStateAsUpdate(doc.doc)
         const takenAt = Date.now()
-        write.snapshots = snapshots.map((s) => {
-          const meta: SnapshotMeta = {
+        for (const s of snapshots) {
+          s.taken = {
             id: s.id,
             userId: s.userId,
             takenAt,
-            bytes: snapshotState.byteLength,
+            bytes: 0,
             entityCounts,
             reason: s.reason,
             ...(s.label === undefined ? {} : { label: s.label }),
             clock: doc.clock,
           }
-          s.taken = meta
-          return { meta, state: snapshotState }
-        })
+        }
+        snapshotReads.push({ docId: doc.id, upToSeq: doc.nextSeq - 1, requests: snapshots })
       }
       documentWrites.push(write)
     }
@@ -240,7 +241,12 @@ export class UpdateCommitter {
       c.doc.baseBytes = c.state
       this.log.debug({ docId: c.doc.id, bytes: c.doc.logBytes }, 'log compacted')
     }
-    for (const w of documentWrites) for (const { meta } of w.snapshots ?? []) this.metrics.snapshotsTaken.inc({ reason: meta.reason })
+    // In this turn, before the next batch can compact these logs.
+    for (const r of snapshotReads) {
+      const log = this.repo.readLogUpTo(r.docId, r.upToSeq)
+      log.catch(() => undefined) // read by the snapshot's taker, which reports its failure
+      for (const s of r.requests) s.log = log
+    }
     for (const q of batch) q.resolve()
   }
 

@@ -14,11 +14,12 @@ import { SyncEntityType } from '../../types/sync.js'
 import { ErrorCode, SyncError } from '../../utils/errors.js'
 import type { DocumentRegistry } from '../document-registry.js'
 import { entitiesOf, entityMap } from '../entity-index.js'
-import type { SyncDocument } from '../sync-document.js'
+import { SyncDocument } from '../sync-document.js'
 import type { SyncService } from '../sync.service.js'
-import type { UpdateCommitter } from '../update-committer.js'
+import type { SnapshotRequest, UpdateCommitter } from '../update-committer.js'
 import { docFromState, documentJson, type DocumentJson } from './document-json.js'
 import { applyRestore, planRestore, RESTORE_DEVICE, type RestoreCounts, type RestoreScope } from './restore.js'
+import { StateWorker } from './state-worker.js'
 import { purgeTrash, restoreFromTrash, trashOf, type TrashEntry } from './trash.js'
 
 /** The user's live connections, as the transport holds them. */
@@ -67,6 +68,7 @@ const ZERO_COUNTS = Object.fromEntries(Object.values(SyncEntityType).map((t) => 
 
 export class OperatorService {
   private connections: DeviceConnections = NO_CONNECTIONS
+  private readonly states = new StateWorker()
 
   constructor(
     private readonly registry: DocumentRegistry,
@@ -74,7 +76,7 @@ export class OperatorService {
     private readonly repo: DocumentRepository,
     private readonly sync: SyncService,
     private readonly options: { trashRetentionDays: number },
-    /** Hears of snapshots stored outside a commit (imports), for the metrics. */
+    /** Hears of every snapshot stored, for the metrics. */
     private readonly onSnapshot: (meta: SnapshotMeta) => void = () => {},
   ) {}
 
@@ -120,6 +122,17 @@ export class OperatorService {
     return this.withDocument(userId, (doc) => documentJson(doc.doc))
   }
 
+  /**
+   * The user's document as stored, loaded apart from the registry: nothing
+   * runs at load (no index rebuild, compaction or trash purge) and nothing is
+   * written, for offline reads and checks (`npm run admin -- verify`). The
+   * caller destroys `doc.doc`. 404 for a user with no data.
+   */
+  async storedDocument(userId: string): Promise<SyncDocument> {
+    if (!(await this.repo.exists(userId))) throw notFound(`no user ${userId}`)
+    return new SyncDocument(userId, await this.repo.read(userId))
+  }
+
   /** Compacts the user's log now, due or not. */
   compact(userId: string): Promise<{ bytesBefore: number; bytesAfter: number }> {
     return this.withDocument(userId, async (doc) => {
@@ -143,12 +156,21 @@ export class OperatorService {
     return this.withDocument(userId, (doc) => this.snapshotOf(doc, reason, label))
   }
 
+  /** The state the next batch leaves stored, merged off the event loop, and stored as a snapshot. */
   private async snapshotOf(doc: SyncDocument, reason: SnapshotReason, label?: string): Promise<SnapshotMeta> {
-    const request = { id: randomUUID(), userId: doc.id, reason, ...(label === undefined ? {} : { label }) }
-    const snapshot = { ...request, taken: undefined as SnapshotMeta | undefined }
-    await this.committer.commit(doc, { snapshot })
-    if (!snapshot.taken) throw new SyncError(ErrorCode.UNAVAILABLE, 'the snapshot was not taken; try again', { retryAfterMs: 1000 })
-    return snapshot.taken
+    const request: SnapshotRequest = { id: randomUUID(), userId: doc.id, reason, ...(label === undefined ? {} : { label }) }
+    await this.committer.commit(doc, { snapshot: request })
+    if (!request.taken || !request.log) throw new SyncError(ErrorCode.UNAVAILABLE, 'the snapshot was not taken; try again', { retryAfterMs: 1000 })
+    const state = await this.states.merge(await request.log)
+    const meta: SnapshotMeta = { ...request.taken, bytes: state.byteLength }
+    await this.repo.putSnapshot(doc.id, meta, state)
+    this.onSnapshot(meta)
+    return meta
+  }
+
+  /** Stops the snapshot worker. */
+  close(): Promise<void> {
+    return this.states.close()
   }
 
   /** The user's snapshots, newest first. */
