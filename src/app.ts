@@ -8,6 +8,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { registerAdminRoutes } from './controllers/admin.controller.js'
+import { registerConsoleRoutes } from './controllers/console.controller.js'
 import { registerHealthRoutes } from './controllers/health.controller.js'
 import { registerErrorHandling } from './controllers/http-errors.js'
 import { registerSyncRoutes } from './controllers/sync.controller.js'
@@ -69,6 +70,7 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   const sockets = createSocketServer(app.server, services, config, app.log, metrics)
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)
+  registerConsoleRoutes(app)
   registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log, metrics })
   registerOperatorRoutes(app, config.adminToken, services.operators)
   const eventLoop = new EventLoopMonitor()

@@ -76,6 +76,13 @@ describe('README', () => {
     expect(page.stdout).toMatch(/^deviceId web-[0-9a-f-]{36}$/m)
   })
 
+  it("the quick start's token command prints the token alone, as TOKEN=$(npm run -s token -- alice) needs", async () => {
+    expect(readme).toContain('TOKEN=$(npm run -s token -- alice)')
+    const dataDir = path.join(dir, 'data')
+    const { stdout } = await run('npm', ['run', '-s', 'token', '--', 'alice'], { cwd: root, env: { ...process.env, DATA_DIR: dataDir, JWT_SECRET: '' }, timeout: 60_000 })
+    expect(stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/)
+  })
+
   it('names only npm scripts that exist, files that exist, and the quick start', async () => {
     const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
     for (const [, name] of readme.matchAll(/npm run (?:-s )?([\w:-]+)/g)) expect(Object.keys(scripts), `npm run ${name}`).toContain(name)

@@ -1,0 +1,35 @@
+/**
+ * Builds the operators' web console (web/console/) into dist/console/: the
+ * TypeScript bundled with uPlot into main.js, the CSS (uPlot's and ours) into
+ * main.css, and index.html copied. Run by `npm run build` after tsc, and by
+ * test/console.browser.test.ts before it opens the page; the server serves
+ * dist/console/ at /console (src/controllers/console.controller.ts).
+ *
+ * `node scripts/build-console.mjs [outdir]` (default dist/console).
+ */
+import { copyFile, mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import process from 'node:process'
+import { build } from 'esbuild'
+
+const root = path.resolve(import.meta.dirname, '..')
+const source = path.join(root, 'web', 'console')
+const outdir = path.resolve(root, process.argv[2] ?? path.join('dist', 'console'))
+
+await mkdir(outdir, { recursive: true })
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: path.join(source, 'main.ts'), style: path.join(source, 'console.css') },
+  outdir,
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['es2022'],
+  minify: true,
+  sourcemap: 'linked',
+  // The browser code has its own tsconfig (DOM lib, bundler resolution).
+  tsconfig: path.join(root, 'web', 'tsconfig.json'),
+  logLevel: 'warning',
+})
+await copyFile(path.join(source, 'index.html'), path.join(outdir, 'index.html'))
+// Silent on success, as tsc is: `npm run -s token` and `npm run -s admin -- --json` print only their own output.
