@@ -15,10 +15,8 @@
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import type { SnapshotMeta } from '../models/records.js'
 import type { DocumentJson } from '../services/operators/document-json.js'
-import type { DeviceInfo, RestoreResult, UserSummary } from '../services/operators/operator.service.js'
-import type { TrashEntry } from '../services/operators/trash.js'
+import type { DeviceInfo, RestoreResult, SnapshotMeta, TrashEntry, UserSummary } from '../types/operators.js'
 import { SyncEntityType } from '../types/sync.js'
 // Types only: the offline commands import ./offline.js when they run, so online ones load neither LevelDB nor the services.
 import type * as OfflineModule from './offline.js'

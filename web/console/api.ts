@@ -2,7 +2,7 @@
  * The operators' API as the console calls it: the admin token kept in this
  * tab's sessionStorage and sent as `Authorization: Bearer` with every call;
  * errors (`{ error: { code, message } }`) thrown as ApiError. The reply types
- * mirror src/controllers/operator.schemas.ts.
+ * are the server's (src/types/operators.ts).
  */
 
 const TOKEN_KEY = 'superclip.adminToken'
@@ -30,53 +30,8 @@ export function whenUnauthorized(handler: () => void): void {
   onUnauthorized = handler
 }
 
-export type EntityCounts = Record<string, number>
-
-export interface UserSummary {
-  userId: string
-  bytes: number
-  entityCounts: EntityCounts
-  devicesConnected: number
-  lastActivityAt: number
-  loaded: boolean
-}
-
-export interface UsersPage {
-  users: UserSummary[]
-  cursor: string | null
-}
-
-export interface Device {
-  deviceId: string
-  connected: boolean
-  lastSeenAt: number | null
-  lastSyncTimestamp: number | null
-  revoked: boolean
-}
-
-export interface SnapshotMeta {
-  id: string
-  userId: string
-  takenAt: number
-  bytes: number
-  entityCounts: EntityCounts
-  reason: 'manual' | 'scheduled' | 'before-restore' | 'import'
-  label?: string
-}
-
-export interface RestoreReply {
-  restoredFrom: string
-  snapshotBefore: string | null
-  changed: { deleted: number; revived: number; updated: number }
-  serverTimestamp: number
-}
-
-export interface TrashEntity {
-  entityType: string
-  entityId: string
-  deletedAt: number
-  deviceId: string
-}
+// The server's own reply types (types only: nothing of the server is bundled).
+export type { DeviceInfo as Device, RestoreResult as RestoreReply, SnapshotMeta, TrashEntry as TrashEntity, UserSummary, UsersPage } from '../../src/types/operators.js'
 
 /** A call with the admin token; throws ApiError unless the reply is 2xx. */
 export async function request(method: string, path: string, body?: unknown): Promise<Response> {

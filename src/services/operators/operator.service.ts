@@ -18,9 +18,10 @@ import { SyncDocument } from '../sync-document.js'
 import type { SyncService } from '../sync.service.js'
 import type { SnapshotRequest, UpdateCommitter } from '../update-committer.js'
 import { docFromState, documentJson, type DocumentJson } from './document-json.js'
-import { applyRestore, planRestore, RESTORE_DEVICE, type RestoreCounts, type RestoreScope } from './restore.js'
+import { applyRestore, planRestore, RESTORE_DEVICE, type RestoreScope } from './restore.js'
 import { StateWorker } from './state-worker.js'
-import { purgeTrash, restoreFromTrash, trashOf, type TrashEntry } from './trash.js'
+import { purgeTrash, restoreFromTrash, trashOf } from './trash.js'
+import type { DeviceInfo, RestoreResult, TrashEntry, UserSummary } from '../../types/operators.js'
 
 /** The user's live connections, as the transport holds them. */
 export interface DeviceConnections {
@@ -32,33 +33,11 @@ export interface DeviceConnections {
 
 export const NO_CONNECTIONS: DeviceConnections = { connectedDevices: () => new Map(), disconnect: () => {} }
 
-export interface UserSummary extends DocumentSummary {
-  userId: string
-  devicesConnected: number
-  loaded: boolean
-}
-
-export interface DeviceInfo {
-  deviceId: string
-  connected: boolean
-  lastSeenAt: number | null
-  lastSyncTimestamp: number | null
-  revoked: boolean
-}
-
 export interface RestoreRequest {
   snapshotId?: string
   at?: number
   scope?: RestoreScope
   dryRun?: boolean
-}
-
-export interface RestoreResult {
-  restoredFrom: string
-  /** The `before-restore` snapshot (none on a dry run). */
-  snapshotBefore: string | null
-  changed: RestoreCounts
-  serverTimestamp: number
 }
 
 const DAY_MS = 24 * 3600_000

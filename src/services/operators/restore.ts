@@ -19,6 +19,7 @@
 import isEqual from 'lodash/isEqual.js'
 import * as Y from 'yjs'
 import { DELETED, DELETED_AT, type EntitySpec } from '../../models/entity-schema.js'
+import type { RestoreCounts } from '../../types/operators.js'
 import type { SyncEntityType } from '../../types/sync.js'
 import { entitiesOf, entityMap, readEntity } from '../entity-index.js'
 import { transactIndexed, type IndexedTransaction } from '../indexed-transaction.js'
@@ -42,15 +43,6 @@ interface EntityRestore {
   /** The snapshot's fields, or undefined: the entity did not exist then (soft-delete it). */
   target: Record<string, unknown> | undefined
   action: 'delete' | 'revive' | 'update'
-}
-
-export interface RestoreCounts {
-  /** Entities created since the snapshot, now soft-deleted. */
-  deleted: number
-  /** Entities deleted (or purged) since, now live again. */
-  revived: number
-  /** Entities whose fields were set back. */
-  updated: number
 }
 
 export interface RestorePlan {

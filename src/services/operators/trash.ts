@@ -8,18 +8,11 @@
  */
 import { DELETED, DELETED_AT, ENTITY_SPECS } from '../../models/entity-schema.js'
 import { entityKey } from '../../models/records.js'
+import type { TrashEntry } from '../../types/operators.js'
 import type { SyncEntityType } from '../../types/sync.js'
 import { entityMap } from '../entity-index.js'
 import { transactIndexed, type IndexedTransaction } from '../indexed-transaction.js'
 import type { SyncDocument } from '../sync-document.js'
-
-export interface TrashEntry {
-  entityType: SyncEntityType
-  entityId: string
-  deletedAt: number
-  /** The device whose change deleted it (its last change). */
-  deviceId: string
-}
 
 export function trashOf(sync: SyncDocument): TrashEntry[] {
   const entries: TrashEntry[] = []
