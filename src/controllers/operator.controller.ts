@@ -6,7 +6,7 @@
  * service and replies; errors are `{ error: { code, message } }` with 400,
  * 401, 404 or 413 (controllers/http-errors.ts).
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { OperatorService } from '../services/operators/operator.service.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
@@ -35,6 +35,12 @@ import {
 } from './operator.schemas.js'
 
 const tags = ['operators']
+
+/** Replies 204 once `done` has. */
+async function noContent(reply: FastifyReply, done: Promise<void>): Promise<FastifyReply> {
+  await done
+  return reply.code(204).send()
+}
 const security = ADMIN_SECURITY
 
 export function registerOperatorRoutes(app: FastifyInstance, adminToken: string, operators: OperatorService): void {
@@ -61,10 +67,7 @@ export function registerOperatorRoutes(app: FastifyInstance, adminToken: string,
   routes.delete(
     '/admin/users/:userId',
     { onRequest, schema: { tags, security, summary: 'Erase the user: sockets closed, every key removed', params: userParams } },
-    async (request, reply) => {
-      await operators.erase(request.params.userId)
-      return reply.code(204).send()
-    },
+    (request, reply) => noContent(reply, operators.erase(request.params.userId)),
   )
   routes.post(
     '/admin/users/:userId/compact',
@@ -122,10 +125,7 @@ export function registerOperatorRoutes(app: FastifyInstance, adminToken: string,
   routes.delete(
     '/admin/users/:userId/snapshots/:id',
     { onRequest, schema: { tags, security, summary: 'Delete a snapshot', params: snapshotParams } },
-    async (request, reply) => {
-      await operators.deleteSnapshot(request.params.userId, request.params.id)
-      return reply.code(204).send()
-    },
+    (request, reply) => noContent(reply, operators.deleteSnapshot(request.params.userId, request.params.id)),
   )
 
   routes.post(
@@ -177,25 +177,16 @@ export function registerOperatorRoutes(app: FastifyInstance, adminToken: string,
   routes.post(
     '/admin/users/:userId/devices/:deviceId/disconnect',
     { onRequest, schema: { tags, security, summary: "Close the device's sockets", params: deviceParams } },
-    async (request, reply) => {
-      await operators.disconnectDevice(request.params.userId, request.params.deviceId)
-      return reply.code(204).send()
-    },
+    (request, reply) => noContent(reply, operators.disconnectDevice(request.params.userId, request.params.deviceId)),
   )
   routes.post(
     '/admin/users/:userId/devices/:deviceId/revoke',
     { onRequest, schema: { tags, security, summary: 'Revoke the device: disconnected now, refused (REVOKED) at every later connect', params: deviceParams } },
-    async (request, reply) => {
-      await operators.revoke(request.params.userId, request.params.deviceId)
-      return reply.code(204).send()
-    },
+    (request, reply) => noContent(reply, operators.revoke(request.params.userId, request.params.deviceId)),
   )
   routes.delete(
     '/admin/users/:userId/devices/:deviceId/revoke',
     { onRequest, schema: { tags, security, summary: 'Unrevoke the device', params: deviceParams } },
-    async (request, reply) => {
-      await operators.unrevoke(request.params.userId, request.params.deviceId)
-      return reply.code(204).send()
-    },
+    (request, reply) => noContent(reply, operators.unrevoke(request.params.userId, request.params.deviceId)),
   )
 }
