@@ -29,7 +29,8 @@ import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/
 import { buildServer } from './lib/server-process.js'
 import { fmt, rounded, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
-import { allowedCpus, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
+import { LOAD_BOUND_PCT, LOAD_PROCS } from './bench-peers/load.js'
+import { allowedCpus, LOAD_CPU, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
 import {
   runColdLoad,
   runFanout,
@@ -156,8 +157,8 @@ async function main(): Promise<void> {
     partSec[key] = (performance.now() - t0) / 1000
   }
 
-  await run(1, 'fanout1', '1 user x 10 devices x 100 new clips', true, (s) => runFanout(s, FANOUT_1, progress))
-  await run(2, 'fanout100', '100 users x 2 devices x 10 new clips', true, (s) => runFanout(s, FANOUT_2, progress))
+  await run(1, 'fanout1', '1 user x 10 devices x 100 new clips', true, (s) => runFanout(s, FANOUT_1, progress, pin.ok))
+  await run(2, 'fanout100', '100 users x 2 devices x 10 new clips', true, (s) => runFanout(s, FANOUT_2, progress, pin.ok))
   await run(3, 'join', `a fresh device joins a ${fmt(JOIN.clips)}-clip document`, false, (s) => runJoin(s, JOIN.clips, JOIN.chunk, JOIN.reps))
   await run(4, 'loss', `SIGKILL right after ${LOSS.updates} updates were relayed`, false, (s) => runLoss(s, LOSS.updates, LOSS.rounds))
   await run(5, 'latency', 'edit to arrival on another device', true, (s) => runLatency(s, LATENCY.warmup, LATENCY.edits))
@@ -188,12 +189,21 @@ async function main(): Promise<void> {
     better: Better
     digits: number
     pick: (r: never) => number
+    /** Instead of the number: the cell's text (the load CPU rows). */
+    text?: (r: never) => string
+    /** Whether the row's figure is marked load-bound (fan-out rows: FanoutResult.loadBound). */
+    loadBound?: boolean
   }
+  type Fanout = { loadCpuPct: number; loadMaxPct: number; loadBound: boolean; loadProcs: number }
+  const loadText = (r: Fanout) => `${fmt(r.loadCpuPct)} / ${fmt(r.loadMaxPct)}${r.loadBound ? ' LOAD-BOUND' : ''}`
+  const loadLabel = `   load CPU %: ${LOAD_PROCS} load processes + bench process, sum / busiest`
   const rows: Row[] = [
-    { label: '1 user x 10 devices x 100 new clips: updates/s', key: 'fanout1', better: 'higher', digits: 0, pick: (r: { updatesPerSec: number }) => r.updatesPerSec },
-    { label: '   server CPU s until all hold all 1,000', key: 'fanout1', better: 'lower', digits: 2, pick: (r: { serverCpuSec: number }) => r.serverCpuSec },
+    { label: '1 user x 10 devices x 100 new clips: updates/s', key: 'fanout1', better: 'higher', digits: 0, pick: (r: { updatesPerSec: number }) => r.updatesPerSec, loadBound: true },
+    { label: loadLabel, key: 'fanout1', better: 'lower', digits: 0, pick: (r: Fanout) => r.loadCpuPct, text: loadText },
+    { label: '   server CPU s until all hold all 1,000', key: 'fanout1', better: 'lower', digits: 2, pick: (r: { serverCpuSec: number }) => r.serverCpuSec, loadBound: true },
     { label: `   server CPU s incl. ${SETTLE_MS / 1000} s after (deferred writes)`, key: 'fanout1', better: 'lower', digits: 2, pick: (r: { serverCpuSettledSec: number }) => r.serverCpuSettledSec },
-    { label: '100 users x 2 devices x 10 new clips: updates/s', key: 'fanout100', better: 'higher', digits: 0, pick: (r: { updatesPerSec: number }) => r.updatesPerSec },
+    { label: '100 users x 2 devices x 10 new clips: updates/s', key: 'fanout100', better: 'higher', digits: 0, pick: (r: { updatesPerSec: number }) => r.updatesPerSec, loadBound: true },
+    { label: loadLabel, key: 'fanout100', better: 'lower', digits: 0, pick: (r: Fanout) => r.loadCpuPct, text: loadText },
     { label: `fresh device joins a ${fmt(JOIN.clips)}-clip doc: ms`, key: 'join', better: 'lower', digits: 0, pick: (r: { medianMs: number }) => r.medianMs },
     { label: `SIGKILL after relay: lost of ${LOSS.updates} (worst of ${LOSS.rounds})`, key: 'loss', better: 'lower', digits: 0, pick: (r: { maxLost: number }) => r.maxLost },
     { label: 'edit to arrival on another device: p50 ms', key: 'latency', better: 'lower', digits: 2, pick: (r: { p50Ms: number }) => r.p50Ms },
@@ -207,7 +217,16 @@ async function main(): Promise<void> {
     if (outcome.error !== undefined) return 'failed'
     const v = num(row.key, target, row.pick)
     const problems = (outcome.result as { problems?: string[] }).problems ?? []
-    return `${fmt(v, row.digits)}${problems.length > 0 ? ' (!)' : ''}`
+    const text = row.text ? row.text(outcome.result as never) : fmt(v, row.digits)
+    return `${text}${isLoadBound(row, target) ? ' (load-bound)' : ''}${problems.length > 0 ? ' (!)' : ''}`
+  }
+  const isLoadBound = (row: Row, target: TargetName) =>
+    row.loadBound === true && (results[row.key]?.[target]?.result as { loadBound?: boolean } | undefined)?.loadBound === true
+  const ratioCell = (row: Row) => {
+    if (row.text) return ''
+    const ratio = ratioText(num(row.key, 'ours', row.pick), [num(row.key, 'y-websocket', row.pick), num(row.key, 'Hocuspocus', row.pick)], row.better)
+    const bound = (['y-websocket', 'Hocuspocus', 'ours'] as const).some((t) => isLoadBound(row, t))
+    return bound && ratio !== '-' ? `${ratio} (load-bound)` : ratio
   }
   const versions = peerPackages()
   log()
@@ -229,13 +248,16 @@ async function main(): Promise<void> {
           cell(row, 'y-websocket'),
           cell(row, 'Hocuspocus'),
           cell(row, 'ours'),
-          ratioText(num(row.key, 'ours', row.pick), [num(row.key, 'y-websocket', row.pick), num(row.key, 'Hocuspocus', row.pick)], row.better),
+          ratioCell(row),
           cell(row, 'floor'),
         ]),
     ),
   )
   log('   updates/s: updates (one new clip each) ÷ time from the first edit until every device held all its user\'s clips; median')
   log(`   of ${FANOUT_1.rounds} and ${FANOUT_2.rounds} rounds after ${FANOUT_1.warmupRounds} warm-up rounds. Join: median of ${JOIN.reps}. Latency: ${LATENCY.edits} edits, one at a time.`)
+  log(`   load CPU: the clients of workloads 1 and 2 run in ${LOAD_PROCS} child processes${pin.ok ? ` sharing CPU ${LOAD_CPU}` : ''}; % of one core over the measured`)
+  log(`   interval, median of the rounds. (load-bound) / LOAD-BOUND: a load process${pin.ok ? ', or all of them together on their one core,' : ''} was over ${LOAD_BOUND_PCT}%: that`)
+  log('   figure may measure the clients, not the server.')
   log('   Socket.IO floor: not a sync server. A bare Socket.IO server with our options that acks each update and relays it, one')
   log('   relay per update, with no Yjs, no checks and no disk, driven by our client: what our protocol\'s messages cost by themselves.')
   if (Object.values(results).some((byTarget) => Object.values(byTarget).some((o) => o.error !== undefined || ((o.result as { problems?: string[] } | undefined)?.problems ?? []).length > 0))) {
@@ -254,14 +276,14 @@ async function main(): Promise<void> {
   log('Details')
   if (results.fanout1) {
     log(
-      `   1. server CPU µs per update: ${detail('fanout1', (r: { serverCpuUsPerUpdate: number }) => fmt(r.serverCpuUsPerUpdate))}; load process CPU: ${detail('fanout1', (r: { loadCpuPct: number }) => `${fmt(r.loadCpuPct)}%`)}`,
+      `   1. server CPU µs per update: ${detail('fanout1', (r: { serverCpuUsPerUpdate: number }) => fmt(r.serverCpuUsPerUpdate))}; load CPU (sum of the load processes): ${detail('fanout1', (r: { loadCpuPct: number }) => `${fmt(r.loadCpuPct)}%`)}`,
     )
     log(`      updates/s per round: ${detail('fanout1', (r: { rounds_: { updatesPerSec: number }[] }) => r.rounds_.map((x) => fmt(x.updatesPerSec)).join(', '))}`)
   }
   if (results.fanout100) {
     log(`   2. updates/s per round: ${detail('fanout100', (r: { rounds_: { updatesPerSec: number }[] }) => r.rounds_.map((x) => fmt(x.updatesPerSec)).join(', '))}`)
     log(
-      `      server CPU µs per update: ${detail('fanout100', (r: { serverCpuUsPerUpdate: number }) => fmt(r.serverCpuUsPerUpdate))}; load process CPU: ${detail('fanout100', (r: { loadCpuPct: number }) => `${fmt(r.loadCpuPct)}%`)}`,
+      `      server CPU µs per update: ${detail('fanout100', (r: { serverCpuUsPerUpdate: number }) => fmt(r.serverCpuUsPerUpdate))}; load CPU (sum of the load processes): ${detail('fanout100', (r: { loadCpuPct: number }) => `${fmt(r.loadCpuPct)}%`)}`,
     )
   }
   if (results.join) {
@@ -291,6 +313,22 @@ async function main(): Promise<void> {
     log('Problems')
     for (const p of problems) log(`   ${p}`)
   }
+  log('Checks')
+  const loadBoundRows: string[] = []
+  for (const [key, label] of [
+    ['fanout1', '1. 1 user x 10 devices'],
+    ['fanout100', '2. 100 users x 2 devices'],
+  ] as const) {
+    if (!results[key]) continue
+    for (const t of targets) {
+      const r = results[key]?.[t]?.result as (Fanout & { loadBoundRounds: number; rounds: number }) | undefined
+      if (!r) continue
+      const figures = `load CPU ${fmt(r.loadCpuPct)}% summed, busiest process ${fmt(r.loadMaxPct)}%; ${r.loadBoundRounds} of ${r.rounds} rounds over ${LOAD_BOUND_PCT}%`
+      if (r.loadBound) loadBoundRows.push(`${label}, ${t}`)
+      log(`   ${label}, ${t}: ${r.loadBound ? 'FAIL: load-bound' : 'ok: load not saturated'} (${figures})`)
+    }
+  }
+  if (loadBoundRows.length > 0) log(`   FAILED: ${loadBoundRows.length} load-bound rows: ${loadBoundRows.join('; ')}. Their updates/s and server CPU measure the clients as much as the server.`)
   log(
     `Servers allowed on CPUs: ${Object.entries(serverCpus)
       .map(([t, c]) => `${t} ${c ?? '?'}`)
@@ -320,11 +358,17 @@ async function main(): Promise<void> {
         cpus: os.cpus().length,
         contention,
         config: { FANOUT_1, FANOUT_2, JOIN, LOSS, LATENCY, MEMORY, COLD, SETTLE_MS },
+        loadBoundRows,
         results,
       }),
     ),
   )
   clearTimeout(watchdog)
+  if (loadBoundRows.length > 0) {
+    process.stderr.write(`[bench:peers] check failed: load-bound rows: ${loadBoundRows.join('; ')}\n`)
+    cleanupSync()
+    process.exit(1)
+  }
 }
 
 runBench('bench:peers', main)

@@ -132,6 +132,11 @@ function member(mod: unknown, name: string, from: string): unknown {
   return value
 }
 
+/** ws's generateMask: leaves the key all zero. */
+function zeroMask(_mask: Buffer): void {
+  // nothing to fill
+}
+
 /** Loads the peers' client modules (once). */
 export function loadPeerModules(): PeerModules {
   if (peerModules) return peerModules
@@ -145,9 +150,23 @@ export function loadPeerModules(): PeerModules {
   const hocuspocus: unknown = require('@hocuspocus/provider')
   const ws: unknown = require('ws')
   if (typeof ws !== 'function') throw new Error('ws did not export the WebSocket class')
+  const WS = ws as new (url: string, protocols: string | string[] | undefined, options: object) => object
+  /**
+   * What the providers construct (`new WebSocketPolyfill(url)`): ws with an
+   * all-zero masking key, which ws then does not apply (the RFC wants a fresh
+   * random key per frame against caching proxies; on loopback there is none),
+   * and without offering permessage-deflate (neither peer server accepts it).
+   * This spares the load a random key and an XOR pass per frame; the servers
+   * still unmask every frame as before.
+   */
+  class LightWebSocket extends WS {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, { generateMask: zeroMask, perMessageDeflate: false })
+    }
+  }
   peerModules = {
     Y: yjs as Yjs,
-    WebSocket: ws,
+    WebSocket: LightWebSocket,
     WebsocketProvider: member(require('y-websocket'), 'WebsocketProvider', 'y-websocket') as WebsocketProviderCtor,
     HocuspocusProvider: member(hocuspocus, 'HocuspocusProvider', '@hocuspocus/provider') as HocuspocusProviderCtor,
     HocuspocusProviderWebsocket: member(hocuspocus, 'HocuspocusProviderWebsocket', '@hocuspocus/provider') as HocuspocusSocketCtor,
@@ -353,7 +372,7 @@ export class OurDevice implements Device {
 }
 
 /** A new, unconnected device of `userId` on `server`, of the kind that server speaks. */
-export async function newDevice(server: TargetServer, userId: string, deviceId: string): Promise<Device> {
+export async function newDevice(server: Pick<TargetServer, 'name' | 'url'>, userId: string, deviceId: string): Promise<Device> {
   switch (server.name) {
     case 'y-websocket':
       return new YWebsocketDevice(deviceId, server.url, userId)

@@ -9,6 +9,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { makeTempDir, removeTempDir } from '../bench/server.js'
 import { median, percentile, sleep, waitUntil } from '../bench/stats.js'
 import { newDevice, type Device } from './clients.js'
+import { LOAD_BOUND_PCT, LoadPool } from './load.js'
 import type { TargetName, TargetServer } from './servers.js'
 
 export type StartServer = (dataDir: string) => Promise<TargetServer>
@@ -31,8 +32,8 @@ async function withServer<T>(start: StartServer, prefix: string, run: (server: T
   }
 }
 
-async function connectAll(
-  server: TargetServer,
+export async function connectAll(
+  server: Pick<TargetServer, 'name' | 'url'>,
   ids: readonly { userId: string; deviceId: string }[],
 ): Promise<Device[]> {
   const devices = await Promise.all(ids.map((id) => newDevice(server, id.userId, id.deviceId)))
@@ -45,7 +46,7 @@ async function connectAll(
   return devices
 }
 
-function deviceProblems(devices: readonly Device[]): Problems {
+export function deviceProblems(devices: readonly Device[]): Problems {
   const problems: Problems = []
   const refused = devices.reduce((n, d) => n + d.refused(), 0)
   if (refused > 0) problems.push(`${refused} updates refused`)
@@ -55,7 +56,7 @@ function deviceProblems(devices: readonly Device[]): Problems {
 }
 
 /** Resolves once no device has an unacknowledged update (ours; the peers' protocols have no acks), or false after `ms`. */
-const allAcked = (devices: readonly Device[], ms: number): Promise<boolean> => waitUntil(() => devices.every((d) => d.unacked() === 0), ms)
+export const allAcked = (devices: readonly Device[], ms: number): Promise<boolean> => waitUntil(() => devices.every((d) => d.unacked() === 0), ms)
 
 // ---- 1 and 2: fan-out throughput ----
 
@@ -79,12 +80,18 @@ export interface FanoutRound {
   serverCpuSec: number
   /** Server CPU from the first edit to SETTLE_MS after the last device held everything (deferred persistence included), s. */
   serverCpuSettledSec: number
-  /** CPU of this (the load) process over the wall time, % of one core. */
+  /** CPU of all the load processes together (the bench process and its load workers) over the round, % of one core. */
   loadCpuPct: number
+  /** CPU of the busiest load process over the round, % of one core. */
+  loadMaxPct: number
+  /** Each load process (bench process first), % of one core. */
+  loadProcPct: number[]
   connectSec: number
 }
 
 export interface FanoutResult extends FanoutSpec {
+  /** Load processes the devices were spread over (besides the bench process). */
+  loadProcs: number
   warmup: FanoutRound[]
   rounds_: FanoutRound[]
   /** Medians over the measured rounds. */
@@ -93,77 +100,94 @@ export interface FanoutResult extends FanoutSpec {
   serverCpuSettledSec: number
   serverCpuUsPerUpdate: number
   loadCpuPct: number
+  loadMaxPct: number
+  /** Measured rounds in which the load was saturated (any load process, or their sum on a shared core, over LOAD_BOUND_PCT). */
+  loadBoundRounds: number
+  /** The median round's load was saturated: the figure may measure the clients, not the server. */
+  loadBound: boolean
   problems: Problems
 }
 
 /**
  * `users` × `devicesPerUser` devices, fresh users each round; every device
  * makes `clipsPerDevice` clips, one transaction (one update) each, all devices
- * at once; timed until every device holds all of its user's clips.
+ * at once; timed until every device holds all of its user's clips. The
+ * devices run in LoadPool's worker processes, not in this one.
+ * `sharedLoadCore`: the load processes share one core (pinned), so their sum
+ * counts against LOAD_BOUND_PCT too.
  */
-export async function runFanout(start: StartServer, spec: FanoutSpec, progress: (line: string) => void): Promise<FanoutResult> {
-  return withServer(start, 'bench-peers-fanout-', async (server) => {
-    const problems: Problems = []
-    const round = async (label: string, users: number, settle: boolean): Promise<FanoutRound> => {
-      const ids = []
-      for (let u = 0; u < users; u++) {
-        for (let d = 0; d < spec.devicesPerUser; d++) ids.push({ userId: `${label}-u${u}`, deviceId: `${label}-u${u}-d${d}` })
-      }
-      const c0 = performance.now()
-      const devices = await connectAll(server, ids)
-      const connectSec = (performance.now() - c0) / 1000
-      try {
+export async function runFanout(start: StartServer, spec: FanoutSpec, progress: (line: string) => void, sharedLoadCore = true): Promise<FanoutResult> {
+  const pool = await LoadPool.start()
+  try {
+    return await withServer(start, 'bench-peers-fanout-', async (server) => {
+      const problems: Problems = []
+      const round = async (label: string, users: number, settle: boolean): Promise<FanoutRound> => {
+        const ids = []
+        for (let u = 0; u < users; u++) {
+          for (let d = 0; d < spec.devicesPerUser; d++) ids.push({ userId: `${label}-u${u}`, deviceId: `${label}-u${u}-d${d}` })
+        }
         const expected = spec.devicesPerUser * spec.clipsPerDevice
-        const cpu0 = await server.cpuUs()
-        const load0 = process.cpuUsage()
-        const t0 = performance.now()
-        for (let c = 0; c < spec.clipsPerDevice; c++) for (const d of devices) d.addClips(1)
-        const reached = await Promise.all(devices.map((d) => d.clips.reach(expected, 60_000)))
-        const cpu1 = await server.cpuUs()
-        const load = process.cpuUsage(load0)
-        const short = devices.filter((d) => d.clips.count < expected)
-        if (short.length > 0) problems.push(`${label}: ${short.length} devices did not get all ${expected} clips within 60 s`)
-        const t1 = Math.max(...reached.map((at) => at ?? Number.NaN))
-        if (settle) await sleep(SETTLE_MS)
-        const cpu2 = settle ? await server.cpuUs() : Number.NaN
-        if (!(await allAcked(devices, 10_000))) problems.push(`${label}: updates still unacknowledged 10 s after`)
-        problems.push(...deviceProblems(devices).map((p) => `${label}: ${p}`))
-        const updates = devices.length * spec.clipsPerDevice
-        const wallSec = (t1 - t0) / 1000
+        let cpu0 = Number.NaN
+        let cpu1 = Number.NaN
+        let cpu2 = Number.NaN
+        const r = await pool.round({ name: server.name, url: server.url }, ids, spec.clipsPerDevice, expected, {
+          onStart: async () => {
+            cpu0 = await server.cpuUs()
+          },
+          onMeasured: async () => {
+            cpu1 = await server.cpuUs()
+          },
+          during: async () => {
+            if (!settle) return
+            await sleep(SETTLE_MS)
+            cpu2 = await server.cpuUs()
+          },
+        })
+        if (r.short > 0) problems.push(`${label}: ${r.short} devices did not get all ${expected} clips within 60 s`)
+        problems.push(...r.problems.map((p) => `${label}: ${p}`))
+        const wallSec = r.wallMs / 1000
         return {
-          updates,
+          updates: r.sent,
           wallSec,
-          updatesPerSec: updates / wallSec,
+          updatesPerSec: r.sent / wallSec,
           serverCpuSec: (cpu1 - cpu0) / 1e6,
           serverCpuSettledSec: (cpu2 - cpu0) / 1e6,
-          loadCpuPct: ((load.user + load.system) / 1e6 / wallSec) * 100,
-          connectSec,
+          loadCpuPct: r.sumCpuPct,
+          loadMaxPct: r.maxCpuPct,
+          loadProcPct: r.procCpuPct,
+          connectSec: r.connectMs / 1000,
         }
-      } finally {
-        for (const d of devices) d.close()
-        await sleep(300)
       }
-    }
-    const warmup: FanoutRound[] = []
-    for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, spec.users, false))
-    const rounds: FanoutRound[] = []
-    for (let r = 0; r < spec.rounds; r++) {
-      progress(`  round ${r + 1}/${spec.rounds}`)
-      rounds.push(await round(`r${r}`, spec.users, spec.settle))
-    }
-    const med = (f: (r: FanoutRound) => number) => median(rounds.map(f))
-    return {
-      ...spec,
-      warmup,
-      rounds_: rounds,
-      updatesPerSec: med((r) => r.updatesPerSec),
-      serverCpuSec: med((r) => r.serverCpuSec),
-      serverCpuSettledSec: med((r) => r.serverCpuSettledSec),
-      serverCpuUsPerUpdate: med((r) => (r.serverCpuSec * 1e6) / r.updates),
-      loadCpuPct: med((r) => r.loadCpuPct),
-      problems,
-    }
-  })
+      const warmup: FanoutRound[] = []
+      for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, spec.users, false))
+      const rounds: FanoutRound[] = []
+      for (let r = 0; r < spec.rounds; r++) {
+        progress(`  round ${r + 1}/${spec.rounds}`)
+        rounds.push(await round(`r${r}`, spec.users, spec.settle))
+      }
+      const med = (f: (r: FanoutRound) => number) => median(rounds.map(f))
+      const saturated = (r: FanoutRound) => r.loadMaxPct > LOAD_BOUND_PCT || (sharedLoadCore && r.loadCpuPct > LOAD_BOUND_PCT)
+      const loadCpuPct = med((r) => r.loadCpuPct)
+      const loadMaxPct = med((r) => r.loadMaxPct)
+      return {
+        ...spec,
+        loadProcs: pool.size,
+        warmup,
+        rounds_: rounds,
+        updatesPerSec: med((r) => r.updatesPerSec),
+        serverCpuSec: med((r) => r.serverCpuSec),
+        serverCpuSettledSec: med((r) => r.serverCpuSettledSec),
+        serverCpuUsPerUpdate: med((r) => (r.serverCpuSec * 1e6) / r.updates),
+        loadCpuPct,
+        loadMaxPct,
+        loadBoundRounds: rounds.filter(saturated).length,
+        loadBound: loadMaxPct > LOAD_BOUND_PCT || (sharedLoadCore && loadCpuPct > LOAD_BOUND_PCT),
+        problems,
+      }
+    })
+  } finally {
+    pool.close()
+  }
 }
 
 // ---- 3: a fresh device joins a big document ----
