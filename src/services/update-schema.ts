@@ -15,6 +15,7 @@
 import * as Y from 'yjs'
 import { specOfCollection, type EntitySpec } from '../models/entity-schema.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import { UpdateItems } from './update-items.js'
 import type { DecodedUpdate } from './update-validator.js'
 
 type Content = Y.Item['content']
@@ -29,36 +30,16 @@ const refuse = (message: string): never => {
   throw new SyncError(ErrorCode.INVALID_PAYLOAD, message)
 }
 
-export function checkUpdateSchema(doc: Y.Doc, decoded: DecodedUpdate): void {
+export function checkUpdateSchema(doc: Y.Doc, decoded: DecodedUpdate, items: UpdateItems = new UpdateItems(decoded)): void {
   const store = doc.store
   const known = (id: Y.ID): boolean => id.clock < Y.getState(store, id.client)
   const rootNames = new Map<unknown, string>()
   for (const [name, type] of doc.share) rootNames.set(type, name)
-  const added = new Map<number, Y.Item[]>()
-  for (const s of decoded.structs) {
-    if (!(s instanceof Y.Item)) continue
-    let items = added.get(s.id.client)
-    if (!items) added.set(s.id.client, (items = []))
-    items.push(s)
-  }
   /** The item holding clock `id`, in the document or in the update (items may be runs). */
   const itemAt = (id: Y.ID): Y.Item | undefined => {
-    if (known(id)) {
-      const struct = Y.getItem(store, id) as Y.AbstractStruct
-      return struct instanceof Y.Item ? struct : undefined
-    }
-    // An update's items of one client come in clock order: a binary search (an initial sync's update holds thousands).
-    const items = added.get(id.client) ?? []
-    let lo = 0
-    let hi = items.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      const item = items[mid] as Y.Item
-      if (id.clock < item.id.clock) hi = mid - 1
-      else if (id.clock >= item.id.clock + item.length) lo = mid + 1
-      else return item
-    }
-    return undefined
+    if (!known(id)) return items.at(id)
+    const struct = Y.getItem(store, id) as Y.AbstractStruct
+    return struct instanceof Y.Item ? struct : undefined
   }
   const places = new Map<Y.Item, Place | undefined>()
 

@@ -17,6 +17,7 @@ import { DELETED, specOfCollection, type EntitySpec } from '../models/entity-sch
 import type { SyncEntityType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { ClientValue } from './conflicts.js'
+import { UpdateItems } from './update-items.js'
 
 export interface ManualOverwrite {
   spec: EntitySpec
@@ -39,19 +40,10 @@ export interface Inspection {
 type Decoded = ReturnType<typeof Y.decodeUpdate>
 type Parent = { type: Y.AbstractType<Y.YEvent<never>> | undefined; name: string | undefined; key: string | null }
 
-export function inspectUpdate(doc: Y.Doc, decoded: Decoded): Inspection {
+export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems = new UpdateItems(decoded)): Inspection {
   const store = doc.store
   const known = (id: Y.ID) => id.clock < Y.getState(store, id.client)
-  const inUpdate = new Map<string, Y.Item>()
-  for (const s of decoded.structs) if (s instanceof Y.Item) inUpdate.set(`${s.id.client}:${s.id.clock}`, s)
-  const findInUpdate = (id: Y.ID): Y.Item | undefined => {
-    // Items may be merged runs: look for the run holding this clock.
-    for (let clock = id.clock; clock >= 0 && id.clock - clock < 1024; clock--) {
-      const item = inUpdate.get(`${id.client}:${clock}`)
-      if (item) return item.id.clock + item.length > id.clock ? item : undefined
-    }
-    return undefined
-  }
+  const findInUpdate = (id: Y.ID): Y.Item | undefined => items.at(id)
   // The item of this update written right after a given one (the next write to the same key).
   const successor = new Map<string, Y.Item>()
   for (const s of decoded.structs) if (s instanceof Y.Item && s.origin) successor.set(`${s.origin.client}:${s.origin.clock}`, s)

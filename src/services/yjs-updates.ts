@@ -18,6 +18,7 @@ import type { UpdateCommitter } from './update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
 import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
 import { checkUpdateSchema } from './update-schema.js'
+import { UpdateItems } from './update-items.js'
 import type { PlanLimits } from '../models/plans.js'
 import { checkDocumentBytes, checkNewClientIds, checkNewEntities, checkUpdateBytes, newEntitiesInUpdate } from './plan-limits.js'
 
@@ -54,9 +55,11 @@ export async function applyYjsUpdate(
     const decoded = decodeClientUpdate(update)
     if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) return { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }
     refuseMissingDependencies(sync.doc, decoded)
-    const inspection = inspectUpdate(sync.doc, decoded)
+    // The update's items, indexed once for both walks.
+    const items = new UpdateItems(decoded)
+    const inspection = inspectUpdate(sync.doc, decoded, items)
     // After the inspector: an entity that is not a Y.Map is its INVALID_UPDATE, not a schema refusal.
-    checkUpdateSchema(sync.doc, decoded)
+    checkUpdateSchema(sync.doc, decoded, items)
     overwrites = inspection.overwrites
     if (limits) {
       // Plan limits, before anything is applied: the entities it would create or revive, the bytes it would add.
