@@ -64,9 +64,14 @@ export class OperatorService {
     this.connections = connections
   }
 
+  /** NOT_FOUND for a user the server holds nothing of (loaded or stored). */
+  private async assertUser(userId: string): Promise<void> {
+    if (!this.registry.peek(userId) && !(await this.repo.exists(userId))) throw notFound(`no user ${userId}`)
+  }
+
   /** Runs `work` on the user's loaded document (loading it if needed); 404 for a user with no data. */
   async withDocument<T>(userId: string, work: (doc: SyncDocument) => Promise<T> | T): Promise<T> {
-    if (!this.registry.peek(userId) && !(await this.repo.exists(userId))) throw notFound(`no user ${userId}`)
+    await this.assertUser(userId)
     const lease = this.registry.acquire(userId)
     try {
       return await work(await lease.document)
@@ -84,7 +89,7 @@ export class OperatorService {
   }
 
   async user(userId: string): Promise<UserSummary> {
-    if (!this.registry.peek(userId) && !(await this.repo.exists(userId))) throw notFound(`no user ${userId}`)
+    await this.assertUser(userId)
     return this.summaryOf(userId)
   }
 
@@ -123,7 +128,7 @@ export class OperatorService {
 
   /** Closes the user's sockets, then removes every key of theirs. */
   async erase(userId: string): Promise<void> {
-    if (!this.registry.peek(userId) && !(await this.repo.exists(userId))) throw notFound(`no user ${userId}`)
+    await this.assertUser(userId)
     this.connections.disconnect(userId)
     await this.registry.exclusive(userId, (doc) => this.committer.settled(doc), () => this.repo.erase(userId))
   }
@@ -154,7 +159,7 @@ export class OperatorService {
 
   /** The user's snapshots, newest first. */
   async snapshots(userId: string): Promise<SnapshotMeta[]> {
-    await this.user(userId)
+    await this.assertUser(userId)
     return (await this.repo.snapshots(userId)).sort((a, b) => b.takenAt - a.takenAt)
   }
 
@@ -281,7 +286,7 @@ export class OperatorService {
   // ---- devices -----------------------------------------------------------
 
   async devices(userId: string): Promise<DeviceInfo[]> {
-    await this.user(userId)
+    await this.assertUser(userId)
     const [stored, revoked] = await Promise.all([this.repo.listDevices(userId), this.repo.revokedDevices(userId)])
     const connected = this.connections.connectedDevices(userId)
     // A loaded document knows the syncs completed since its last commit too.
@@ -306,7 +311,7 @@ export class OperatorService {
 
   /** Refuses the device at every later connect (and HTTP request) until unrevoked; closes its sockets now. */
   async revoke(userId: string, deviceId: string): Promise<void> {
-    await this.user(userId)
+    await this.assertUser(userId)
     await this.repo.setRevoked(userId, deviceId, Date.now())
     this.connections.disconnect(userId, deviceId)
   }
