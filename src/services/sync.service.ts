@@ -121,6 +121,11 @@ export class SyncService {
     recordCompletedSync(doc, this.committer, { ...state, lastSeenAt: Date.now() }).catch(() => undefined)
   }
 
+  /** The user's unresolved conflicts, oldest first. */
+  openConflicts(doc: SyncDocument): SyncConflict[] {
+    return [...doc.conflicts.values()].sort((a, b) => a.timestamp - b.timestamp)
+  }
+
   status(doc: SyncDocument, userId: string, deviceId: string, socket: SocketSyncState) {
     return syncStatus(doc, this.repo, userId, deviceId, socket)
   }

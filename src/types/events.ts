@@ -26,6 +26,7 @@ export interface ClientToServerEvents {
   [SyncEventType.SYNC_STATUS]: ClientEvent
   [SyncEventType.SYNC_PAUSE]: ClientEvent
   [SyncEventType.SYNC_RESUME]: ClientEvent
+  [SyncEventType.SYNC_CONFLICTS]: ClientEvent
 }
 
 export interface SyncStartPayload {

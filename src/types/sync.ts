@@ -25,6 +25,8 @@ export enum SyncEventType {
   SYNC_RESUME = 'sync:resume',
   /** Not in the seed: a Yjs update, both ways (protocol §4). */
   SYNC_UPDATE = 'sync:update',
+  /** Not in the seed: the user's open conflicts, in the ack (protocol §6). */
+  SYNC_CONFLICTS = 'sync:conflicts',
 }
 
 /** The six entity types; each lives in the document's map named by its plural. */

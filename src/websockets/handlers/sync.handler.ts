@@ -285,6 +285,13 @@ async function syncStatus(io: SyncServer, socket: SyncSocket, payload: unknown):
   return {}
 }
 
+/** `sync:conflicts` (not in the seed): the user's open conflicts, whole, in the ack. */
+async function syncConflicts(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
+  parseControl(payload)
+  const { services } = runtimeOf(io)
+  return { conflicts: services.sync.openConflicts(await runtimeOf(io).document(socket)) }
+}
+
 /** The work behind each client event. */
 const HANDLINGS: Record<ClientEvent, Handling> = {
   [SyncEventType.SYNC_REQUEST]: syncRequest,
@@ -296,4 +303,5 @@ const HANDLINGS: Record<ClientEvent, Handling> = {
   [SyncEventType.ENTITY_UPDATED]: (io, socket, p) => entityChange(io, socket, SyncOperationType.UPDATE, p),
   [SyncEventType.ENTITY_DELETED]: (io, socket, p) => entityChange(io, socket, SyncOperationType.DELETE, p),
   [SyncEventType.SYNC_CONFLICT]: conflictResolution,
+  [SyncEventType.SYNC_CONFLICTS]: syncConflicts,
 }

@@ -1,0 +1,55 @@
+/**
+ * The browser store: y-indexeddb keeps the document (it stores every update
+ * of the `Y.Doc` and compacts them itself); this client's own values go in
+ * its `custom` store.
+ */
+import * as idb from 'lib0/indexeddb'
+import { IndexeddbPersistence } from 'y-indexeddb'
+import type * as Y from 'yjs'
+import type { LocalStore } from './store.js'
+
+export class IndexedDbStore implements LocalStore {
+  private persistence: IndexeddbPersistence | undefined
+  private meta: Promise<unknown> = Promise.resolve()
+
+  constructor(private readonly name: string) {}
+
+  get origin(): unknown {
+    return this.persistence
+  }
+
+  async load(doc: Y.Doc): Promise<void> {
+    this.persistence = new IndexeddbPersistence(this.name, doc)
+    await this.persistence.whenSynced
+  }
+
+  private get opened(): IndexeddbPersistence {
+    if (!this.persistence) throw new Error('the IndexedDB store is not loaded')
+    return this.persistence
+  }
+
+  async getMeta(key: string): Promise<unknown> {
+    const value: unknown = await this.opened.get(key)
+    return typeof value === 'string' ? JSON.parse(value) : undefined
+  }
+
+  setMeta(key: string, value: unknown): void {
+    const persistence = this.opened
+    this.meta = this.meta.then(() => persistence.set(key, JSON.stringify(value))).catch(() => undefined)
+  }
+
+  /** IndexedDB runs a store's transactions in order: a read of `updates` ends after every write before it. */
+  async flush(): Promise<void> {
+    const persistence = this.opened
+    await this.meta
+    if (!persistence.db) return
+    const [updates] = idb.transact(persistence.db, ['updates'], 'readonly')
+    await idb.count(updates!)
+  }
+
+  async close(): Promise<void> {
+    if (!this.persistence) return
+    await this.flush().catch(() => undefined)
+    await this.persistence.destroy()
+  }
+}
