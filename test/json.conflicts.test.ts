@@ -293,6 +293,30 @@ describe('conflicts on manual fields (protocol §6)', () => {
     expect(fresh.entity('clip', 'c1')?.data).toEqual({ content: 'from B', folderId: 'fa', title: 't1' })
   })
 
+  it('sync:conflicts acknowledges the open conflicts, whole and oldest first, to a device that was away; resolved ones leave the list', async () => {
+    await t.start()
+    const a = await t.jsonDevice('alice', 'web-a')
+    await a.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0', folderId: null } })
+    await a.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from A', folderId: 'fa' }, version: 1 })
+    await a.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'stale' }, version: 1 })
+    await a.write('update', { entityType: 'clip', entityId: 'c1', data: { folderId: 'stale' }, version: 1 })
+    const late = await t.jsonDevice('alice', 'web-late')
+    const other = await t.jsonDevice('bob', 'web-bob')
+    const list = async (device: JsonDevice, payload?: unknown) =>
+      (await (payload === undefined ? device.socket.emitWithAck('sync:conflicts') : device.socket.emitWithAck('sync:conflicts', payload))) as
+        | { ok: true; conflicts: SyncConflict[] }
+        | { ok: false; error: { code: string } }
+    const open = await list(late, { requestId: 'r1' })
+    expect(open).toMatchObject({ ok: true, conflicts: [{ field: 'content', resolved: false }, { field: 'folderId', resolved: false }] })
+    const [content] = (open as { conflicts: SyncConflict[] }).conflicts
+    expect(sidesOf(content!)).toMatchObject({ server: { value: 'from A' }, client: { value: 'stale' } })
+    expect(content!.timestamp).toBeLessThan((open as { conflicts: SyncConflict[] }).conflicts[1]!.timestamp)
+    expect(await list(other)).toEqual({ ok: true, conflicts: [] })
+    expect(await list(late, 'nope')).toMatchObject({ ok: false, error: { code: 'INVALID_PAYLOAD' } })
+    await resolveConflict(late.socket, { conflictId: content!.id, winningVersion: 'server' })
+    expect(await list(late, null)).toMatchObject({ ok: true, conflicts: [{ field: 'folderId' }] })
+  })
+
   it('JSON path: lww, text and list fields never conflict, whatever version a write comes from', async () => {
     await t.start()
     const a = await t.jsonDevice('alice', 'web-a')

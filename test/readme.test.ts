@@ -1,7 +1,7 @@
 /**
  * The README's snippets run as written: its `<!-- file: NAME -->` code blocks
  * are saved under test/artifacts/ and run with Node against a real server
- * (the browser one with the few browser globals it touches), and the commands
+ * (the SDK device imports the workspace package, as an app would), and the commands
  * and links it names exist.
  */
 import { execFile } from 'node:child_process'
@@ -24,22 +24,6 @@ function snippets(): Map<string, string> {
   return files
 }
 
-/** Runs the browser snippet in Node with the globals it uses, until its view shows `expected`. */
-const BROWSER_RUNNER = `
-const view = { textContent: '' }
-globalThis.location = { hash: '#token=' + process.env.TOKEN }
-globalThis.localStorage = {}
-globalThis.document = { body: { appendChild: (el) => el }, createElement: () => view }
-await import('./browser.mjs')
-const deadline = Date.now() + 10000
-while (!view.textContent.includes(process.env.EXPECTED)) {
-  if (Date.now() > deadline) throw new Error('the view never showed ' + process.env.EXPECTED + ': ' + view.textContent)
-  await new Promise((r) => setTimeout(r, 20))
-}
-console.log('deviceId', localStorage.deviceId)
-process.exit(0)
-`
-
 describe('README', () => {
   const t = useServer()
   const dir = path.join(root, 'test', 'artifacts', `readme-${process.pid}`)
@@ -47,33 +31,28 @@ describe('README', () => {
   beforeAll(async () => {
     await mkdir(dir, { recursive: true })
     for (const [name, code] of snippets()) await writeFile(path.join(dir, name), code)
-    await writeFile(path.join(dir, 'run-browser.mjs'), BROWSER_RUNNER)
   })
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('has the device, browser and HTTP snippets', () => {
-    expect([...snippets().keys()].sort()).toEqual(['browser.mjs', 'device.mjs', 'http-sync.mjs', 'sync-device.mjs'])
+  it('has the SDK device and HTTP snippets', () => {
+    expect([...snippets().keys()].sort()).toEqual(['device.mjs', 'http-sync.mjs'])
   })
 
-  it('the Node device, the HTTP client and the browser page run as written and see each other', async () => {
+  it('the SDK device and the HTTP client run as written and see each other', async () => {
     const server = await t.start()
     const env = { ...process.env, TOKEN: await tokenFor('alice'), SYNC_URL: server.url }
     const node = (file: string, extra: Record<string, string> = {}) => run(process.execPath, [file], { cwd: dir, env: { ...env, ...extra }, timeout: 20_000 })
 
-    expect((await node('device.mjs')).stdout).toBe('1 clips, the newest saved on the server\n')
-    expect((await node('device.mjs')).stdout).toBe('2 clips, the newest saved on the server\n')
+    expect((await node('device.mjs')).stdout).toBe('pending: 1\n1 clips, the newest saved on the server\n')
+    expect((await node('device.mjs')).stdout).toBe('pending: 1\n2 clips, the newest saved on the server\n')
     const http = await node('http-sync.mjs')
     expect(http.stdout).toContain('ok: true')
     expect(http.stdout.match(/^create /gm)).toHaveLength(3)
     expect(http.stdout).toContain('Hello over HTTP')
-
-    // The page connects to the server the README names; here it is the test's.
-    const browser = (await readFile(path.join(dir, 'browser.mjs'), 'utf8')).replace("'http://127.0.0.1:8080'", JSON.stringify(server.url))
-    await writeFile(path.join(dir, 'browser.mjs'), browser)
-    const page = await node('run-browser.mjs', { EXPECTED: 'Hello over HTTP' })
-    expect(page.stdout).toMatch(/^deviceId web-[0-9a-f-]{36}$/m)
+    // The device's next run has its two clips from its local store and the HTTP one from the server.
+    expect((await node('device.mjs')).stdout).toBe('pending: 1\n4 clips, the newest saved on the server\n')
   })
 
   it("the quick start's token command prints the token alone, as TOKEN=$(npm run -s token -- alice) needs", async () => {

@@ -106,13 +106,11 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
   private refusal: SyncClientError | undefined
   private fatal: SyncClientError | undefined
   private closed = false
-  private token: TokenSource
   private readonly unlisten: (() => void)[] = []
 
   constructor(private readonly options: SyncClientOptions) {
     super()
     this.deviceId = options.deviceId
-    this.token = options.token
     this.outbox = new Outbox(
       (counters) => this.store?.setMeta(OUTBOX, counters),
       (pending) => this.emit('pending', [pending]),
@@ -130,7 +128,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onDocUpdate(update, origin))
     this.watchChanges()
     this.connection = new Connection(
-      { url: options.url, token: () => (typeof this.token === 'function' ? this.token() : this.token), deviceId: options.deviceId, backoff: options.backoff, socketOptions: options.socketOptions },
+      { url: options.url, token: options.token, deviceId: options.deviceId, backoff: options.backoff, socketOptions: options.socketOptions },
       {
         connecting: () => {
           this.setStatus('connecting')
@@ -177,7 +175,12 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
     return this.fatal ?? this.refusal
   }
 
-  /** Connects now (after `autoConnect: false`, or after a token was refused). */
+  /** Drops the connection and stays offline until `connect()`; edits are still stored and counted as pending. */
+  disconnect(): void {
+    this.connection.suspend()
+  }
+
+  /** Connects now, unless connected: after `autoConnect: false`, `disconnect()`, a refused token, or to skip a backoff wait. */
   connect(): void {
     this.fatal = undefined
     void this.ready.then(() => this.connection.start(), () => undefined)
@@ -185,7 +188,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
 
   /** A new token for the next connection; reconnects if the old one was refused. */
   setToken(token: TokenSource): void {
-    this.token = token
+    this.connection.token = token
     if (this.fatal?.code === 'UNAUTHORIZED') this.connect()
   }
 
@@ -230,7 +233,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
 
   private async open(): Promise<void> {
     try {
-      const token = typeof this.token === 'function' ? await this.token() : this.token
+      const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token
       const userId = userOf(token)
       const store = await openStore(this.options.storage ?? 'memory', userId)
       const owner = await store.getMeta('userId')

@@ -42,12 +42,15 @@ const MAX_QUICK_MOVES = 5
 export class Connection {
   socket: Socket | undefined
   url: string
+  /** The token source of the next attempts. */
+  token: TokenSource
   private readonly backoff: Backoff
   private timer: ReturnType<typeof setTimeout> | undefined
   /** `retryAfterMs` of the last notice on this socket (shutdown, abuse). */
   private hint: number | undefined
   private tokenExpired = false
   private moves = 0
+  private handshaking = false
   private state: 'running' | 'suspended' | 'stopped' | 'closed' = 'running'
 
   constructor(
@@ -55,21 +58,26 @@ export class Connection {
     private readonly on: ConnectionEvents,
   ) {
     this.url = options.url
+    this.token = options.token
     this.backoff = new Backoff(options.backoff)
   }
 
+  /** Connects now unless connected or connecting; after a fatal refusal too. */
   start(): void {
     if (this.state === 'closed') return
     this.state = 'running'
-    this.attempt()
+    if (!this.busy) this.attempt()
   }
 
-  /** The next attempt, now (e.g. the browser is online again). */
+  /** The next attempt, now (e.g. the browser is online again), unless stopped by a fatal refusal. */
   retryNow(): void {
     if (this.state === 'closed' || this.state === 'stopped') return
-    this.state = 'running'
-    if (this.socket?.connected) return
-    this.attempt()
+    this.start()
+  }
+
+  /** A socket is connected or its handshake under way. */
+  private get busy(): boolean {
+    return this.socket !== undefined && (this.socket.connected || this.handshaking)
   }
 
   /** No connection until `retryNow()` (e.g. the browser went offline). */
@@ -96,6 +104,7 @@ export class Connection {
     this.timer = undefined
     const socket = this.socket
     this.socket = undefined
+    this.handshaking = false
     socket?.removeAllListeners()
     socket?.close()
   }
@@ -118,7 +127,8 @@ export class Connection {
     this.drop()
     this.hint = undefined
     this.tokenExpired = false
-    const { token, deviceId, socketOptions } = this.options
+    const { deviceId, socketOptions } = this.options
+    const token = this.token
     const socket = io(this.url, {
       transports: ['websocket'],
       ...socketOptions,
@@ -132,11 +142,16 @@ export class Connection {
       },
     })
     this.socket = socket
+    this.handshaking = true
     this.on.connecting(this.url)
-    socket.on('connect', () => this.on.connected(socket))
-    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string; url?: string; retryAfterMs?: number } }) =>
-      this.refused(err),
-    )
+    socket.on('connect', () => {
+      this.handshaking = false
+      this.on.connected(socket)
+    })
+    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string; url?: string; retryAfterMs?: number } }) => {
+      this.handshaking = false
+      this.refused(err)
+    })
     socket.on(EVENTS.error, (notice: ErrorNotice) => {
       if (notice.event === 'shutdown' || notice.event === 'abuse' || notice.event === 'connect') this.hint = retryHint(notice)
       if (notice.event === 'auth') this.tokenExpired = true
@@ -166,7 +181,7 @@ export class Connection {
         }
         return this.schedule(this.backoff.next())
       case 'unauthorized':
-        if (data?.code === 'REVOKED' || typeof this.options.token === 'string') return this.stop(error)
+        if (data?.code === 'REVOKED' || typeof this.token === 'string') return this.stop(error)
         this.on.failed(error, false)
         return this.schedule(this.backoff.next())
       case 'bad_request':

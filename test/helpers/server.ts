@@ -63,7 +63,7 @@ export interface TestServer extends SyncApp {
 export async function startServer(dataDir?: string, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const config = testConfig(dataDir ?? (await tempDir()), overrides)
   const built = await buildApp(config)
-  const address = await built.app.listen({ host: '127.0.0.1', port: 0 })
+  const address = await built.app.listen({ host: '127.0.0.1', port: config.port })
   let stopped = false
   return {
     ...built,
