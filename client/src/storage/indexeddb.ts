@@ -11,6 +11,8 @@ import type { LocalStore } from './store.js'
 export class IndexedDbStore implements LocalStore {
   private persistence: IndexeddbPersistence | undefined
   private meta: Promise<unknown> = Promise.resolve()
+  /** Values set and not yet written: the last one of a tick per key. */
+  private readonly unwritten = new Map<string, string>()
 
   constructor(private readonly name: string) {}
 
@@ -35,7 +37,17 @@ export class IndexedDbStore implements LocalStore {
 
   setMeta(key: string, value: unknown): void {
     const persistence = this.opened
-    this.meta = this.meta.then(() => persistence.set(key, JSON.stringify(value))).catch(() => undefined)
+    const first = this.unwritten.size === 0
+    this.unwritten.set(key, JSON.stringify(value))
+    if (!first) return
+    this.meta = this.meta
+      .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(async () => {
+        const values = [...this.unwritten]
+        this.unwritten.clear()
+        for (const [k, v] of values) await persistence.set(k, v)
+      })
+      .catch(() => undefined)
   }
 
   /** IndexedDB runs a store's transactions in order: a read of `updates` ends after every write before it. */

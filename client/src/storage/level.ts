@@ -68,8 +68,11 @@ export class LevelStore implements LocalStore {
     return value === undefined ? undefined : JSON.parse(decoder.decode(value))
   }
 
+  /** The last value set in a tick is the one written (the outbox sets its counters at every edit). */
   setMeta(key: string, value: unknown): void {
-    this.put(`m!${key}`, encoder.encode(JSON.stringify(value)))
+    const name = `m!${key}`
+    this.queue = this.queue.filter((op) => op.key !== name)
+    this.put(name, encoder.encode(JSON.stringify(value)))
   }
 
   flush(): Promise<void> {
