@@ -8,6 +8,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { registerAdminRoutes } from './controllers/admin.controller.js'
+import { registerAppRoutes } from './controllers/app.controller.js'
 import { registerConsoleRoutes } from './controllers/console.controller.js'
 import { registerHealthRoutes } from './controllers/health.controller.js'
 import { registerErrorHandling } from './controllers/http-errors.js'
@@ -71,6 +72,7 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)
   registerConsoleRoutes(app)
+  registerAppRoutes(app)
   registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log, metrics })
   registerOperatorRoutes(app, config.adminToken, services.operators)
   const eventLoop = new EventLoopMonitor()

@@ -252,7 +252,10 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
       this.emit('error', [error])
       throw error
     }
-    if (this.options.autoConnect !== false && !this.closed) this.connection.start()
+    if (this.options.autoConnect === false || this.closed) return
+    // A browser that is offline now: no attempt until its `online` event.
+    if ((globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false) this.connection.suspend()
+    else this.connection.start()
   }
 
   private setStatus(status: SyncStatus): void {

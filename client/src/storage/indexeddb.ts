@@ -30,8 +30,20 @@ export class IndexedDbStore implements LocalStore {
     return this.persistence
   }
 
+  /** Before `load()` too (the owner check comes first): then it opens the database for the one read. */
   async getMeta(key: string): Promise<unknown> {
-    const value: unknown = await this.opened.get(key)
+    let value: unknown
+    if (this.persistence) value = await this.persistence.get(key)
+    else {
+      // The stores y-indexeddb creates, should the database be new.
+      const db = await idb.openDB(this.name, (created) => idb.createStores(created, [['updates', { autoIncrement: true }], ['custom']]))
+      try {
+        const [custom] = idb.transact(db, ['custom'], 'readonly')
+        value = await idb.get(custom!, key)
+      } finally {
+        db.close()
+      }
+    }
     return typeof value === 'string' ? JSON.parse(value) : undefined
   }
 
