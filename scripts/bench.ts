@@ -18,11 +18,22 @@
  * The flood run (issue 4) puts one abusive socket, in a child process, beside
  * 100 paced normal devices and reports their ack latency without, with and
  * after the abuser, and the server's longest event-loop block in each phase.
- * Last, one device grows one document past COMPACT_MAX_BYTES (bench/growth.ts).
+ * Then one device grows one document past COMPACT_MAX_BYTES (bench/growth.ts).
+ *
+ * Issue 12: the reconnect storm (bench/reconnect.ts: 1,000 SDK clients in 4
+ * child processes, the server restarted under them, gracefully and by a crash,
+ * with the SDK's backoff jitter on and off, each against a baseline of the
+ * same clients connecting at once to a fresh server) and the SDK's CPU per
+ * edit sent and received against y-websocket's WebsocketProvider
+ * (bench/sdk-cost.ts; installs y-websocket into .bench/peers as bench:peers
+ * does). Both pin the server to CPU 0 and their client processes to CPU 1
+ * when taskset can.
  *
  * Progress goes to stderr. BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. `--cpu-prof --cpu-prof-dir=.bench/prof` to profile it).
- * BENCH_ONLY=flood or =growth runs that part alone; BENCH_FLOOD_ABUSER_PLAN=pro gives
+ * BENCH_ONLY=flood, =growth, =operators, =reconnect or =sdk runs that part alone;
+ * BENCH_LOAD_NODE_ARGS adds node flags to the reconnect storm's load processes.
+ * BENCH_FLOOD_ABUSER_PLAN=pro gives
  * the abuser a pro token instead of a free one; BENCH_FLOOD_ABUSER_CLIENTS=one
  * makes it send every update from one Y.Doc (default: each under a new client
  * id, so that each is valid whatever was refused before).
@@ -41,6 +52,9 @@ import {
 import { runFlood, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
 import { runOperators, type OperatorsResult, type OperatorsSpec } from './bench/operators.js'
 import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
+import { logReconnectChecks, reportReconnect, runReconnect, type ReconnectSpec } from './bench/reconnect.js'
+import { logSdkCostChecks, reportSdkCost, runSdkCost, type SdkCostSpec } from './bench/sdk-cost.js'
+import { loadCpuTotal } from './bench/workers.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
   runInitialSync,
@@ -107,6 +121,28 @@ const OPERATORS: OperatorsSpec = {
   rounds: 3,
 }
 
+/**
+ * The reconnect storm (part 10): 500 users x 2 SDK devices (20 clips per document) in 4 load processes; the server
+ * restarted gracefully and by a crash, with the SDK's backoff jitter on and off.
+ */
+const RECONNECT: ReconnectSpec = {
+  users: 500,
+  devicesPerUser: 2,
+  clipsPerDevice: 10,
+  loadProcs: 4,
+  cases: [
+    { restart: 'graceful', jitter: true },
+    { restart: 'graceful', jitter: false },
+    { restart: 'crash', jitter: true },
+    { restart: 'crash', jitter: false },
+  ],
+  timeoutMs: 60_000,
+  settleMs: 1000,
+}
+
+/** Client CPU per edit, our SDK against y-websocket's WebsocketProvider (part 11). */
+const SDK_COST: SdkCostSpec = { edits: { paced: 2000, burst: 5000 }, warmup: 500, warmupRounds: 1, pacedPerSec: 500, rounds: 3, modes: ['paced', 'burst'] }
+
 /** Parts of the run that BENCH_ONLY may name, each run alone with its report and checks. */
 const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () => void; checks: () => void }>> = {
   async flood() {
@@ -120,6 +156,14 @@ const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () =
   async operators() {
     const o = await runOperators(OPERATORS, progress)
     return { result: o, report: () => reportOperators(o), checks: () => logOperatorsChecks(o) }
+  },
+  async reconnect() {
+    const r = await runReconnect(RECONNECT, progress)
+    return { result: r, report: () => reportReconnect(r, log), checks: () => logReconnectChecks(r, log) }
+  },
+  async sdk() {
+    const r = await runSdkCost(SDK_COST, progress)
+    return { result: r, report: () => reportSdkCost(r, log), checks: () => logSdkCostChecks(r, log) }
   },
 }
 
@@ -224,6 +268,10 @@ async function main(): Promise<void> {
   lap('growth')
   const operators = await runOperators(OPERATORS, progress)
   lap('operators')
+  const reconnect = await runReconnect(RECONNECT, progress)
+  lap('reconnect')
+  const sdkCost = await runSdkCost(SDK_COST, progress)
+  lap('sdk')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
   lap('rawLevelEnd')
@@ -236,7 +284,10 @@ async function main(): Promise<void> {
     machine0 && machine1
       ? {
           otherCoreSec:
-            Math.max(0, machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us - flood.abuser.totalCpuUs) / 1e6,
+            Math.max(
+              0,
+              machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us - flood.abuser.totalCpuUs - loadCpuTotal.us,
+            ) / 1e6,
           stealCoreSec: (machine1.stealUs - machine0.stealUs) / 1e6,
           loadAvg1mStart: load0,
           loadAvg1mEnd: os.loadavg()[0] ?? 0,
@@ -380,6 +431,8 @@ async function main(): Promise<void> {
   reportFlood(flood)
   reportGrowth(growth)
   reportOperators(operators)
+  reportReconnect(reconnect, log)
+  reportSdkCost(sdkCost, log)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -437,6 +490,8 @@ async function main(): Promise<void> {
   logFloodChecks(flood)
   logGrowthChecks(growth)
   logOperatorsChecks(operators)
+  logReconnectChecks(reconnect, log)
+  logSdkCostChecks(sdkCost, log)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
       `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
@@ -447,7 +502,8 @@ async function main(): Promise<void> {
     `   by part, s: raw Y.applyUpdate ${part('rawApply')}, Yjs path in-process (6.) ${part('yjsPath')}, LevelDB ${part('rawLevel')} + ${part('rawLevelEnd')},` +
       ` throughput (1.) ${part('throughput')}, change records vs Yjs (4.) ${part('changeRates')}, latency (2.) ${part('latency')},` +
       ` initial sync (3.) and change-log sync (5.) ${part('initialSync')}, of which 5. ${fmt(s.probeSec, 1)} (restart included),` +
-      ` flood (7.) ${part('flood')}, growing document (8.) ${part('growth')}.`,
+      ` flood (7.) ${part('flood')}, growing document (8.) ${part('growth')}, operators (9.) ${part('operators')},` +
+      ` reconnect storm (10.) ${part('reconnect')}, SDK cost (11.) ${part('sdk')}.`,
   )
   if (contention) {
     const share = contention.otherCoreSec / (totalSec * machine.cpus)
@@ -477,6 +533,8 @@ async function main(): Promise<void> {
         flood,
         growth,
         operators,
+        reconnect,
+        sdkCost,
       }),
     ),
   )

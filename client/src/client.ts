@@ -16,6 +16,7 @@ import { type Conflict, Conflicts } from './conflicts.js'
 import { Connection, type TokenSource } from './connection.js'
 import type { ClipFields, FolderFields, SetFields, SettingFields, TagFields, TemplateFields } from './entities.js'
 import { SyncClientError } from './errors.js'
+import { newId } from './ids.js'
 import { Outbox, type OutboxCounters } from './outbox.js'
 import { bytes, type ConflictRecord, EVENTS, type Relay, type Reply, retryHint, type YjsResponse } from './protocol.js'
 import { DELETED, ENTITY_SPECS, ENTITY_TYPES, type EntityType } from './schema.js'
@@ -80,7 +81,8 @@ const RETRYABLE = new Set(['RATE_LIMITED', 'UNAVAILABLE'])
 const OUTBOX = 'outbox'
 
 export class SyncClient extends ObservableV2<SyncClientEvents> {
-  readonly doc = new Y.Doc()
+  /** The user's document (its guid given: Yjs would draw one with lib0's slow UUID). */
+  readonly doc = new Y.Doc({ guid: newId() })
   readonly deviceId: string
   readonly clips: Collection<ClipFields>
   readonly folders: Collection<FolderFields>

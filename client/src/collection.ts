@@ -5,11 +5,11 @@
  * the schema first and refused whole with a `SyncClientError`
  * (`INVALID_PAYLOAD`, `NOT_FOUND`) before it touches the document.
  */
-import { uuidv4 } from 'lib0/random'
 import { equalityDeep as isEqual } from 'lib0/function'
 import * as Y from 'yjs'
 import type { EntityView } from './entities.js'
 import { SyncClientError } from './errors.js'
+import { newId } from './ids.js'
 import { DELETED, DELETED_AT, type EntitySpec } from './schema.js'
 
 /** Writes the SDK makes on the app's behalf: local edits like any other, told apart in `change` events. */
@@ -32,7 +32,7 @@ export class Collection<F extends object> {
    */
   create(fields: Partial<F>, options: { id?: string } = {}): string {
     const values = this.checked(fields)
-    const id = options.id ?? uuidv4()
+    const id = options.id ?? newId()
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw this.invalid('id must be a non-empty string of at most 256 characters')
     const existing = this.map.get(id)
     if (existing instanceof Y.Map && existing.get(DELETED) !== true) throw this.invalid(`${this.spec.type} ${id} already exists`)

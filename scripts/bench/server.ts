@@ -189,14 +189,34 @@ export interface ServerHandle {
   stop(): Promise<void>
 }
 
+export interface StartOptions {
+  /** Listen on this port instead of a free one (a restart on the same address). */
+  port?: number
+  /** Pin the server (all its threads) to these CPUs right after the spawn (`taskset -a -p -c`), if taskset can. */
+  cpus?: string
+  /** Called with the child's pid right after the spawn, before it is healthy (e.g. to sample its CPU from the start). */
+  onSpawn?: (pid: number) => void
+}
+
+/** `taskset -a -p -c <cpus> <pid>`: pins every thread of `pid`; false when taskset is missing or fails. */
+export function pinProcess(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
- * Starts the server on a free port over `dataDir` and waits until GET /health
- * answers ok. `env`: settings to change from their defaults.
+ * Starts the server on a free port (or `options.port`) over `dataDir` and
+ * waits until GET /health answers ok. `env`: settings to change from their
+ * defaults.
  */
-export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerHandle> {
+export async function startServer(dataDir: string, env: Record<string, string> = {}, options: StartOptions = {}): Promise<ServerHandle> {
   // As `npm start` runs it: the build, not the sources through tsx.
   buildServer()
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const started = performance.now()
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
   const extraArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
@@ -233,6 +253,8 @@ export async function startServer(dataDir: string, env: Record<string, string> =
   })
   const pid = child.pid
   if (pid === undefined) throw new Error('server did not spawn')
+  if (options.cpus !== undefined) pinProcess(pid, options.cpus)
+  options.onSpawn?.(pid)
   const url = `http://127.0.0.1:${port}`
 
   const deadline = performance.now() + 30_000
