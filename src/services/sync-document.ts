@@ -4,6 +4,7 @@ import type { AppliedChange, ChangeResult, DeviceSyncState, EntityCounts, Entity
 import { entityKey } from '../models/records.js'
 import type { StoredDocument } from '../repositories/document.repository.js'
 import { SyncEntityType } from '../types/sync.js'
+import { newServerDoc } from './ydoc.js'
 
 /**
  * One user's loaded document with its entity index, open conflicts and
@@ -13,7 +14,7 @@ import { SyncEntityType } from '../types/sync.js'
  * stored.
  */
 export class SyncDocument {
-  readonly doc = new Y.Doc()
+  readonly doc = newServerDoc()
   /** Sequence the next appended log entry gets. */
   nextSeq: number
   firstSeq: number

@@ -2,6 +2,7 @@
 import * as Y from 'yjs'
 import { ENTITY_SPECS } from '../../models/entity-schema.js'
 import { entitiesOf, readEntity } from '../entity-index.js'
+import { newServerDoc } from '../ydoc.js'
 
 export type DocumentJson = Record<string, Record<string, Record<string, unknown>>>
 
@@ -14,7 +15,7 @@ export function documentJson(doc: Y.Doc): DocumentJson {
 
 /** A Yjs document from a stored state. */
 export function docFromState(state: Uint8Array): Y.Doc {
-  const doc = new Y.Doc()
+  const doc = newServerDoc()
   Y.applyUpdate(doc, state)
   return doc
 }

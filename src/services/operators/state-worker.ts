@@ -16,7 +16,7 @@ const { parentPort, workerData } = require('node:worker_threads')
 const Y = require(workerData.yjs)
 parentPort.on('message', ({ id, updates }) => {
   try {
-    const doc = new Y.Doc()
+    const doc = new Y.Doc({ guid: 'superclip' }) // see ../ydoc.ts
     Y.transact(doc, () => { for (const u of updates) Y.applyUpdate(doc, u) })
     const state = Y.encodeStateAsUpdate(doc)
     doc.destroy()
