@@ -2,8 +2,8 @@
  * `buildApp(config)`: the Fastify app with Socket.IO on its HTTP server and the
  * store open, not yet listening (tests listen on port 0). Closing the app
  * refuses new updates, finishes and acknowledges every accepted one,
- * disconnects every socket, unloads the documents and closes LevelDB, in that
- * order.
+ * disconnects every socket, unloads the documents and closes the store
+ * (LevelDB, or PostgreSQL's pool and lock), in that order.
  */
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
@@ -16,7 +16,7 @@ import { registerSyncRoutes } from './controllers/sync.controller.js'
 import { registerOperatorRoutes } from './controllers/operator.controller.js'
 import fastifySwagger from '@fastify/swagger'
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
-import { openStore } from './repositories/level-store.js'
+import { openDocumentStore } from './repositories/open-store.js'
 import { createServices } from './services/index.js'
 import type { Services } from './services/index.js'
 import type { ServerConfig } from './types/config.js'
@@ -65,9 +65,9 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   // This server's own registry (not prom-client's global one: tests run several servers in one process).
   const metrics = new Metrics(new Registry()).collectDefaults()
   registerErrorHandling(app, metrics)
-  const store = await openStore(config.dataDir)
+  const store = await openDocumentStore(config, app.log)
   let open = true
-  const services = createServices(store, config, app.log, metrics)
+  const services = createServices(store.repo, config, app.log, metrics)
   const sockets = createSocketServer(app.server, services, config, app.log, metrics)
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)

@@ -1,7 +1,8 @@
 /**
- * `npm start`: configuration from the environment, the store under DATA_DIR,
+ * `npm start`: configuration from the environment, the store (LevelDB under
+ * DATA_DIR, or PostgreSQL with DATABASE_URL),
  * Fastify + Socket.IO on HOST:PORT. SIGINT/SIGTERM stop accepting, finish
- * in-flight writes, close LevelDB and exit 0.
+ * in-flight writes, close the store and exit 0.
  */
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   const address = await app.listen({ host: config.host, port: config.port })
   app.log.info(
-    { address, dataDir: config.dataDir },
+    { address, dataDir: config.dataDir, store: config.databaseUrl ? 'postgresql' : 'leveldb' },
     `SuperClip Sync listening on ${address}; get a device token with: npm run token -- <userId> [--plan pro]`,
   )
 }

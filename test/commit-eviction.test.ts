@@ -8,7 +8,7 @@
  */
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { openStore, type Store } from '../src/repositories/level-store.js'
 import { createServices, type Services } from '../src/services/index.js'
 import type { SyncDocument } from '../src/services/sync-document.js'
@@ -51,13 +51,13 @@ describe('documents dropped from memory', () => {
 
   async function open(compactMaxUpdates = 1000) {
     store = await openStore(await tempDir())
-    services = createServices(store, { syncWrites: false, docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes: 1 << 30 }, silent)
-    const repo = (services.sync as unknown as { repo: DocumentRepository }).repo
+    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), { docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes: 1 << 30 }, silent)
+    const repo = (services.sync as unknown as { repo: LevelDocumentRepository }).repo
     return { sync: services.sync, repo, doc: await services.sync.openDocument('u1').document }
   }
 
   async function tagsOnDisk(): Promise<string[]> {
-    const stored = await new DocumentRepository(store as Store, { syncWrites: false }).read('u1')
+    const stored = await new LevelDocumentRepository(store as Store, { syncWrites: false }).read('u1')
     const doc = new Y.Doc()
     for (const u of stored.log.updates) Y.applyUpdate(doc, u)
     return [...doc.getMap('tags').keys()].sort()
@@ -100,7 +100,7 @@ describe('documents dropped from memory', () => {
     await sync.applyUpdate(reloaded, Y.encodeStateAsUpdate(other), author)
     await services?.drain()
     expect(await tagsOnDisk()).toEqual(['t0', 'x'])
-    const stored = await new DocumentRepository(store as Store, { syncWrites: false }).read('u1')
+    const stored = await new LevelDocumentRepository(store as Store, { syncWrites: false }).read('u1')
     const check = new Y.Doc()
     for (const u of stored.log.updates) Y.applyUpdate(check, u)
     expect((check.getMap('tags').get('t0') as Y.Map<unknown>).get('name')).toBe('n0')

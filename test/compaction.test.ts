@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStore, type Store } from '../src/repositories/level-store.js'
-import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
 import { YjsDevice } from './helpers/device.js'
 import { startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
@@ -16,7 +16,7 @@ function clipUpdate(doc: Y.Doc, id: string): Uint8Array {
 }
 
 async function storedClips(store: Store): Promise<{ entries: number; clips: string[] }> {
-  const stored = await new DocumentRepository(store, { syncWrites: false }).read('alice')
+  const stored = await new LevelDocumentRepository(store, { syncWrites: false }).read('alice')
   const doc = new Y.Doc()
   for (const u of stored.log.updates) Y.applyUpdate(doc, u)
   return { entries: stored.log.updates.length, clips: [...doc.getMap('clips').keys()] }
@@ -35,7 +35,7 @@ describe('log compaction keeps every update', () => {
 
   async function open(compactMaxUpdates: number, compactMaxBytes = 1 << 30) {
     store = await openStore(await tempDir())
-    services = createServices(store, { syncWrites: true, docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes }, silent)
+    services = createServices(new LevelDocumentRepository(store, { syncWrites: true }), { docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes }, silent)
     const sync = services.sync
     return { sync, doc: await sync.openDocument('alice').document }
   }
@@ -65,7 +65,7 @@ describe('log compaction keeps every update', () => {
     // The size estimate behind the documentBytes quota counts the 100 too (it used to drop them).
     const logBytes = doc.logBytes
     await services?.close()
-    expect(logBytes).toBe((await new DocumentRepository(store as Store, { syncWrites: false }).read('alice')).log.bytes)
+    expect(logBytes).toBe((await new LevelDocumentRepository(store as Store, { syncWrites: false }).read('alice')).log.bytes)
     const { entries, clips } = await storedClips(store as Store)
     expect(entries).toBe(101)
     expect(clips).toHaveLength(351)

@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { tokenFor } from './helpers/server.js'
@@ -26,9 +26,9 @@ describe('a load that fails never serves or stores an empty document in its plac
     await t.start(dataDir)
 
     const read = vi
-      .spyOn(DocumentRepository.prototype, 'read')
+      .spyOn(LevelDocumentRepository.prototype, 'read')
       .mockRejectedValueOnce(Object.assign(new Error('IO error: read failed'), { code: 'LEVEL_IO_ERROR' }))
-    const write = vi.spyOn(DocumentRepository.prototype, 'write')
+    const write = vi.spyOn(LevelDocumentRepository.prototype, 'write')
 
     const socket: Socket = t.track(
       io(t.server.url, { auth: { token: await tokenFor('alice'), deviceId: 'victim' }, transports: ['websocket'], reconnection: false }),

@@ -11,13 +11,16 @@
 import { describe, expect, it } from 'vitest'
 import { useChildServers } from './helpers/child-fixture.js'
 import { ClipBurst, missingClips } from './helpers/clip-burst.js'
-import { errorLogs, startChildServer, type ChildServer } from './helpers/child-server.js'
+import { errorLogs, killAllChildren, startChildServer, type ChildServer } from './helpers/child-server.js'
+import { createTestSchema, postgresForTests } from './helpers/postgres.js'
 
 const CLIPS_PER_CYCLE = 200
 const CYCLES = 4
 /** Fewer cycles with compaction on: both kill modes, and the file stays well under a minute on a busy machine. */
 const COMPACTING_CYCLES = 3
 type KillMode = 'after-last-ack' | 'mid-burst'
+
+const postgres = await postgresForTests('crash test on PostgreSQL')
 
 describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () => {
   const fixture = useChildServers('superclip-crash-')
@@ -94,5 +97,17 @@ describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () 
   it(`${COMPACTING_CYCLES} cycles of ${CLIPS_PER_CYCLE} updates while the log is compacted (COMPACT_MAX_UPDATES=40)`, async () => {
     // Compaction then runs on every load and several times per burst, so kills land on it too.
     await crashCycles(COMPACTING_CYCLES, { COMPACT_MAX_UPDATES: '40' }, 'compacting')
+  })
+
+  it.skipIf(!postgres.available)(`${COMPACTING_CYCLES} cycles of ${CLIPS_PER_CYCLE} updates on PostgreSQL (DATABASE_URL), compacting`, async () => {
+    // A fresh schema, its name in the URL's search_path; the server takes the store's lock anew after each kill.
+    const schema = await createTestSchema()
+    try {
+      await crashCycles(COMPACTING_CYCLES, { DATABASE_URL: schema.url, COMPACT_MAX_UPDATES: '40' }, 'postgresql')
+    } finally {
+      closeDevices()
+      await killAllChildren()
+      await schema.drop()
+    }
   })
 })

@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { openStore } from '../src/repositories/level-store.js'
 import { useServer } from './helpers/fixture.js'
 import { tempDir } from './helpers/server.js'
@@ -49,7 +49,7 @@ describe('per-device sync state', () => {
 
     const store = await openStore(dir)
     try {
-      const state = await new DocumentRepository(store, { syncWrites: false }).readDevice('alice', 'laptop')
+      const state = await new LevelDocumentRepository(store, { syncWrites: false }).readDevice('alice', 'laptop')
       expect(state).toEqual({
         deviceId: 'laptop',
         mode: 'yjs',

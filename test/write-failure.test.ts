@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { DocumentRepository } from '../src/repositories/document.repository.js'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
@@ -15,7 +15,7 @@ describe('a failed write is an error, never an ack', () => {
     const b = await t.device('alice', 'laptop')
 
     const append = vi
-      .spyOn(DocumentRepository.prototype, 'write')
+      .spyOn(LevelDocumentRepository.prototype, 'write')
       .mockRejectedValueOnce(Object.assign(new Error('IO error: No space left on device'), { code: 'LEVEL_IO_ERROR' }))
     a.addClip('lost-write', 'disk full')
     await expect(a.flushed()).rejects.toThrow(/UNAVAILABLE/)

@@ -1,8 +1,9 @@
 /**
  * The offline commands of `npm run admin`, on a stopped server's DATA_DIR:
- * the server's own services (`createServices` over `openStore`, configured
- * from the environment as the server would be), one user at a time. LevelDB's
- * lock refuses them while a server holds the directory (`StoreLockedError`).
+ * the server's own services (`createServices` over `openDocumentStore`,
+ * configured from the environment as the server would be: LevelDB, or
+ * PostgreSQL with DATABASE_URL), one user at a time. The store's lock refuses
+ * them while a server holds it (`StoreLockedError`).
  *
  * Reads (export, verify) load each document with
  * `OperatorService.storedDocument`: as stored, nothing repaired or written.
@@ -18,7 +19,7 @@ import * as Y from 'yjs'
 import { parseEnv } from '../config.js'
 import { DELETED, ENTITY_SPECS } from '../models/entity-schema.js'
 import { entityKey, type SnapshotMeta } from '../models/records.js'
-import { openStore, type Store } from '../repositories/level-store.js'
+import { openDocumentStore } from '../repositories/open-store.js'
 import { entitiesOf, entityMap } from '../services/entity-index.js'
 import { createServices, type Services } from '../services/index.js'
 import type { RestoreResult, UserSummary } from '../types/operators.js'
@@ -58,12 +59,12 @@ function describe(obj: object): string {
 export async function openOffline(dataDir: string, { create }: { create: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<Offline> {
   // The server's configuration from the same environment (compaction thresholds, trash retention, fsync).
   const config = parseEnv({ ...env, DATA_DIR: dataDir })
-  if (!create && !existsSync(path.join(config.dataDir, 'db'))) {
+  if (!create && !config.databaseUrl && !existsSync(path.join(config.dataDir, 'db'))) {
     throw new Error(`no store in ${config.dataDir} (${path.join(config.dataDir, 'db')} does not exist); pass --data-dir or set DATA_DIR`)
   }
-  const store: Store = await openStore(config.dataDir)
+  const store = await openDocumentStore(config, stderrLog)
   // One user at a time: each document is unloaded once done with (docIdleMs 0); no scheduled snapshots.
-  const services = createServices(store, { ...config, docIdleMs: 0, snapshotEveryMs: 0 }, stderrLog)
+  const services = createServices(store.repo, { ...config, docIdleMs: 0, snapshotEveryMs: 0 }, stderrLog)
   return {
     dataDir: config.dataDir,
     services,

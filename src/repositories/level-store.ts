@@ -20,7 +20,7 @@ export async function openStore(dataDir: string): Promise<Store> {
     await db.open()
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause
-    if (cause?.code === 'LEVEL_LOCKED') throw new StoreLockedError(dataDir, err)
+    if (cause?.code === 'LEVEL_LOCKED') throw StoreLockedError.dataDir(dataDir, err)
     throw err
   }
   return db

@@ -1,6 +1,5 @@
-/** Wires the services of one server over one open store. */
-import type { Store } from '../repositories/level-store.js'
-import { DocumentRepository } from '../repositories/document.repository.js'
+/** Wires the services of one server over one open store's repository. */
+import type { DocumentRepository } from '../repositories/document.repository.js'
 import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
 import { Metrics } from '../utils/metrics.js'
@@ -36,13 +35,12 @@ function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger
 }
 
 export function createServices(
-  store: Store,
-  config: Pick<ServerConfig, 'syncWrites' | 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> &
+  repo: DocumentRepository,
+  config: Pick<ServerConfig, 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> &
     Partial<Pick<ServerConfig, 'plans' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
   log: Logger,
   metrics: Metrics = new Metrics(),
 ): Services {
-  const repo = new DocumentRepository(store, { syncWrites: config.syncWrites })
   const registry: DocumentRegistry = new DocumentRegistry(
     repo,
     { docIdleMs: config.docIdleMs },

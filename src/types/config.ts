@@ -7,6 +7,8 @@ export interface ServerConfig {
   host: string
   port: number
   dataDir: string
+  /** PostgreSQL store (postgres:// or postgresql:// URL) instead of LevelDB under dataDir; unset: LevelDB. */
+  databaseUrl?: string | undefined
   jwtSecret: string
   adminToken: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'

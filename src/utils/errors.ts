@@ -41,15 +41,19 @@ export class SyncError extends Error {
   }
 }
 
-/** Raised when another process holds the LevelDB lock on DATA_DIR. */
+/** Raised when another process holds the store: the LevelDB lock on DATA_DIR, or the PostgreSQL store's advisory lock. */
 export class StoreLockedError extends Error {
-  constructor(dir: string, cause: unknown) {
-    super(
-      `DATA_DIR ${dir} is in use by another process (LevelDB lock held). ` +
-        'Stop the other server or start this one with another DATA_DIR.',
-      { cause },
-    )
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause })
     this.name = 'StoreLockedError'
+  }
+
+  /** Another process holds the LevelDB lock on `dir`. */
+  static dataDir(dir: string, cause: unknown): StoreLockedError {
+    return new StoreLockedError(
+      `DATA_DIR ${dir} is in use by another process (LevelDB lock held). ` + 'Stop the other server or start this one with another DATA_DIR.',
+      cause,
+    )
   }
 }
 
