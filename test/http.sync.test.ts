@@ -113,6 +113,10 @@ describe('HTTP sync (protocol §10)', () => {
 
     const status = await h.status()
     expect(status.body).toMatchObject({ userId: 'alice', deviceId: 'worker', conflicts: [conflictId], plan: 'free', entityCounts: { clip: 1 }, pendingChanges: 1 })
+    // The open conflicts, whole, as sync:conflicts acknowledges them.
+    const open = await h.request('GET', '/v1/sync/conflicts?deviceId=worker')
+    expect(open).toMatchObject({ status: 200, body: { conflicts: [{ id: conflictId, entityId: 'c1', field: 'content', serverVersion: { value: 'A' }, clientVersion: { value: 'B' }, resolved: false }] } })
+    expect(await h.request('GET', '/v1/sync/conflicts')).toMatchObject({ status: 400, body: errorBody('INVALID_PAYLOAD') })
 
     const resolved = await h.resolve(conflictId, { winningVersion: 'client', deviceId: 'worker' })
     expect(resolved).toMatchObject({ status: 200, body: { ok: true, conflictId, entityId: 'c1', version: 4, serverTimestamp: expect.any(Number) } })
@@ -125,6 +129,7 @@ describe('HTTP sync (protocol §10)', () => {
     // After a full sync over HTTP the device has nothing pending.
     await h.changes()
     expect((await h.status()).body).toMatchObject({ pendingChanges: 0, lastSyncTimestamp: expect.any(Number), conflicts: [] })
+    expect((await h.request('GET', '/v1/sync/conflicts?deviceId=worker')).body).toEqual({ conflicts: [] })
   })
 
   it('refusals: a missing, forged or expired token is 401; a bad request 400; a body over the limit 413; nothing is applied', async () => {
@@ -191,6 +196,7 @@ describe('HTTP sync (protocol §10)', () => {
     expect(Object.keys(doc.paths['/v1/sync/changes']?.get?.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '401', '429']))
     expect(doc.paths['/v1/sync/status']?.get).toBeDefined()
     expect(doc.paths['/v1/sync/conflicts/{conflictId}']?.post?.parameters?.map((p) => p.name)).toEqual(['conflictId'])
+    expect(doc.paths['/v1/sync/conflicts']?.get?.parameters?.map((p) => p.name)).toEqual(['deviceId'])
     expect(doc.paths['/admin/metrics']?.get).toBeDefined()
   })
 })

@@ -12,6 +12,7 @@
  *   GET  /v1/sync/changes?deviceId=&lastSyncTimestamp=&limit=&entities=&includeDeleted=
  *   POST /v1/sync/changes                { deviceId, changes: SyncChange[] }  → { results }
  *   GET  /v1/sync/status?deviceId=
+ *   GET  /v1/sync/conflicts?deviceId=
  *   POST /v1/sync/conflicts/:conflictId  { winningVersion, mergedData?, deviceId? }
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -36,6 +37,7 @@ import {
   deviceErrors,
   statusQuery,
   statusReply,
+  conflictsReply,
 } from './sync.schemas.js'
 import { routeOf } from './http-errors.js'
 
@@ -156,6 +158,18 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
         const status = await services.sync.status(doc, userId, deviceId, { live: false, inProgress: false, lastError: null })
         return { ...status, plan }
       })
+    },
+  )
+
+  routes.get(
+    '/v1/sync/conflicts',
+    {
+      onRequest,
+      schema: { tags, security, summary: "The user's open conflicts, whole, oldest first (sync:conflicts)", querystring: statusQuery, response: { 200: conflictsReply, ...deviceErrors } },
+    },
+    async (request) => {
+      const { userId } = await admit(request, request.query.deviceId, 1, request.query)
+      return withDocument(userId, (doc) => Promise.resolve({ conflicts: services.sync.openConflicts(doc) }))
     },
   )
 

@@ -98,6 +98,33 @@ export const statusReply = z
   })
   .meta({ id: 'SyncStatus' })
 
+const conflictVersion = z.object({
+  value: z.unknown().optional().describe('Absent when the device had already collected it (then collected: true)'),
+  collected: z.literal(true).optional(),
+  version: z.number().int(),
+  deviceId: z.string(),
+  timestamp: ms,
+})
+
+export const syncConflict = z
+  .object({
+    id: z.string(),
+    userId: z.string(),
+    entityType: z.enum(SyncEntityType),
+    entityId: z.string(),
+    field: z.string(),
+    serverVersion: conflictVersion.describe('The kept value'),
+    clientVersion: conflictVersion.describe('The losing value'),
+    timestamp: ms.describe('When it was detected'),
+    resolved: z.boolean(),
+    winningVersion: z.enum(['server', 'client', 'merged']).optional(),
+    mergedData: z.record(z.string(), z.unknown()).optional(),
+    resolvedAt: ms.optional(),
+  })
+  .meta({ id: 'SyncConflict' })
+
+export const conflictsReply = z.object({ conflicts: z.array(syncConflict).describe("The user's open conflicts, oldest first") })
+
 export const conflictParams = z.object({ conflictId: z.string().min(1).max(128) })
 
 export const conflictBody = z.object({
