@@ -3,8 +3,10 @@
  * bad on purpose: added latency (each chunk is held `latencyMs` before it is
  * passed on, order kept), stalls (nothing passes, in either direction, until
  * `resume()`; connections stay open), and cuts (every connection through it
- * is destroyed, as a dropped Wi-Fi does). `chaos()` does these at random
- * from a seeded generator until stopped.
+ * is destroyed, as a dropped Wi-Fi does), and refusals (`refuse()`: every
+ * connection cut and new ones closed at once, as an unreachable host, until
+ * `admit()`). `chaos()` cuts and stalls at random from a seeded generator
+ * until stopped.
  */
 import net from 'node:net'
 
@@ -40,6 +42,7 @@ export class TcpProxy {
   private readonly server: net.Server
   private readonly pairs = new Set<[net.Socket, net.Socket]>()
   private stalled = false
+  private refusing = false
   private readonly waiting: (() => void)[] = []
   private chaosTimer: ReturnType<typeof setTimeout> | undefined
   port = 0
@@ -84,6 +87,16 @@ export class TcpProxy {
     this.pairs.clear()
   }
 
+  /** Cuts every connection and closes new ones at once, until `admit()`. */
+  refuse(): void {
+    this.refusing = true
+    this.cut()
+  }
+
+  admit(): void {
+    this.refusing = false
+  }
+
   /** Cuts and stalls, in turn, at random times (seeded) until `calm()`. */
   chaos({ seed, everyMs, maxStallMs }: ChaosOptions): void {
     const random = seededRandom(seed)
@@ -121,6 +134,10 @@ export class TcpProxy {
   }
 
   private accept(client: net.Socket): void {
+    if (this.refusing) {
+      client.destroy()
+      return
+    }
     const upstream = net.connect(this.options.targetPort, '127.0.0.1')
     const pair: [net.Socket, net.Socket] = [client, upstream]
     this.pairs.add(pair)
