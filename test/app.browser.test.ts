@@ -21,16 +21,15 @@
  * installs it: .ci/run).
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
+import { launchChromium } from './helpers/chromium.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { useServer } from './helpers/fixture.js'
 import { tokenFor } from './helpers/server.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const root = path.resolve(import.meta.dirname, '..')
 const artifacts = path.join(root, 'test', 'artifacts')
 const run = promisify(execFile)
@@ -124,13 +123,8 @@ describe('web client in chromium', () => {
   const contexts: BrowserContext[] = []
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium), as .ci/run does`)
     await mkdir(artifacts, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
   })
   afterEach(async () => {
     await Promise.all(contexts.splice(0).map((c) => c.close()))

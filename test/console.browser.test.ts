@@ -12,18 +12,17 @@
  * fails (CI installs it: .ci/run).
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { launchChromium } from './helpers/chromium.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { AdminClient } from './helpers/admin-client.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const root = path.resolve(import.meta.dirname, '..')
 const artifacts = path.join(root, 'test', 'artifacts', 'console')
 const run = promisify(execFile)
@@ -36,14 +35,9 @@ describe('operators console in chromium', () => {
   const pageErrors: string[] = []
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium), as .ci/run does`)
     await run(process.execPath, [path.join(root, 'scripts', 'build-console.mjs')], { cwd: root, timeout: 30_000 })
     await mkdir(artifacts, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
   })
   afterEach(async () => {
     await page?.close()

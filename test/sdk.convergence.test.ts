@@ -14,7 +14,7 @@ import { snapshot, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { allSynced, useClients } from './helpers/sdk.js'
 import { tokenFor } from './helpers/server.js'
-import { seededRandom } from './helpers/tcp-proxy.js'
+import { prng } from './helpers/conflicts.js'
 
 const SEED = Number(process.env.SDK_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const STEPS = Number(process.env.SDK_STEPS ?? 1000)
@@ -27,7 +27,7 @@ describe('SDK convergence', () => {
     console.log(`SDK_SEED=${SEED} SDK_STEPS=${STEPS}`)
     await t.start()
     const token = await tokenFor('alice', 'pro')
-    const random = seededRandom(SEED)
+    const random = prng(SEED)
     const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(random() * items.length)]
     const devices = ['a', 'b', 'c'].map((deviceId) => c.client({ url: t.server.url, token, deviceId, backoff: { initialDelayMs: 50, maxDelayMs: 500 } }))
     const offline = new Set<SyncClient>()

@@ -14,7 +14,8 @@ import { snapshot, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { allSynced, useClients } from './helpers/sdk.js'
 import { tokenFor } from './helpers/server.js'
-import { TcpProxy, seededRandom } from './helpers/tcp-proxy.js'
+import { prng } from './helpers/conflicts.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
 
 const SEED = Number(process.env.NETWORK_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const RUN_MS = 6000
@@ -33,7 +34,7 @@ describe('SDK over a bad network', () => {
     await t.start()
     proxy = await TcpProxy.start({ targetPort: Number(new URL(t.server.url).port), latencyMs: 20 })
     const token = await tokenFor('alice', 'pro')
-    const random = seededRandom(SEED)
+    const random = prng(SEED)
     const devices = ['a', 'b', 'c'].map((deviceId) =>
       c.client({ url: proxy!.url, token, deviceId, backoff: { initialDelayMs: 100, maxDelayMs: 1000 }, socketOptions: { timeout: 3000 } }),
     )

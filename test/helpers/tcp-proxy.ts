@@ -9,6 +9,7 @@
  * until stopped.
  */
 import net from 'node:net'
+import { prng } from './conflicts.js'
 
 export interface ProxyOptions {
   /** Where connections go: the server's port on 127.0.0.1. */
@@ -22,18 +23,6 @@ export interface ChaosOptions {
   everyMs: number
   /** How long a stall lasts, at most. */
   maxStallMs: number
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 export class TcpProxy {
@@ -99,7 +88,7 @@ export class TcpProxy {
 
   /** Cuts and stalls, in turn, at random times (seeded) until `calm()`. */
   chaos({ seed, everyMs, maxStallMs }: ChaosOptions): void {
-    const random = seededRandom(seed)
+    const random = prng(seed)
     let turn = 0
     const next = (): void => {
       this.chaosTimer = setTimeout(
