@@ -217,6 +217,26 @@ describe('SDK sync', () => {
     }
   })
 
+  it('goes back to its configured URL when the node a moved pointed to cannot be reached', async () => {
+    await t.start()
+    // A dead node: a port with nothing listening.
+    const dead = createServer()
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve))
+    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`
+    await new Promise<void>((resolve) => dead.close(() => resolve()))
+    let redirected = 0
+    t.server.io.use((_socket, next) => {
+      if (redirected++ > 0) return next()
+      next(Object.assign(new Error('moved'), { data: { code: 'MOVED', message: 'alice is served by another node', url: deadUrl } }))
+    })
+    const a = c.client({ url: t.server.url, token: await tokenFor('alice'), deviceId: 'a', backoff: { initialDelayMs: 50 } })
+    const urls: string[] = []
+    a.on('progress', (p) => p.phase === 'connecting' && urls.push(a.url))
+    await allSynced([a])
+    expect(urls).toEqual([t.server.url, deadUrl, t.server.url])
+    expect(a.url).toBe(t.server.url)
+  })
+
   it('stops on a refused token and reconnects with a new one; a token function is asked at each attempt', async () => {
     await t.start()
     const errors: SyncClientError[] = []

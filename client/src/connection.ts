@@ -5,6 +5,9 @@
  * of a refused handshake, and of a `shutdown` or `abuse` notice before the
  * server closes the connection (docs/protocol.md, handshake and limits).
  *
+ * A `moved` refusal points the next attempts at the user's owner; when that
+ * node cannot be reached, they go back to the configured URL.
+ *
  * Refusals that cannot succeed by waiting stop it: a revoked device, a bad
  * device id, and an invalid or expired token that is a fixed string (a token
  * function is asked again at each attempt).
@@ -192,7 +195,10 @@ export class Connection {
         this.on.failed(error, false)
         return this.schedule(this.backoff.next(retryHint(data)))
       default:
-        // The network: refused, reset, timed out. The server is away; try again later.
+        // The network: refused, reset, timed out. The server is away; try again later. A node a
+        // `moved` pointed to may be gone for good (its leases expire and another node takes its
+        // users over): the next attempt goes to the configured URL again, which redirects anew.
+        this.url = this.options.url
         return this.schedule(this.backoff.next())
     }
   }

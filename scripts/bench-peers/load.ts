@@ -32,9 +32,10 @@ export const LOAD_PROCS = Math.max(1, Number(process.env.BENCH_PEERS_LOAD_PROCS 
 
 /**
  * Node flags of the workers: a larger young generation (fewer scavenges: the
- * clients allocate a Y.Doc, a socket and every message per device).
+ * clients allocate a Y.Doc, a socket and every message per device), plus
+ * BENCH_PEERS_LOAD_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=.bench/load-prof`).
  */
-const WORKER_NODE_ARGS = ['--max-semi-space-size=32']
+const WORKER_NODE_ARGS = ['--max-semi-space-size=32', ...(process.env.BENCH_PEERS_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean)]
 
 export type LoadRequest =
   | { type: 'connect'; server: { name: TargetName; url: string }; ids: { userId: string; deviceId: string }[] }
