@@ -8,7 +8,7 @@
  * the form clears or closes, so a page closed right after still has it.
  */
 import type { Clip, ClipFields, SyncClient } from '@superclip/sync-client'
-import { batched, button, h, KeyedList } from './dom.js'
+import { batched, button, h, KeyedList, Listeners } from './dom.js'
 import { sortedLabels } from './labels.js'
 
 export interface ClipElements {
@@ -49,7 +49,7 @@ const time = (ms: number | undefined): string => (ms === undefined ? '' : new Da
 export class ClipsView {
   private readonly rows: KeyedList<Clip>
   private readonly editing = new Set<string>()
-  private readonly unlisten: (() => void)[] = []
+  private readonly listeners = new Listeners()
 
   constructor(
     private readonly client: SyncClient,
@@ -58,20 +58,13 @@ export class ClipsView {
   ) {
     // A row shows its folder's and tags' names too: renaming one redraws the clips that show it.
     this.rows = new KeyedList(ui.list, (clip) => this.row(clip), (clip) => JSON.stringify([clip, this.folderName(clip), this.tagNames(clip)]))
-    const render = batched(() => this.render())
-    client.on('change', render)
-    this.unlisten.push(() => client.off('change', render))
-    const submit = (event: SubmitEvent): void => {
-      event.preventDefault()
-      void this.add()
-    }
-    ui.form.addEventListener('submit', submit)
-    this.unlisten.push(() => ui.form.removeEventListener('submit', submit))
+    this.listeners.client(client, 'change', batched(() => this.render()))
+    this.listeners.submit(ui.form, () => void this.add())
     this.render()
   }
 
   dispose(): void {
-    for (const unlisten of this.unlisten.splice(0)) unlisten()
+    this.listeners.off()
     this.rows.clear()
   }
 

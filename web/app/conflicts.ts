@@ -11,7 +11,7 @@
  */
 import type { Conflict, ConflictVersion, Json, SyncClient } from '@superclip/sync-client'
 import { SyncClientError } from '@superclip/sync-client'
-import { batched, button, h, KeyedList } from './dom.js'
+import { batched, button, h, KeyedList, Listeners } from './dom.js'
 
 export interface ConflictElements {
   panel: HTMLElement
@@ -30,7 +30,7 @@ export class ConflictsPanel {
   private readonly rows: KeyedList<Conflict>
   /** Conflicts whose merge field is open: not redrawn under the user's typing. */
   private readonly merging = new Set<string>()
-  private readonly unlisten: (() => void)[] = []
+  private readonly listeners = new Listeners()
 
   constructor(
     private readonly client: SyncClient,
@@ -40,17 +40,13 @@ export class ConflictsPanel {
     this.rows = new KeyedList(ui.list, (c) => this.row(c), (c) => `${c.id} ${this.entityLabel(c)}`)
     const render = batched(() => this.render())
     // New and resolved conflicts, and entity changes (a clip's title names its conflict).
-    client.on('conflict', render)
-    client.on('change', render)
-    this.unlisten.push(() => {
-      client.off('conflict', render)
-      client.off('change', render)
-    })
+    this.listeners.client(client, 'conflict', render)
+    this.listeners.client(client, 'change', render)
     this.render()
   }
 
   dispose(): void {
-    for (const unlisten of this.unlisten.splice(0)) unlisten()
+    this.listeners.off()
     this.rows.clear()
   }
 

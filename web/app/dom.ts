@@ -4,6 +4,7 @@
  * rows whose content changed, so a row being edited (or focused) is left
  * alone while the rest of the list follows the document live.
  */
+import type { SyncClient, SyncClientEvents } from '@superclip/sync-client'
 
 export function byId<T extends HTMLElement>(id: string, type: new () => T): T {
   const el = document.getElementById(id)
@@ -98,5 +99,29 @@ export class KeyedList<T extends { id: string }> {
   clear(): void {
     this.rows.clear()
     this.container.replaceChildren()
+  }
+}
+
+/** The listeners a view adds to the SDK client and to its page, removed together by `off()` when the view goes. */
+export class Listeners {
+  private readonly offs: (() => void)[] = []
+
+  client<E extends keyof SyncClientEvents>(client: SyncClient, event: E, listener: SyncClientEvents[E]): void {
+    client.on(event, listener)
+    this.offs.push(() => client.off(event, listener))
+  }
+
+  /** `onSubmit` for each submit of `form` (the page does not navigate). */
+  submit(form: HTMLFormElement, onSubmit: () => void): void {
+    const listener = (event: SubmitEvent): void => {
+      event.preventDefault()
+      onSubmit()
+    }
+    form.addEventListener('submit', listener)
+    this.offs.push(() => form.removeEventListener('submit', listener))
+  }
+
+  off(): void {
+    for (const off of this.offs.splice(0)) off()
   }
 }

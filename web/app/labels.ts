@@ -4,7 +4,7 @@
  * their folder and tag ids; a deleted one is simply no longer shown on them.
  */
 import type { Folder, SyncClient, Tag } from '@superclip/sync-client'
-import { batched, button, h, KeyedList } from './dom.js'
+import { batched, button, h, KeyedList, Listeners } from './dom.js'
 
 type Label = Folder | Tag
 
@@ -31,7 +31,7 @@ export const sortedLabels = (store: LabelStore): Label[] =>
 export class LabelsPanel {
   private readonly rows: KeyedList<Label>
   private readonly renaming = new Set<string>()
-  private readonly unlisten: (() => void)[] = []
+  private readonly listeners = new Listeners()
 
   /** `kind`: `folder` or `tag`, for the test ids (`folder`, `folder-rename`, …). */
   constructor(
@@ -42,23 +42,18 @@ export class LabelsPanel {
     private readonly say: (message: string, kind?: 'info' | 'error') => void,
   ) {
     this.rows = new KeyedList(ui.list, (label) => this.row(label), (label) => label.name ?? '')
-    const render = batched(() => this.render())
-    client.on('change', render)
-    this.unlisten.push(() => client.off('change', render))
-    const submit = (event: SubmitEvent): void => {
-      event.preventDefault()
+    this.listeners.client(client, 'change', batched(() => this.render()))
+    this.listeners.submit(ui.form, () => {
       const name = ui.name.value.trim()
       if (name === '') return
       this.write(() => store.create({ name }))
       ui.name.value = ''
-    }
-    ui.form.addEventListener('submit', submit)
-    this.unlisten.push(() => ui.form.removeEventListener('submit', submit))
+    })
     this.render()
   }
 
   dispose(): void {
-    for (const unlisten of this.unlisten.splice(0)) unlisten()
+    this.listeners.off()
     this.rows.clear()
   }
 
