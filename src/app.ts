@@ -67,8 +67,8 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   registerErrorHandling(app, metrics)
   const store = await openDocumentStore(config, app.log)
   let open = true
-  const services = createServices(store.repo, config, app.log, metrics)
-  const sockets = createSocketServer(app.server, services, config, app.log, metrics)
+  const services = createServices(store.repo, config, app.log, metrics, store.leases)
+  const sockets = createSocketServer(app.server, services, { ...config, cluster: store.leases !== undefined }, app.log, metrics)
   const { io, router } = sockets
   registerHealthRoutes(app, () => open)
   registerConsoleRoutes(app)

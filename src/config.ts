@@ -3,6 +3,7 @@
  * errors. `JWT_SECRET` and `ADMIN_TOKEN` default to secrets generated once into
  * DATA_DIR (mode 0600) and reused on every later start.
  */
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { z } from 'zod'
 import { PLANS } from './models/plans.js'
@@ -23,6 +24,21 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .refine((v) => URL.canParse(v), 'is not a valid URL')
     .optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .refine((v) => URL.canParse(v), 'is not a valid URL')
+    .optional(),
+  PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+    .refine((v) => URL.canParse(v), 'is not a valid URL')
+    .optional(),
+  NODE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of [A-Za-z0-9._:-]')
+    .optional(),
+  LEASE_TTL_MS: intIn(300, 3600_000).default(10_000),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -40,6 +56,11 @@ const envSchema = z.object({
     .string()
     .default('24h,30d')
     .transform((v, ctx) => parseRetention(v) ?? (ctx.addIssue({ code: 'custom', message: 'must look like 24h,30d (hourly and daily snapshots kept)' }), z.NEVER)),
+}).superRefine((e, ctx) => {
+  // A cluster is nodes sharing one PostgreSQL database and one Redis (protocol §11): Redis alone is no cluster.
+  if (e.REDIS_URL !== undefined && e.DATABASE_URL === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'needs DATABASE_URL too (a cluster shares one PostgreSQL database)' })
+  }
 })
 
 export class ConfigError extends Error {
@@ -64,6 +85,10 @@ export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret'
     port: e.PORT,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
+    nodeId: e.NODE_ID ?? `node-${randomBytes(6).toString('hex')}`,
+    leaseTtlMs: e.LEASE_TTL_MS,
     jwtSecret: e.JWT_SECRET,
     adminToken: e.ADMIN_TOKEN,
     logLevel: e.LOG_LEVEL,

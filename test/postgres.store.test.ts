@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { openPostgresStore } from '../src/repositories/postgres.repository.js'
-import { SCHEMA_VERSION } from '../src/repositories/postgres-schema.js'
+import { MIGRATIONS, SCHEMA_VERSION } from '../src/repositories/postgres-schema.js'
 import { StoreLockedError } from '../src/utils/errors.js'
 import { snapshot } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
@@ -57,7 +57,9 @@ describe.skipIf(!postgres.available)('the PostgreSQL store', () => {
   it('migrates at the first start, versioned; a second start applies nothing and keeps the data', async () => {
     schema = await createTestSchema()
     const first = await openPostgresStore(schema.url)
-    expect(first.migrated).toEqual([1])
+    // Every numbered migration, in order, the newest being the server's version.
+    expect(first.migrated).toEqual(MIGRATIONS.map((m) => m.version))
+    expect(first.migrated.at(-1)).toBe(SCHEMA_VERSION)
     expect(first.schema).toBe(schema.name)
     await first.repo.write([{ docId: 'alice', clock: 7, entities: [], conflicts: [], changes: [], devices: [], append: { firstSeq: 0, updates: [new Uint8Array([1, 2])] } }])
     await first.close()
@@ -69,7 +71,7 @@ describe.skipIf(!postgres.available)('the PostgreSQL store', () => {
       await second.close()
     }
     const { rows } = await schema.admin.query<{ version: number; name: string }>(`SELECT version, name FROM ${schema.name}.schema_migrations ORDER BY version`)
-    expect(rows.map((r) => r.version)).toEqual([SCHEMA_VERSION])
+    expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version))
   })
 
   it('refuses a schema newer than the server (a downgrade)', async () => {

@@ -64,7 +64,9 @@ export async function openOffline(dataDir: string, { create }: { create: boolean
   }
   const store = await openDocumentStore(config, stderrLog)
   // One user at a time: each document is unloaded once done with (docIdleMs 0); no scheduled snapshots.
-  const services = createServices(store.repo, { ...config, docIdleMs: 0, snapshotEveryMs: 0 }, stderrLog)
+  // In a cluster (REDIS_URL) there is no store lock: the command takes each user's lease as a node would
+  // (refused while a node serves the user), so its writes are fenced like theirs.
+  const services = createServices(store.repo, { ...config, docIdleMs: 0, snapshotEveryMs: 0 }, stderrLog, undefined, store.leases)
   return {
     dataDir: config.dataDir,
     services,

@@ -15,6 +15,7 @@
  *   GET  /v1/sync/conflicts?deviceId=
  *   POST /v1/sync/conflicts/:conflictId  { winningVersion, mergedData?, deviceId? }
  */
+import { LeaseHeldError } from '../repositories/postgres-leases.js'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Services } from '../services/index.js'
@@ -77,7 +78,12 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   async function withDocument<T>(userId: string, work: (doc: SyncDocument) => Promise<T>): Promise<T> {
     const lease = services.sync.openDocument(userId)
     try {
-      return await work(await lease.document)
+      const doc = await lease.document.catch((err: unknown) => {
+        // Cluster mode: another node owns the user (HTTP has no `moved` yet: say where, and to retry).
+        if (err instanceof LeaseHeldError) throw new SyncError(ErrorCode.UNAVAILABLE, `this user is served by another node: ${err.url}`, { cause: err, retryAfterMs: 1000 })
+        throw err
+      })
+      return await work(doc)
     } finally {
       lease.release()
     }

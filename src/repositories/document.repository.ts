@@ -124,5 +124,19 @@ export interface DocumentRepository {
 export interface DocumentStore {
   readonly kind: 'leveldb' | 'postgresql'
   readonly repo: DocumentRepository
+  /** Cluster mode only: the leases through which this node owns users' documents (postgres-leases.ts). */
+  readonly leases?: DocumentLeases | undefined
   close(): Promise<void>
+}
+
+/**
+ * Ownership of documents in a cluster: a document is loaded only once its
+ * lease is taken (`take` rejects, with a `LeaseHeldError`, a lease another live
+ * node holds) and released when it is unloaded; a lease found lost is
+ * reported through `onLost` (the document must then be dropped).
+ */
+export interface DocumentLeases {
+  take(docId: string): Promise<void>
+  release(docId: string): Promise<void>
+  onLost(listener: (docId: string) => void): void
 }

@@ -24,6 +24,9 @@
  *   devices          (doc_id, device_id) → record (json)
  *   snapshots        (doc_id, snapshot_id) → meta (json), state (bytea)
  *   revoked_devices  (doc_id, device_id) → revoked_at
+ *   leases           doc_id → node_id, public_url, epoch int8, expires_at:
+ *                    cluster mode's owner of each user (postgres-leases.ts);
+ *                    the row stays when released, so its epoch only grows
  *
  * Invariant: `log_entries`, `entities`, `conflicts`, `change_ids` and
  * `devices` hold rows only of documents with a `documents` row (every
@@ -104,7 +107,45 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE snapshots ALTER COLUMN state SET STORAGE EXTERNAL;
     `,
   },
+  {
+    version: 2,
+    name: 'cluster leases (one owner per user, fenced writes)',
+    sql: `
+      CREATE TABLE leases (
+        doc_id ${key} PRIMARY KEY,
+        node_id text NOT NULL,
+        public_url text NOT NULL,
+        epoch int8 NOT NULL,
+        expires_at timestamptz NOT NULL
+      );
+      -- The fencing check of a cluster node's write (postgres-leases.ts), run inside the write's own
+      -- statement: every document of the batch must still be leased to this node at the epoch it
+      -- took, else the whole statement (the whole batch) fails. FOR SHARE keeps a takeover from
+      -- committing between this check and the write's commit (it waits, then sees the write).
+      CREATE FUNCTION lease_fence(doc_ids text[], epochs int8[], node text) RETURNS int4
+      LANGUAGE plpgsql AS $fence$
+      DECLARE
+        held int4;
+      BEGIN
+        SELECT count(*) INTO held FROM (
+          SELECT 1 FROM leases l JOIN unnest(doc_ids, epochs) AS h(doc_id, epoch)
+            ON l.doc_id = h.doc_id AND l.epoch = h.epoch
+          WHERE l.node_id = node
+          FOR SHARE OF l
+        ) AS still_held;
+        IF held <> cardinality(doc_ids) THEN
+          RAISE EXCEPTION 'lease lost: % of % documents are no longer leased to node %', cardinality(doc_ids) - held, cardinality(doc_ids), node
+            USING ERRCODE = 'SCL01';
+        END IF;
+        RETURN held;
+      END
+      $fence$;
+    `,
+  },
 ]
+
+/** The advisory lock class serializing migrations of one schema (the store's own lock is another class). */
+const MIGRATION_LOCK_CLASS = 0x5c_17_5e_c6
 
 /** The schema version this server knows (its newest migration). */
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)
@@ -117,12 +158,14 @@ export class SchemaTooNewError extends Error {
  * Brings the connection's current schema to `SCHEMA_VERSION`: the pending
  * migrations in order, in one transaction (all or none), each recorded.
  * Returns the versions applied (none on an up-to-date schema). Refuses a
- * schema newer than this server (a downgrade). The caller holds the store's
- * advisory lock, so no other server migrates at the same time.
+ * schema newer than this server (a downgrade). A transaction-level advisory
+ * lock keeps two servers (the nodes of a cluster) from migrating at once.
  */
 export async function migrate(client: ClientBase, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
   await client.query('BEGIN')
   try {
+    // Nodes of a cluster start at once without the store's lock: one migrates, the others wait and find it done.
+    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_CLASS}::int4, hashtext(current_schema()))`)
     await client.query(`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version int4 PRIMARY KEY,

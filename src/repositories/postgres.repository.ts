@@ -13,8 +13,10 @@
  * error rejects with nothing of the batch stored.
  *
  * `openPostgresStore` takes the store's advisory lock on a dedicated
- * connection held for the server's lifetime (one server per store until
- * cluster mode exists), migrates the schema, then opens the pool.
+ * connection held for the server's lifetime (one server per store), migrates
+ * the schema, then opens the pool. In cluster mode (DATABASE_URL and
+ * REDIS_URL) there is no store lock: every write is fenced by the leases of
+ * its documents instead (postgres-leases.ts).
  */
 import os from 'node:os'
 import pg from 'pg'
@@ -24,6 +26,7 @@ import type { Logger } from '../utils/logger.js'
 import { StoreLockedError } from '../utils/errors.js'
 import type { DocumentRepository, DocumentStore, DocumentWrite, StoredDocument, StoredLog } from './document.repository.js'
 import { migrate } from './postgres-schema.js'
+import { FENCE_SQLSTATE, LeaseLostError, PostgresLeases, type ClusterNode, type FenceParams } from './postgres-leases.js'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -156,8 +159,13 @@ function chunks(rows: readonly LogRow[]): LogRow[][] {
   return out
 }
 
-/** The statements that write a folded batch (the first carries everything but further log chunks). */
-export function batchStatements(folded: FoldedBatch): Statement[] {
+/**
+ * The statements that write a folded batch (the first carries everything but
+ * further log chunks). With a `fence` (cluster mode), the first statement's
+ * main query is the fencing check: it fails the statement, so the whole batch,
+ * unless every document is still leased to this node at its epoch.
+ */
+export function batchStatements(folded: FoldedBatch, fence?: FenceParams): Statement[] {
   const s = new Statement()
   if (folded.logDeletes.length > 0) {
     const d = folded.logDeletes
@@ -222,6 +230,7 @@ export function batchStatements(folded: FoldedBatch): Statement[] {
         'ON CONFLICT (doc_id) DO UPDATE SET clock = EXCLUDED.clock, summary = COALESCE(EXCLUDED.summary, documents.summary)',
     )
   }
+  if (fence && !s.empty) s.add(`SELECT lease_fence(${s.param(fence.docIds)}::text[], ${s.param(fence.epochs)}::int8[], ${s.param(fence.nodeId)}::text)`)
   const statements = s.empty ? [] : [s]
   for (const chunk of moreChunks) {
     const more = new Statement()
@@ -235,7 +244,11 @@ export class PostgresDocumentRepository implements DocumentRepository {
   /** `readLogUpTo` reads in flight: a write waits for them, so they read the state they were called on. */
   private readonly logReads = new Set<Promise<void>>()
 
-  constructor(private readonly pool: pg.Pool) {}
+  /** `leases`: cluster mode, where every write is fenced by the leases of its documents (postgres-leases.ts). */
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly leases?: PostgresLeases,
+  ) {}
 
   async read(docId: string, now = Date.now()): Promise<StoredDocument> {
     const [log, meta, entities, conflicts, changes] = await Promise.all([
@@ -272,16 +285,23 @@ export class PostgresDocumentRepository implements DocumentRepository {
 
   async write(writes: readonly DocumentWrite[]): Promise<void> {
     if (this.logReads.size > 0) await Promise.all(this.logReads)
-    const statements = batchStatements(foldBatch(writes))
+    const fence = this.leases?.fence([...new Set(writes.map((w) => w.docId))])
+    const statements = batchStatements(foldBatch(writes), fence)
     if (statements.length === 0) return
-    if (statements.length === 1) {
-      const [only] = statements as [Statement]
-      await this.pool.query(only.text, only.values)
-      return
+    try {
+      if (statements.length === 1) {
+        const [only] = statements as [Statement]
+        await this.pool.query(only.text, only.values)
+        return
+      }
+      await this.transaction(async (client) => {
+        for (const s of statements) await client.query(s.text, s.values)
+      })
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== FENCE_SQLSTATE) throw err
+      this.leases?.fenceFailed()
+      throw new LeaseLostError('the write was fenced off: another node holds the lease of one of its documents now', { cause: err })
     }
-    await this.transaction(async (client) => {
-      for (const s of statements) await client.query(s.text, s.values)
-    })
   }
 
   async pruneChangeIds(docId: string, now = Date.now()): Promise<number> {
@@ -448,46 +468,65 @@ export interface PostgresStore extends DocumentStore {
   readonly schema: string
   /** The migrations this start applied (none on an up-to-date schema). */
   readonly migrated: number[]
+  /** Cluster mode's leases (postgres-leases.ts); undefined outside it. */
+  readonly leases: PostgresLeases | undefined
 }
 
 /**
  * Opens the PostgreSQL store of `url` (its tables in the connection's current
- * schema): takes the store's advisory lock on a dedicated connection held
- * until `close` (a `StoreLockedError` if another server holds it), migrates
- * the schema, opens the pool. `close` ends the pool, then the lock's connection.
+ * schema). Alone (no `cluster`): takes the store's advisory lock on a
+ * dedicated connection held until `close` (a `StoreLockedError` if another
+ * server holds it). In a cluster (`cluster`: this node): no store lock, every
+ * node shares the store, and each user's document is owned through a lease
+ * (postgres-leases.ts) that fences its writes. Then migrates the schema
+ * (serialized between nodes) and opens the pool. `close` ends the pool, then
+ * the lock's connection.
  */
-export async function openPostgresStore(url: string, log?: Logger, options: { poolSize?: number } = {}): Promise<PostgresStore> {
+export async function openPostgresStore(
+  url: string,
+  log?: Logger,
+  options: { poolSize?: number; cluster?: ClusterNode | undefined } = {},
+): Promise<PostgresStore> {
   const config = connectionConfig(url)
   const lock = new pg.Client(config)
   await lock.connect()
   let pool: pg.Pool | undefined
+  let lockHeld = false
   try {
     const { rows } = await lock.query<{ schema: string | null }>('SELECT current_schema() AS schema')
     const schema = rows[0]?.schema
     if (!schema) throw new Error(`DATABASE_URL ${describeUrl(url)}: no schema of the search_path exists`)
-    const locked = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${LOCK}) AS locked`)
-    if (locked.rows[0]?.locked !== true) {
-      throw new StoreLockedError(
-        `the PostgreSQL store ${describeUrl(url)} (schema ${schema}) is in use by another process (advisory lock held). ` +
-          'Stop the other server or start this one on another database or schema.',
-      )
+    if (!options.cluster) {
+      const locked = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${LOCK}) AS locked`)
+      if (locked.rows[0]?.locked !== true) {
+        throw new StoreLockedError(
+          `the PostgreSQL store ${describeUrl(url)} (schema ${schema}) is in use by another process (advisory lock held). ` +
+            'Stop the other server or start this one on another database or schema (or run every server as a cluster: REDIS_URL).',
+        )
+      }
+      lockHeld = true
+      // Losing this connection loses the lock: say so loudly (cluster mode fences writes with leases instead).
+      lock.on('error', (err) => log?.error({ err }, 'the PostgreSQL store lock connection failed; the store lock is lost'))
     }
-    // Losing this connection loses the lock: say so loudly (leases, a later item, will fence writes).
-    lock.on('error', (err) => log?.error({ err }, 'the PostgreSQL store lock connection failed; the store lock is lost'))
     const migrated = await migrate(lock)
     if (migrated.length > 0) log?.info({ schema, migrated }, 'PostgreSQL schema migrated')
+    if (!lockHeld) await lock.end()
     pool = new pg.Pool({ ...config, max: options.poolSize ?? 10 })
     pool.on('error', (err) => log?.warn({ err }, 'an idle PostgreSQL connection failed'))
     const opened = pool
+    const leases = options.cluster ? new PostgresLeases(opened, options.cluster, log) : undefined
+    leases?.start()
     return {
       kind: 'postgresql',
-      repo: new PostgresDocumentRepository(opened),
+      repo: new PostgresDocumentRepository(opened, leases),
       pool: opened,
       schema,
       migrated,
+      leases,
       async close() {
+        await leases?.releaseAll()
         await opened.end()
-        await lock.end()
+        if (lockHeld) await lock.end()
       },
     }
   } catch (err) {

@@ -6,9 +6,11 @@
  * after `docIdleMs`. A failed load is never replaced by an empty document: the
  * error reaches every waiter and the next acquire tries again. An evicted
  * document (its commit failed) is dropped at once; its holders are told
- * through `onEvict` and the next acquire loads it again from disk.
+ * through `onEvict` and the next acquire loads it again from disk. In cluster
+ * mode a document is loaded only under its user's lease, taken at the load and
+ * released once it leaves memory (unloaded, evicted, closed).
  */
-import type { DocumentRepository } from '../repositories/document.repository.js'
+import type { DocumentLeases, DocumentRepository } from '../repositories/document.repository.js'
 import type { Logger } from '../utils/logger.js'
 import { SyncDocument } from './sync-document.js'
 
@@ -39,6 +41,8 @@ export class DocumentRegistry {
     private readonly options: { docIdleMs: number },
     private readonly onLoad: (doc: SyncDocument) => void,
     private readonly log: Logger,
+    /** Cluster mode: a document is loaded only under its lease, released when it leaves memory. */
+    private readonly leases?: DocumentLeases,
   ) {}
 
   /** Takes a reference on `docId`'s document, loading it on first use. */
@@ -100,7 +104,8 @@ export class DocumentRegistry {
   evict(doc: SyncDocument, settled: Promise<void> = Promise.resolve()): void {
     const entry = this.entries.get(doc.id)
     if (entry?.loaded !== doc) return
-    const waiting = settled.finally(() => {
+    // Its lease (cluster mode) goes once its writes are settled, before any reload takes it again.
+    const waiting = settled.then(() => this.leases?.release(doc.id)).finally(() => {
       if (this.settling.get(doc.id) === waiting) this.settling.delete(doc.id)
     })
     this.settling.set(doc.id, waiting)
@@ -131,6 +136,7 @@ export class DocumentRegistry {
           await settled(doc)
           doc.doc.destroy()
         }
+        await this.leases?.release(docId)
       }
       await work()
     } finally {
@@ -146,13 +152,22 @@ export class DocumentRegistry {
     for (const e of entries) clearTimeout(e.idleTimer)
     const docs = await Promise.allSettled(entries.map((e) => e.ready))
     for (const d of docs) if (d.status === 'fulfilled') d.value.doc.destroy()
+    await Promise.all(docs.flatMap((d) => (d.status === 'fulfilled' && this.leases ? [this.leases.release(d.value.id)] : [])))
   }
 
   private async load(docId: string): Promise<SyncDocument> {
     await this.settling.get(docId)
     await this.locked.get(docId)
     const started = performance.now()
-    const stored = await this.repo.read(docId)
+    // Cluster mode: the lease first (another live node's: the load fails, the client is sent there), then the read.
+    await this.leases?.take(docId)
+    let stored: Awaited<ReturnType<DocumentRepository['read']>>
+    try {
+      stored = await this.repo.read(docId)
+    } catch (err) {
+      await this.leases?.release(docId)
+      throw err
+    }
     const doc = new SyncDocument(docId, stored)
     this.log.debug(
       { docId, entries: stored.log.updates.length, bytes: stored.log.bytes, ms: Math.round(performance.now() - started) },
@@ -173,6 +188,7 @@ export class DocumentRegistry {
       }
       this.entries.delete(docId)
       doc.doc.destroy()
+      void this.leases?.release(docId)
       this.log.debug({ docId }, 'document unloaded')
     }, this.options.docIdleMs)
     entry.idleTimer.unref()

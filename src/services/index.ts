@@ -1,5 +1,5 @@
 /** Wires the services of one server over one open store's repository. */
-import type { DocumentRepository } from '../repositories/document.repository.js'
+import type { DocumentLeases, DocumentRepository } from '../repositories/document.repository.js'
 import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
 import { Metrics } from '../utils/metrics.js'
@@ -40,6 +40,7 @@ export function createServices(
     Partial<Pick<ServerConfig, 'plans' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
   log: Logger,
   metrics: Metrics = new Metrics(),
+  leases?: DocumentLeases,
 ): Services {
   const registry: DocumentRegistry = new DocumentRegistry(
     repo,
@@ -53,8 +54,14 @@ export function createServices(
       operators.purgeTrash(doc).catch((err: unknown) => log.warn({ err, docId: doc.id }, 'purging the trash failed'))
     },
     log,
+    leases,
   )
   const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics)
+  // A lease found lost (cluster mode): the document is dropped and its sockets closed, as after a failed write.
+  leases?.onLost((docId) => {
+    const doc = registry.peek(docId)
+    if (doc && !doc.evicted) committer.abandon(doc)
+  })
   const sync = new SyncService(registry, committer, repo, config.plans, metrics)
   const operators = new OperatorService(registry, committer, repo, sync, { trashRetentionDays: config.trashRetentionDays ?? 30 }, (meta) =>
     metrics.snapshotsTaken.inc({ reason: meta.reason }),

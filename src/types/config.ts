@@ -9,6 +9,14 @@ export interface ServerConfig {
   dataDir: string
   /** PostgreSQL store (postgres:// or postgresql:// URL) instead of LevelDB under dataDir; unset: LevelDB. */
   databaseUrl?: string | undefined
+  /** With `databaseUrl`: this node is one of a cluster (protocol §11; leases in PostgreSQL, docs/architecture.md). */
+  redisUrl?: string | undefined
+  /** How clients reach this node (the `url` of a `moved` refusal); default `http://HOST:PORT`. */
+  publicUrl?: string | undefined
+  /** This node's id in the cluster's leases; default a random id per process start. */
+  nodeId?: string | undefined
+  /** A user's lease lasts this long without a renewal (renewed every third of it while the document is loaded). */
+  leaseTtlMs?: number | undefined
   jwtSecret: string
   adminToken: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'

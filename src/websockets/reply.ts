@@ -29,7 +29,7 @@ export function replyError(
   return error.code
 }
 
-/** The `connect_error` messages a refused handshake can carry (protocol §1 and the README). */
+/** The `connect_error` messages a refused handshake can carry (protocol §1 and the README; `moved`: ownership.middleware.ts). */
 export type HandshakeRefusal = 'unauthorized' | 'bad_request' | 'quota_exceeded' | 'rate_limited' | 'unavailable'
 
 /** A refused handshake: the client's `connect_error` has `message` and `data` `{ code, message, retryAfterMs? }`. */

@@ -20,6 +20,7 @@ import { holdWrites } from './write-coalescer.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
+import { OwnershipGate } from './middleware/ownership.middleware.js'
 import type { SyncServer, SyncSocket } from './types.js'
 import { userRoom } from './types.js'
 
@@ -67,7 +68,10 @@ function packetBytes(packet: { data?: unknown }): number {
 export function createSocketServer(
   httpServer: HttpServer,
   services: Services,
-  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans' | 'limits'>,
+  config: Pick<ServerConfig, 'jwtSecret' | 'maxMessageBytes' | 'compressThresholdBytes' | 'plans' | 'limits'> & {
+    /** Cluster mode: a user's sockets are accepted only by the node owning the user (`moved` otherwise). */
+    cluster?: boolean
+  },
   log: Logger,
   metrics: Metrics,
 ): SocketServer {
@@ -100,12 +104,17 @@ export function createSocketServer(
   // Committed writes, whoever made them, reach the user's live sockets through this feed.
   services.sync.publishTo(new SocketFeed(io, relays))
   services.operators.connectTo(new SocketConnections(io))
-  attachRuntime(io, new SyncRuntime(services, router))
+  const runtime = new SyncRuntime(services, router)
+  attachRuntime(io, runtime)
   use(createAuthMiddleware(config.jwtSecret, log, (address) => guard.authFailed(address)))
   // A user whose socket was disconnected for its refused events waits out the retry hint it was given.
   use(abuse.middleware())
   // A device an operator revoked is refused until unrevoked.
   use(createRevocationMiddleware((userId, deviceId) => services.operators.isRevoked(userId, deviceId), log))
+  // Cluster mode: the user's document is loaded under the user's lease, or the socket is refused `moved`
+  // to the node that holds it. Before the plan limits: those count only the sockets of the owner.
+  const ownership = config.cluster ? new OwnershipGate((userId) => services.sync.openDocument(userId), log) : undefined
+  if (ownership) use(ownership.middleware())
   // Devices and connections per user (plan limits): refused at connect.
   use(createPlanMiddleware(config.plans, new ConnectionTracker(), log))
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
@@ -119,6 +128,8 @@ export function createSocketServer(
       holdWrites(socket)
       metrics.sentBytes += packetBytes(packet)
     })
+    const owned = ownership?.take(socket)
+    if (owned) runtime.adopt(socket, owned)
     void socket.join(userRoom(socket.data.userId))
     registerSyncHandlers(io, socket)
     // At the token's `exp` a silent socket is told and disconnected; events after it are refused by the router.

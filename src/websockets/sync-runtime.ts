@@ -22,6 +22,16 @@ export class SyncRuntime {
     readonly router: EventRouter,
   ) {}
 
+  /** Makes `lease` (taken at the handshake, cluster mode) the connected socket's reference on its document. */
+  adopt(socket: SyncSocket, lease: DocumentLease): void {
+    if (this.leases.has(socket) || socket.disconnected) {
+      lease.release()
+      return
+    }
+    this.leases.set(socket, lease)
+    socket.once('disconnect', () => lease.release())
+  }
+
   /**
    * The socket's user's document, loaded once for all of the user's sockets.
    * If it cannot be loaded the socket is told (`sync:error` UNAVAILABLE, event
