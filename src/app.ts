@@ -70,14 +70,14 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   const services = createServices(store.repo, config, app.log, metrics, store.leases)
   const sockets = createSocketServer(app.server, services, { ...config, cluster: store.leases !== undefined }, app.log, metrics)
   const { io, router } = sockets
-  registerHealthRoutes(app, () => open)
+  registerHealthRoutes(app, () => open, { nodeId: config.nodeId, store })
   registerConsoleRoutes(app)
   registerAppRoutes(app)
   registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log, metrics })
   registerOperatorRoutes(app, config.adminToken, services.operators)
   const eventLoop = new EventLoopMonitor()
   eventLoop.start()
-  metrics.readGaugesFrom({ connections: () => io.engine.clientsCount, documentsLoaded: () => services.registry.loadedCount, eventLoop })
+  metrics.readGaugesFrom({ connections: () => io.engine.clientsCount, documentsLoaded: () => services.registry.loadedCount, eventLoop, leases: store.leases })
   registerAdminRoutes(app, config.adminToken, { metrics, eventLoop })
 
   app.addHook('preClose', async () => {

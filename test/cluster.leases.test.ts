@@ -11,12 +11,14 @@
  *   every acknowledged write.
  * Skipped with a message when PostgreSQL is unreachable (failed under REQUIRE_SERVICES=1).
  */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { io as connectSocket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { useChildServers } from './helpers/child-fixture.js'
-import { freePort, startChildServer, within, type ChildServer } from './helpers/child-server.js'
+import { freePort, getHealth, startChildServer, within, type ChildServer } from './helpers/child-server.js'
 import type { Reply, YjsDevice } from './helpers/device.js'
 import { waitFor } from './helpers/device.js'
 import { createTestSchema, postgresForTests, type TestSchema } from './helpers/postgres.js'
@@ -117,6 +119,19 @@ describe.skipIf(!postgres.available)('cluster: one owner per user, fenced by a l
     void addClip(phone, 'first')
     await phone.flushed()
     expect(await lease('alice')).toMatchObject({ node_id: 'node-a', public_url: a.url })
+    // The owner says who it is and what it owns.
+    expect(await getHealth(a.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 'node-a', store: { kind: 'postgresql', reachable: true } } })
+    const adminToken = (await readFile(path.join(fixture.dataDir, 'admin-token'), 'utf8')).trim()
+    const metricsOf = async (url: string) => (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text()
+    expect(await metricsOf(a.url)).toMatch(/^superclip_owned_users 1$/m)
+    expect(await metricsOf(b.url)).toMatch(/^superclip_owned_users 0$/m)
+    let renewals = ''
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && !/^superclip_lease_renewals_total [1-9]/m.test(renewals); ) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      renewals = await metricsOf(a.url)
+    }
+    expect(renewals).toMatch(/^superclip_lease_renewals_total [1-9]\d*$/m)
+    expect(renewals).toMatch(/^superclip_lease_losses_total 0$/m)
 
     const refusal = await handshake(b.url, 'alice', 'laptop')
     expect(refusal).toEqual({ message: 'moved', data: { code: 'MOVED', message: expect.any(String), url: a.url } })

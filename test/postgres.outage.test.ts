@@ -49,8 +49,14 @@ describe.skipIf(!postgres.available)('PostgreSQL unreachable for a while', () =>
     await new Promise((resolve) => setTimeout(resolve, 2000))
     expect(device.pendingChanges).toBeGreaterThan(0)
     expect(device.status).not.toBe('synced')
+    const health = async () => {
+      const res = await fetch(`${t.server.url}/health`)
+      return { status: res.status, body: await res.json() }
+    }
+    expect(await health()).toMatchObject({ status: 503, body: { status: 'unavailable', store: { kind: 'postgresql', reachable: false } } })
 
     proxy.admit()
+    expect(await health()).toMatchObject({ status: 200, body: { status: 'ok', store: { kind: 'postgresql', reachable: true } } })
     await allSynced([device], 30_000)
     expect(device.pendingChanges).toBe(0)
     const fresh = c.client({ url: t.server.url, token, deviceId: 'fresh' })

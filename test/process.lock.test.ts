@@ -35,7 +35,7 @@ describe('a second server on the same DATA_DIR', () => {
 
     // The first server: still running, healthy, its connected device can write, and a new device syncs it all.
     expect(first.hasExited).toBe(false)
-    expect(await getHealth(first.url)).toEqual({ status: 200, body: { status: 'ok' } })
+    expect(await getHealth(first.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: expect.any(String), store: { kind: 'leveldb', reachable: true } } })
     expect(phone.socket.connected).toBe(true)
     phone.addClip('after', 'written after the second server exited')
     await phone.flushed()
@@ -77,7 +77,7 @@ describe('a second server on the same DATA_DIR', () => {
     expect(second.stderr()).toContain('in use by another process')
 
     expect(first.hasExited).toBe(false)
-    expect(await getHealth(first.url)).toEqual({ status: 200, body: { status: 'ok' } })
+    expect(await getHealth(first.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: expect.any(String), store: { kind: 'leveldb', reachable: true } } })
     const laptop = await device(first, 'alice', 'laptop')
     expect(written).toBeGreaterThan(0)
     expect(laptop.clips().size).toBe(written)

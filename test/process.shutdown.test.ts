@@ -20,7 +20,7 @@ describe('graceful shutdown of the server process', () => {
 
   it('GET /health answers 200 { status: "ok" }', async () => {
     const server = await startChildServer({ dataDir: fixture.dataDir })
-    expect(await getHealth(server.url)).toEqual({ status: 200, body: { status: 'ok' } })
+    expect(await getHealth(server.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: expect.any(String), store: { kind: 'leveldb', reachable: true } } })
     server.kill('SIGTERM')
     expect(await server.waitForExit()).toEqual({ code: 0, signal: null })
   })
@@ -63,7 +63,7 @@ describe('graceful shutdown of the server process', () => {
       closeDevices()
 
       const restarted = await startChildServer({ dataDir: fixture.dataDir })
-      expect(await getHealth(restarted.url)).toEqual({ status: 200, body: { status: 'ok' } })
+      expect(await getHealth(restarted.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: expect.any(String), store: { kind: 'leveldb', reachable: true } } })
       let acked = 0
       let unackedPresent = 0
       const missing = new Map<string, string[]>()

@@ -126,6 +126,8 @@ export interface DocumentStore {
   readonly repo: DocumentRepository
   /** Cluster mode only: the leases through which this node owns users' documents (postgres-leases.ts). */
   readonly leases?: DocumentLeases | undefined
+  /** Rejects when the store cannot be reached now (GET /health). */
+  ping(): Promise<void>
   close(): Promise<void>
 }
 
@@ -136,6 +138,11 @@ export interface DocumentStore {
  * reported through `onLost` (the document must then be dropped).
  */
 export interface DocumentLeases {
+  /** Leases held now: the users this node owns. */
+  readonly owned: number
+  /** Leases renewed, and leases lost, since start (`/metrics`). */
+  readonly renewals: number
+  readonly losses: number
   take(docId: string): Promise<void>
   release(docId: string): Promise<void>
   onLost(listener: (docId: string) => void): void

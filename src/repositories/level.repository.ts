@@ -246,5 +246,11 @@ function encodeClock(ms: number): Uint8Array {
 /** Opens the LevelDB store under `dataDir` (refused with `StoreLockedError` while another process holds it). */
 export async function openLevelStore(dataDir: string, options: { syncWrites: boolean }): Promise<DocumentStore & { db: Store }> {
   const db = await openStore(dataDir)
-  return { kind: 'leveldb', db, repo: new LevelDocumentRepository(db, options), close: () => db.close() }
+  return {
+    kind: 'leveldb',
+    db,
+    repo: new LevelDocumentRepository(db, options),
+    ping: () => (db.status === 'open' ? Promise.resolve() : Promise.reject(new Error(`LevelDB is ${db.status}`))),
+    close: () => db.close(),
+  }
 }

@@ -67,6 +67,8 @@ const TTL = '($3::int8 * interval \'1 millisecond\')'
 
 export class PostgresLeases {
   private readonly held = new Map<string, Held>()
+  renewals = 0
+  losses = 0
   private readonly lostListeners: ((docId: string) => void)[] = []
   private timer: NodeJS.Timeout | undefined
   private renewing: Promise<void> | undefined
@@ -78,6 +80,10 @@ export class PostgresLeases {
   ) {}
 
   /** Starts the periodic renewal (every TTL/3). */
+  get owned(): number {
+    return this.held.size
+  }
+
   start(): void {
     this.timer ??= setInterval(() => void this.renew(), Math.max(50, Math.floor(this.node.leaseTtlMs / 3)))
     this.timer.unref()
@@ -183,6 +189,7 @@ export class PostgresLeases {
         [held.map(([docId]) => docId), held.map(([, h]) => h.epoch), this.node.leaseTtlMs, this.node.nodeId],
       )
       renewed = new Set(rows.map((r) => r.doc_id))
+      this.renewals += renewed.size
     } catch (err) {
       // Unconfirmed for a whole TTL: another node may have taken them over. (Writes are fenced anyway.)
       const expired = held.filter(([, h]) => sent - h.confirmedAt >= this.node.leaseTtlMs)
@@ -200,6 +207,7 @@ export class PostgresLeases {
   private lose(docId: string, h: Held): void {
     if (this.held.get(docId) !== h) return // released or taken again meanwhile
     this.held.delete(docId)
+    this.losses += 1
     this.log?.warn({ docId, epoch: h.epoch }, 'lease lost: the document is dropped and its sockets closed')
     for (const listener of this.lostListeners) listener(docId)
   }

@@ -523,6 +523,15 @@ export async function openPostgresStore(
       schema,
       migrated,
       leases,
+      async ping() {
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('PostgreSQL did not answer within 2 s')), 2000)))
+        try {
+          await Promise.race([opened.query('SELECT 1'), timeout])
+        } finally {
+          clearTimeout(timer)
+        }
+      },
       async close() {
         await leases?.releaseAll()
         await opened.end()

@@ -23,6 +23,8 @@ const SNAPSHOT_REASONS = ['manual', 'scheduled', 'before-restore', 'import'] as 
 export interface GaugeSources {
   connections: () => number
   documentsLoaded: () => number
+  /** Cluster mode: this node's leases (repositories/postgres-leases.ts). */
+  leases?: { owned: number; renewals: number; losses: number } | undefined
   eventLoop: EventLoopMonitor
 }
 
@@ -61,6 +63,7 @@ export class Metrics {
   readonly snapshotsTaken: Counter<'reason'>
   readonly connections: Gauge
   readonly documentsLoaded: Gauge
+  readonly ownedUsers: Gauge
   /** The event loop's delay over EventLoopMonitor's window (since start or `/admin/metrics?reset=true`). */
   readonly eventLoopDelayMax: Gauge
   readonly eventLoopDelayP99: Gauge
@@ -137,6 +140,9 @@ export class Metrics {
     for (const reason of SNAPSHOT_REASONS) this.snapshotsTaken.inc({ reason }, 0)
     this.connections = gauge('connections', 'Open engine.io connections', (s) => s.connections())
     this.documentsLoaded = gauge('documents_loaded', 'Documents loaded in memory', (s) => s.documentsLoaded())
+    this.ownedUsers = gauge('owned_users', 'Cluster mode: users whose lease this node holds', (s) => s.leases?.owned ?? 0)
+    pulled('lease_renewals_total', 'Cluster mode: leases renewed', () => this.sources?.leases?.renewals ?? 0)
+    pulled('lease_losses_total', 'Cluster mode: leases lost (their documents dropped, their sockets closed)', () => this.sources?.leases?.losses ?? 0)
     const delay = 'Event-loop delay since start or /admin/metrics?reset=true'
     this.eventLoopDelayMax = gauge('event_loop_delay_max_seconds', `${delay}: longest`, (s) => s.eventLoop.read().maxMs / 1000)
     this.eventLoopDelayP99 = gauge('event_loop_delay_p99_seconds', `${delay}: 99th percentile`, (s) => s.eventLoop.read().p99Ms / 1000)
