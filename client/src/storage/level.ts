@@ -13,8 +13,6 @@ import * as Y from 'yjs'
 import { SyncClientError } from '../errors.js'
 import type { LocalStore } from './store.js'
 
-type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
-
 /** Past this many stored updates the log is replaced by the document's state. */
 const COMPACT_AFTER = 500
 const updateKey = (seq: number): string => `u!${String(seq).padStart(12, '0')}`
@@ -26,7 +24,10 @@ export class LevelStore implements LocalStore {
   private doc: Y.Doc | undefined
   private nextSeq = 0
   private stored = 0
-  private queue: Op[] = []
+  /** Updates not yet written, by key. */
+  private queue: { type: 'put'; key: string; value: Uint8Array }[] = []
+  /** Values set and not yet written: the last one of a tick per name, encoded when written. */
+  private readonly meta = new Map<string, unknown>()
   private writing: Promise<void> = Promise.resolve()
   private scheduled = false
   private failure: SyncClientError | undefined
@@ -70,9 +71,8 @@ export class LevelStore implements LocalStore {
 
   /** The last value set in a tick is the one written (the outbox sets its counters at every edit). */
   setMeta(key: string, value: unknown): void {
-    const name = `m!${key}`
-    this.queue = this.queue.filter((op) => op.key !== name)
-    this.put(name, encoder.encode(JSON.stringify(value)))
+    this.meta.set(key, value)
+    this.schedule()
   }
 
   flush(): Promise<void> {
@@ -88,15 +88,18 @@ export class LevelStore implements LocalStore {
   }
 
   private put(key: string, value: Uint8Array): void {
-    if (key.startsWith('u!') && ++this.stored > COMPACT_AFTER * 2) {
+    if (++this.stored > COMPACT_AFTER * 2) {
       this.compact()
       return
     }
     this.queue.push({ type: 'put', key, value })
-    if (!this.scheduled) {
-      this.scheduled = true
-      setTimeout(() => this.write(), 0)
-    }
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    setTimeout(() => this.write(), 0)
   }
 
   /** The whole log replaced by one update: the document's state, written before the old entries go. */
@@ -104,8 +107,7 @@ export class LevelStore implements LocalStore {
     const doc = this.doc
     if (!doc) return
     const key = updateKey(this.nextSeq++)
-    const meta = this.queue.filter((op) => op.key.startsWith('m!'))
-    this.queue = [{ type: 'put', key, value: Y.encodeStateAsUpdate(doc) }, ...meta]
+    this.queue = [{ type: 'put', key, value: Y.encodeStateAsUpdate(doc) }]
     this.stored = 1
     this.write()
     this.writing = this.writing.then(() => this.db.clear({ gte: 'u!', lt: key }))
@@ -113,8 +115,11 @@ export class LevelStore implements LocalStore {
 
   private write(): void {
     this.scheduled = false
-    if (this.queue.length === 0) return
+    if (this.queue.length === 0 && this.meta.size === 0) return
+    // Values after the updates of the same batch: the counters never count an edit the log lacks.
     const ops = this.queue
+    for (const [name, value] of this.meta) ops.push({ type: 'put', key: `m!${name}`, value: encoder.encode(JSON.stringify(value)) })
+    this.meta.clear()
     this.queue = []
     this.writing = this.writing.then(() =>
       this.db.batch(ops).catch((err: unknown) => {
