@@ -202,7 +202,8 @@ describe.skipIf(!postgres.available)('cluster: one owner per user, fenced by a l
     const killedAt = Date.now()
     // Until the lease expires, B sends alice to the dead owner (it cannot know it is dead).
     const early = await handshake(b.url, 'alice', 'laptop')
-    if (Date.now() - killedAt < LEASE_TTL_MS - 200) expect(early).toMatchObject({ message: 'moved', data: { url: a.url } })
+    expect(Date.now() - killedAt, 'the handshake came before the lease expired').toBeLessThan(LEASE_TTL_MS - 200)
+    expect(early).toMatchObject({ message: 'moved', data: { url: a.url } })
     let laptop: YjsDevice | undefined
     await within(
       (async () => {

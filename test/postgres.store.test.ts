@@ -4,6 +4,8 @@
  * per store), DATABASE_URL's validation. Skipped with a message when
  * PostgreSQL is unreachable (failed under REQUIRE_SERVICES=1).
  */
+import { existsSync } from 'node:fs'
+import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseEnv } from '../src/config.js'
 import { openPostgresStore } from '../src/repositories/postgres.repository.js'
@@ -42,9 +44,10 @@ describe.skipIf(!postgres.available)('the PostgreSQL store', () => {
     await a.flushed()
     const before = snapshot(a.doc)
     a.close()
-    // Nothing of it in LevelDB: the data dir holds no store.
+    // In PostgreSQL, and nothing of it in LevelDB: the data dir holds no store.
     const tables = await schema.admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema.name}.log_entries WHERE doc_id = 'alice'`)
     expect(Number(tables.rows[0]?.n)).toBeGreaterThan(0)
+    expect(existsSync(path.join(dir, 'db'))).toBe(false)
     await t.start(dir, { databaseUrl: schema.url })
     const health = await fetch(`${t.server.url}/health`)
     expect(health.status).toBe(200)

@@ -79,7 +79,8 @@ describe('SDK offline across process restarts', () => {
       // A third run of the device has nothing pending.
       const third = deviceProcess({ ...env, MODE: 'sync' })
       expect(await third.next()).toMatchObject({ step: 'loaded', pending: 0, clips: stored.clips })
-      await third.next()
+      expect(await third.next()).toMatchObject({ step: 'synced', pending: 0, status: 'synced' })
+      expect(await once(third.child, 'exit')).toEqual([0, null])
     } finally {
       await removeDir(localDir)
     }

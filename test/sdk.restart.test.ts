@@ -43,7 +43,9 @@ describe('SDK across a server restart', () => {
     connectedAt.sort((a, b) => a - b)
     // The shutdown notice's hints lie in [2000, 4000) ms; the SDK waits at least its hint.
     expect(connectedAt[0]).toBeGreaterThanOrEqual(2000)
-    expect(connectedAt.at(-1)! - connectedAt[0]!, `reconnections at ${connectedAt.join(', ')} ms`).toBeGreaterThan(500)
+    // 20 hints drawn from [2000, 4000): their spread is about 1.8 s; all inside the window (plus the SDK's 250 ms and slack).
+    expect(connectedAt.at(-1)! - connectedAt[0]!, `reconnections at ${connectedAt.join(', ')} ms`).toBeGreaterThan(1000)
+    expect(connectedAt.at(-1)).toBeLessThan(4000 + 250 + 1000)
     // Two devices per user, two clips each.
     await waitFor(() => devices.every((d) => d.clips.list().length === 4), 'every clip on both devices of its user')
   })

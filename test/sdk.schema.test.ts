@@ -8,7 +8,7 @@ import { ENTITY_SPECS as CLIENT_SPECS } from '@superclip/sync-client'
 import { ENTITY_SPECS as SERVER_SPECS } from '../src/models/entity-schema.js'
 
 const SAMPLES: unknown[] = [
-  '', 'text', 'html', 'video', 0, 1, 1.5, -1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, true, false, null, undefined,
+  '', 'text', 'html', 'video', 0, 1, 1.5, -1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, true, false, null,
   [], ['a', 'b'], [1], ['a', 2], {}, { a: 1 }, { a: { b: [1, 'x', null] } }, [{ a: 1 }],
 ]
 
@@ -26,7 +26,6 @@ describe('the SDK schema', () => {
       for (const [field, server] of Object.entries(spec.fields)) {
         const client = CLIENT_SPECS[type as keyof typeof CLIENT_SPECS].fields[field]!
         for (const sample of SAMPLES) {
-          if (sample === undefined) continue
           expect(client.check(sample) === undefined, `${type}.${field} = ${JSON.stringify(sample)}`).toBe(server.value.safeParse(sample).success)
         }
       }
