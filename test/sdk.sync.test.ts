@@ -280,6 +280,33 @@ describe('SDK sync', () => {
     expect(fresh.clips.list().map((x) => x.id).sort()).toEqual(ids.sort())
   })
 
+  it('a resync pending when the connection drops does not stop the next connection from resyncing after its own refusals', async () => {
+    const slow = { perSecond: 20, burst: 5 }
+    await t.start(undefined, { plans: { ...PLANS, free: { ...PLANS.free, socketEvents: slow } } })
+    const token = await tokenFor('alice')
+    const a = c.client({ url: t.server.url, token, deviceId: 'a', backoff: { initialDelayMs: 50 } })
+    await allSynced([a])
+    const burst = async (n: number) => {
+      for (let i = 0; i < n && a.status === 'synced'; i++) {
+        a.clips.create({ content: `burst ${i}` })
+        await new Promise((resolve) => setTimeout(resolve, 1))
+      }
+    }
+    // Refused: a resync is scheduled after retryAfterMs; the connection drops before it runs.
+    await burst(200)
+    expect(a.status).toBe('syncing')
+    a.disconnect()
+    a.connect()
+    await allSynced([a])
+    // Refused again on the new connection: it must resync by itself.
+    await burst(200)
+    expect(a.status).toBe('syncing')
+    await allSynced([a])
+    const fresh = c.client({ url: t.server.url, token, deviceId: 'fresh' })
+    await allSynced([fresh])
+    expect(fresh.clips.list()).toHaveLength(a.clips.list().length)
+  })
+
   it('reports an update the server refuses, and whenSynced rejects until it is fixed', async () => {
     await t.start()
     const a = c.client({ url: t.server.url, token: await tokenFor('alice'), deviceId: 'a' })

@@ -224,7 +224,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
     this.closed = true
     for (const unlisten of this.unlisten) unlisten()
     clearTimeout(this.flushTimer)
-    clearTimeout(this.resyncTimer)
+    this.cancelResync()
     this.connection.close()
     this.live = undefined
     this.setStatus('offline')
@@ -256,8 +256,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
     }
     if (this.options.autoConnect === false || this.closed) return
     // A browser that is offline now: no attempt until its `online` event.
-    if ((globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false) this.connection.suspend()
-    else this.connection.start()
+    this.connection.start((globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false)
   }
 
   private setStatus(status: SyncStatus): void {
@@ -272,8 +271,8 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
   }
 
   private onDocUpdate(update: Uint8Array, origin: unknown): void {
-    if (origin === REMOTE || (this.store && origin === this.store.origin)) return
-    this.outbox.add(update)
+    if (this.closed || origin === REMOTE || (this.store && origin === this.store.origin)) return
+    this.outbox.add(update, this.live !== undefined)
     this.scheduleFlush()
   }
 
@@ -288,8 +287,14 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
 
   private onDisconnected(): void {
     this.live = undefined
-    clearTimeout(this.resyncTimer)
+    this.cancelResync()
     this.setStatus('offline')
+  }
+
+  /** A resync is per connection: a new one syncs anyway, and must be free to schedule its own. */
+  private cancelResync(): void {
+    clearTimeout(this.resyncTimer)
+    this.resyncTimer = undefined
   }
 
   /** `sync:request` with our state vector; the reply comes as `sync:response`. */
@@ -339,10 +344,9 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
   private flush(): void {
     const socket = this.live
     if (!socket || this.refusal) return
-    while (this.inFlight < MAX_IN_FLIGHT && this.outbox.hasUnsent) {
-      const batch = this.outbox.takeUnsent()!
-      this.send(socket, batch.update, (ok) => ok && this.outbox.settle(batch.seqs))
-    }
+    if (this.inFlight >= MAX_IN_FLIGHT) return
+    const batch = this.outbox.takeUnsent()
+    if (batch) this.send(socket, batch.update, (ok) => ok && this.outbox.settle(batch.seqs))
   }
 
   private send(socket: Socket, update: Uint8Array, done: (ok: boolean) => void): void {
@@ -436,7 +440,7 @@ export class SyncClient extends ObservableV2<SyncClientEvents> {
     const target = globalThis as { addEventListener?: (e: string, f: () => void) => void; removeEventListener?: (e: string, f: () => void) => void; navigator?: { onLine?: boolean } }
     if (typeof target.addEventListener !== 'function' || typeof target.removeEventListener !== 'function') return
     const online = (): void => this.connection.retryNow()
-    const offline = (): void => this.connection.suspend()
+    const offline = (): void => this.connection.networkLost()
     target.addEventListener('online', online)
     target.addEventListener('offline', offline)
     this.unlisten.push(() => {

@@ -13,7 +13,7 @@ import { newId } from './ids.js'
 import { DELETED, DELETED_AT, type EntitySpec } from './schema.js'
 
 /** Writes the SDK makes on the app's behalf: local edits like any other, told apart in `change` events. */
-export const LOCAL_ORIGIN = Symbol('superclip-sync:local')
+const LOCAL_ORIGIN = Symbol('superclip-sync:local')
 
 export class Collection<F extends object> {
   constructor(

@@ -30,11 +30,11 @@ export interface ConnectionOptions {
 
 export interface ConnectionEvents {
   /** An attempt starts. */
-  connecting(url: string): void
+  connecting(): void
   /** A socket is connected: sync on it. */
   connected(socket: Socket): void
-  /** The socket is gone; `retryInMs` until the next attempt, undefined when stopped. */
-  disconnected(retryInMs: number | undefined): void
+  /** The socket is gone (an attempt may be scheduled). */
+  disconnected(): void
   /** A refusal or a notice. `fatal`: no more attempts until `restart()`. */
   failed(error: SyncClientError, fatal: boolean): void
 }
@@ -54,7 +54,11 @@ export class Connection {
   private tokenExpired = false
   private moves = 0
   private handshaking = false
-  private state: 'running' | 'suspended' | 'stopped' | 'closed' = 'running'
+  /**
+   * `idle`: not asked to connect (before `start()`, after `suspend()`); `offline`: asked to, but the
+   * browser is offline (until `retryNow()`); `stopped`: a refusal waiting cannot fix.
+   */
+  private state: 'idle' | 'running' | 'offline' | 'stopped' | 'closed' = 'idle'
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -65,17 +69,24 @@ export class Connection {
     this.backoff = new Backoff(options.backoff)
   }
 
-  /** Connects now unless connected or connecting; after a fatal refusal too. */
-  start(): void {
+  /** Connects now unless connected or connecting (after a fatal refusal too); `offline`: once `retryNow()` says the network is back. */
+  start(offline = false): void {
     if (this.state === 'closed') return
-    this.state = 'running'
-    if (!this.busy) this.attempt()
+    this.state = offline ? 'offline' : 'running'
+    if (!offline && !this.busy) this.attempt()
   }
 
-  /** The next attempt, now (e.g. the browser is online again), unless stopped by a fatal refusal. */
+  /** The network is back (the browser's `online`): connects now if it was waiting for that. */
   retryNow(): void {
-    if (this.state === 'closed' || this.state === 'stopped') return
-    this.start()
+    if (this.state === 'offline') this.start()
+  }
+
+  /** The network is gone (the browser's `offline`): no attempt until `retryNow()`. */
+  networkLost(): void {
+    if (this.state !== 'running') return
+    this.state = 'offline'
+    this.drop()
+    this.on.disconnected()
   }
 
   /** A socket is connected or its handshake under way. */
@@ -83,12 +94,12 @@ export class Connection {
     return this.socket !== undefined && (this.socket.connected || this.handshaking)
   }
 
-  /** No connection until `retryNow()` (e.g. the browser went offline). */
+  /** No connection until `start()` (the app's `disconnect()`). */
   suspend(): void {
-    if (this.state !== 'running') return
-    this.state = 'suspended'
+    if (this.state === 'closed') return
+    this.state = 'idle'
     this.drop()
-    this.on.disconnected(undefined)
+    this.on.disconnected()
   }
 
   /** A sync completed: the backoff and the redirect count start over. */
@@ -114,7 +125,7 @@ export class Connection {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer)
-    this.on.disconnected(delayMs)
+    this.on.disconnected()
     this.timer = setTimeout(() => this.attempt(), delayMs)
   }
 
@@ -122,7 +133,7 @@ export class Connection {
     this.state = 'stopped'
     this.drop()
     this.on.failed(error, true)
-    this.on.disconnected(undefined)
+    this.on.disconnected()
   }
 
   private attempt(): void {
@@ -146,7 +157,7 @@ export class Connection {
     })
     this.socket = socket
     this.handshaking = true
-    this.on.connecting(this.url)
+    this.on.connecting()
     socket.on('connect', () => {
       this.handshaking = false
       this.on.connected(socket)

@@ -16,8 +16,6 @@ import * as Y from 'yjs'
 
 export interface Batch {
   update: Uint8Array
-  /** The highest sequence number it carries. */
-  through: number
   seqs: number[]
 }
 
@@ -53,7 +51,7 @@ export class Outbox {
     this.next = next
     const early = this.early ?? []
     this.early = undefined
-    for (const update of early) this.add(update)
+    for (const update of early) this.add(update, false)
     this.save()
   }
 
@@ -61,7 +59,11 @@ export class Outbox {
     return this.pending.size + (this.early?.length ?? 0)
   }
 
-  add(update: Uint8Array): void {
+  /**
+   * A local edit. `live`: sent on its own by the next batch; otherwise only counted (the next
+   * connection's state-vector diff carries it, so it is not kept).
+   */
+  add(update: Uint8Array, live: boolean): void {
     if (this.early) {
       this.early.push(update)
       this.changed(this.size)
@@ -69,17 +71,18 @@ export class Outbox {
     }
     const seq = this.next++
     this.pending.add(seq)
-    this.unsent.push({ seq, update })
+    if (live) this.unsent.push({ seq, update })
     this.save()
     this.changed(this.pending.size)
   }
 
   /** The unsent edits merged into one update, or nothing. */
-  takeUnsent(max = Infinity): Batch | undefined {
+  takeUnsent(): Batch | undefined {
     if (this.unsent.length === 0) return undefined
-    const taken = this.unsent.splice(0, max)
+    const taken = this.unsent
+    this.unsent = []
     const update = taken.length === 1 ? taken[0]!.update : Y.mergeUpdates(taken.map((e) => e.update))
-    return { update, through: taken[taken.length - 1]!.seq, seqs: taken.map((e) => e.seq) }
+    return { update, seqs: taken.map((e) => e.seq) }
   }
 
   get hasUnsent(): boolean {

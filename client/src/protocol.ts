@@ -7,7 +7,6 @@ import type { EntityType, Json } from './schema.js'
 export const EVENTS = {
   request: 'sync:request',
   response: 'sync:response',
-  complete: 'sync:complete',
   update: 'sync:update',
   conflict: 'sync:conflict',
   conflicts: 'sync:conflicts',

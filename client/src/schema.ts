@@ -120,7 +120,3 @@ export const ENTITY_SPECS: Readonly<Record<EntityType, EntitySpec>> = {
 }
 
 export const ENTITY_TYPES = Object.keys(ENTITY_SPECS) as EntityType[]
-
-/** The entity type whose top-level map is `collection`. */
-export const specOfCollection = (collection: string): EntitySpec | undefined =>
-  Object.values(ENTITY_SPECS).find((s) => s.collection === collection)

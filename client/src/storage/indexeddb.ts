@@ -12,7 +12,7 @@ export class IndexedDbStore implements LocalStore {
   private persistence: IndexeddbPersistence | undefined
   private meta: Promise<unknown> = Promise.resolve()
   /** Values set and not yet written: the last one of a tick per key. */
-  private readonly unwritten = new Map<string, string>()
+  private readonly unwritten = new Map<string, unknown>()
 
   constructor(private readonly name: string) {}
 
@@ -50,14 +50,14 @@ export class IndexedDbStore implements LocalStore {
   setMeta(key: string, value: unknown): void {
     const persistence = this.opened
     const first = this.unwritten.size === 0
-    this.unwritten.set(key, JSON.stringify(value))
+    this.unwritten.set(key, value)
     if (!first) return
     this.meta = this.meta
       .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
       .then(async () => {
         const values = [...this.unwritten]
         this.unwritten.clear()
-        for (const [k, v] of values) await persistence.set(k, v)
+        for (const [k, v] of values) await persistence.set(k, JSON.stringify(v))
       })
       .catch(() => undefined)
   }

@@ -57,11 +57,13 @@ export class LevelStore implements LocalStore {
     const early = doc.store.clients.size > 0 ? Y.encodeStateAsUpdate(doc) : undefined
     if (updates.length > 0) Y.applyUpdate(doc, Y.mergeUpdates(updates), this)
     this.doc = doc
-    doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (origin !== this) this.put(updateKey(this.nextSeq++), update)
-    })
+    doc.on('update', this.onUpdate)
     if (early) this.put(updateKey(this.nextSeq++), early)
     if (this.stored > COMPACT_AFTER) this.compact()
+  }
+
+  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin !== this) this.put(updateKey(this.nextSeq++), update)
   }
 
   async getMeta(key: string): Promise<unknown> {
@@ -83,6 +85,7 @@ export class LevelStore implements LocalStore {
   }
 
   async close(): Promise<void> {
+    this.doc?.off('update', this.onUpdate)
     await this.flush().catch(() => undefined)
     await this.db.close()
   }
@@ -110,7 +113,7 @@ export class LevelStore implements LocalStore {
     this.queue = [{ type: 'put', key, value: Y.encodeStateAsUpdate(doc) }]
     this.stored = 1
     this.write()
-    this.writing = this.writing.then(() => this.db.clear({ gte: 'u!', lt: key }))
+    this.writing = this.writing.then(() => this.db.clear({ gte: 'u!', lt: key }).catch((err: unknown) => this.failed(err)))
   }
 
   private write(): void {
@@ -122,9 +125,12 @@ export class LevelStore implements LocalStore {
     this.meta.clear()
     this.queue = []
     this.writing = this.writing.then(() =>
-      this.db.batch(ops).catch((err: unknown) => {
-        this.failure = new SyncClientError('STORAGE', `the local store failed: ${String(err)}`)
-      }),
+      this.db.batch(ops).catch((err: unknown) => this.failed(err)),
     )
+  }
+
+  /** A failed write or clear: later writes still run; `flush()` (whenStored) reports it. */
+  private failed(err: unknown): void {
+    this.failure = new SyncClientError('STORAGE', `the local store failed: ${String(err)}`)
   }
 }
