@@ -15,7 +15,6 @@
  *   GET  /v1/sync/conflicts?deviceId=
  *   POST /v1/sync/conflicts/:conflictId  { winningVersion, mergedData?, deviceId? }
  */
-import { LeaseHeldError } from '../repositories/postgres-leases.js'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Services } from '../services/index.js'
@@ -68,9 +67,10 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   async function admit(request: FastifyRequest, deviceId: string, events: number, payload: unknown): Promise<TokenClaims> {
     const claims = tokens.get(request)
     if (!claims) throw new SyncError(ErrorCode.UNAUTHORIZED, 'no device token')
-    if (await services.operators.isRevoked(claims.userId, deviceId)) throw new SyncError(ErrorCode.REVOKED, REVOKED_MESSAGE)
+    // The rate limits first: a flood is refused before it costs a store read each.
     const refused = limiter.admitRequest(claims.plan, claims.userId, deviceId, events, payloadBytes(payload))
     if (refused) throw refused
+    if (await services.operators.isRevoked(claims.userId, deviceId)) throw new SyncError(ErrorCode.REVOKED, REVOKED_MESSAGE)
     return claims
   }
 
@@ -78,12 +78,8 @@ export function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): v
   async function withDocument<T>(userId: string, work: (doc: SyncDocument) => Promise<T>): Promise<T> {
     const lease = services.sync.openDocument(userId)
     try {
-      const doc = await lease.document.catch((err: unknown) => {
-        // Cluster mode: another node owns the user (HTTP has no `moved` yet: say where, and to retry).
-        if (err instanceof LeaseHeldError) throw new SyncError(ErrorCode.UNAVAILABLE, `this user is served by another node: ${err.url}`, { cause: err, retryAfterMs: 1000 })
-        throw err
-      })
-      return await work(doc)
+      // Cluster mode: another node owning the user is a LeaseHeldError, UNAVAILABLE naming it (HTTP has no `moved` yet).
+      return await work(await lease.document)
     } finally {
       lease.release()
     }

@@ -22,17 +22,23 @@
  * have to agree.
  */
 import type pg from 'pg'
+import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { Logger } from '../utils/logger.js'
 
 /** The user's lease is another live node's: the load fails; the client is sent there (`moved`). */
-export class LeaseHeldError extends Error {
-  override name = 'LeaseHeldError'
+/**
+ * The user is owned by another live node. A `SyncError` UNAVAILABLE (retry in a second), so every
+ * route and handler that loads a document answers it the same way; sockets are sent to `url` at
+ * connect instead (`moved`, ownership.middleware.ts).
+ */
+export class LeaseHeldError extends SyncError {
   constructor(
     readonly docId: string,
     readonly nodeId: string,
     readonly url: string,
   ) {
-    super(`document ${docId} is owned by node ${nodeId} (${url})`)
+    super(ErrorCode.UNAVAILABLE, `this user is served by another node: ${url} (${nodeId})`, { retryAfterMs: 1000 })
+    this.name = 'LeaseHeldError'
   }
 }
 

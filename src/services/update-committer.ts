@@ -159,12 +159,12 @@ export class UpdateCommitter {
    * alone is over the threshold was re-encoded whole on every commit (40,000
    * clips into one document took 145 s instead of 9).
    */
-  private compactionDue(doc: SyncDocument): boolean {
+  private compactionDue(doc: SyncDocument, asked = false): boolean {
     // An evicted document's memory may hold what was refused: its log is appended to, never replaced by it.
     return (
       !doc.evicted &&
       doc.logCount > 1 &&
-      (doc.logCount > this.policy.compactMaxUpdates || doc.logBytes - doc.baseBytes > this.policy.compactMaxBytes)
+      (asked || doc.logCount > this.policy.compactMaxUpdates || doc.logBytes - doc.baseBytes > this.policy.compactMaxBytes)
     )
   }
 
@@ -198,7 +198,7 @@ export class UpdateCommitter {
     for (const [doc, { updates, firstSeq, snapshots, compact, ...w }] of writes) {
       let state: Uint8Array | undefined
       let write: DocumentWrite
-      if (this.compactionDue(doc) || (compact && !doc.evicted && doc.logCount > 1)) {
+      if (this.compactionDue(doc, compact)) {
         state = Y.encodeStateAsUpdate(doc.doc)
         const upToSeq = doc.nextSeq - 1
         write = { ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } }

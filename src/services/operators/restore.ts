@@ -19,6 +19,7 @@
 import isEqual from 'lodash/isEqual.js'
 import * as Y from 'yjs'
 import { DELETED, DELETED_AT, type EntitySpec } from '../../models/entity-schema.js'
+import { entityKey } from '../../models/records.js'
 import type { RestoreCounts } from '../../types/operators.js'
 import type { SyncEntityType } from '../../types/sync.js'
 import { entitiesOf, entityMap, readEntity } from '../entity-index.js'
@@ -55,9 +56,9 @@ const isLive = (fields: Record<string, unknown> | undefined): boolean => fields 
 /** What a restore of `current` to `snapshot` would change, within `scope`. */
 export function planRestore(current: Y.Doc, snapshot: Y.Doc, scope?: RestoreScope): RestorePlan {
   const targets = new Map<string, { spec: EntitySpec; id: string; fields: Record<string, unknown> }>()
-  for (const { spec, id, map } of entitiesOf(snapshot)) targets.set(`${spec.type}\u0000${id}`, { spec, id, fields: readEntity(map) })
+  for (const { spec, id, map } of entitiesOf(snapshot)) targets.set(entityKey(spec.type, id), { spec, id, fields: readEntity(map) })
   const nows = new Map<string, { spec: EntitySpec; id: string; fields: Record<string, unknown> }>()
-  for (const { spec, id, map } of entitiesOf(current)) nows.set(`${spec.type}\u0000${id}`, { spec, id, fields: readEntity(map) })
+  for (const { spec, id, map } of entitiesOf(current)) nows.set(entityKey(spec.type, id), { spec, id, fields: readEntity(map) })
 
   const entities: EntityRestore[] = []
   const counts: RestoreCounts = { deleted: 0, revived: 0, updated: 0 }
