@@ -141,6 +141,8 @@ export class PostgresLeases {
     const held = this.held.get(docId)
     if (!held) return
     this.held.delete(docId)
+    // A renewal already sent may still carry this lease: after it, or it would extend the lease just released.
+    await this.renewing?.catch(() => undefined)
     try {
       await this.pool.query("UPDATE leases SET expires_at = '-infinity' WHERE doc_id = $1 AND node_id = $2 AND epoch = $3", [
         docId,
