@@ -22,25 +22,24 @@ import { peerRequire } from './install.js'
 type Yjs = typeof YTypes
 
 /**
- * The number of clips a doc holds, kept up to date from the `clips` map's
- * events (YMap.size walks the whole map), and waits for a count.
+ * A count of clips held that can be waited on: fed by `add` (the light
+ * devices of light-devices.ts count what arrives), or by a doc's `clips` map
+ * (ClipCounter).
  */
-export class ClipCounter {
+export class ArrivalCounter {
   count = 0
   private waiters: { n: number; resolve: (at: number) => void }[] = []
 
-  constructor(doc: YTypes.Doc) {
-    doc.getMap('clips').observe((event) => {
-      const at = performance.now()
-      for (const change of event.keys.values()) if (change.action === 'add') this.count++
-      if (this.waiters.length === 0) return
-      const still: typeof this.waiters = []
-      for (const w of this.waiters) {
-        if (this.count >= w.n) w.resolve(at)
-        else still.push(w)
-      }
-      this.waiters = still
-    })
+  /** `n` more clips held, at `at` (performance.now()). */
+  add(n: number, at: number): void {
+    this.count += n
+    if (this.waiters.length === 0) return
+    const still: typeof this.waiters = []
+    for (const w of this.waiters) {
+      if (this.count >= w.n) w.resolve(at)
+      else still.push(w)
+    }
+    this.waiters = still
   }
 
   /**
@@ -66,9 +65,21 @@ export class ClipCounter {
   }
 }
 
+/** The number of clips a doc holds, kept up to date from the `clips` map's events (YMap.size walks the whole map). */
+export class ClipCounter extends ArrivalCounter {
+  constructor(doc: YTypes.Doc) {
+    super()
+    doc.getMap('clips').observe((event) => {
+      let added = 0
+      for (const change of event.keys.values()) if (change.action === 'add') added++
+      this.add(added, performance.now())
+    })
+  }
+}
+
 export interface Device {
   readonly deviceId: string
-  readonly clips: ClipCounter
+  readonly clips: ArrivalCounter
   /** What the client reported going wrong (refusals, unexpected disconnects). */
   readonly errors: string[]
   /** Connects and resolves once the protocol's own initial sync is done (provider `synced`; ours: `sync:complete`, its update applied). */
@@ -85,7 +96,7 @@ export interface Device {
 }
 
 /** Ours: most updates in flight per device (the server queues at most 1024 per socket). */
-const OUR_WINDOW = 512
+export const OUR_WINDOW = 512
 
 // ---- the peers' modules, loaded from .bench/peers ----
 

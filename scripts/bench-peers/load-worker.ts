@@ -1,28 +1,28 @@
 /**
  * One load process of `npm run bench:peers` (forked by load.ts): drives its
- * share of a fan-out round's devices and reports back to the bench process
- * over IPC. Per round: `connect` (create and sync its devices), `go` (every
- * device makes its clips, one update each, as the in-process loop did; then
- * wait until each holds all its user's clips), `cpu` (its own CPU since
- * `go`), `finish` (wait for acks, collect problems, close the devices).
+ * share of a fan-out round's devices (light-devices.ts) and reports back to
+ * the bench process over IPC. Per round: `connect` (create and sync its
+ * devices, and make their clips' updates), `go` (every device sends its
+ * clips, one update each; then wait until each holds all its user's
+ * clips), `cpu` (its own CPU since `go`), `finish` (wait for acks, collect problems, close the devices).
  * Times are epoch ms (performance.timeOrigin + performance.now()), so that
  * the bench process can compare them across processes.
  */
 import { sleep } from '../bench/stats.js'
-import type { Device } from './clients.js'
+import { connectLight, type LoadDevice } from './light-devices.js'
 import type { LoadReply, LoadRequest } from './load.js'
-import { allAcked, connectAll, deviceProblems } from './workloads.js'
+import { allAcked, deviceProblems } from './workloads.js'
 
 const epochMs = (at: number) => performance.timeOrigin + at
 
-let devices: Device[] = []
+let devices: LoadDevice[] = []
 let cpu0: NodeJS.CpuUsage | undefined
 
 async function handle(req: LoadRequest): Promise<LoadReply> {
   switch (req.type) {
     case 'connect': {
       const t = performance.now()
-      devices = req.ids.length > 0 ? await connectAll(req.server, req.ids) : []
+      devices = req.ids.length > 0 ? await connectLight(req.server, req.ids, req.clipsPerDevice) : []
       return { type: 'connected', connectMs: performance.now() - t }
     }
     case 'go': {

@@ -38,7 +38,7 @@ export const LOAD_PROCS = Math.max(1, Number(process.env.BENCH_PEERS_LOAD_PROCS 
 const WORKER_NODE_ARGS = ['--max-semi-space-size=32', ...(process.env.BENCH_PEERS_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean)]
 
 export type LoadRequest =
-  | { type: 'connect'; server: { name: TargetName; url: string }; ids: { userId: string; deviceId: string }[] }
+  | { type: 'connect'; server: { name: TargetName; url: string }; ids: { userId: string; deviceId: string }[]; clipsPerDevice: number }
   | { type: 'go'; clipsPerDevice: number; expected: number; timeoutMs: number }
   | { type: 'cpu' }
   | { type: 'finish'; ackTimeoutMs: number }
@@ -146,7 +146,7 @@ export class LoadPool {
     hooks: { onStart: () => Promise<void>; onMeasured: () => Promise<void>; during: () => Promise<void> },
   ): Promise<LoadRound> {
     const shares = this.workers.map((_, i) => ids.filter((_, j) => j % this.workers.length === i))
-    const connected = await Promise.allSettled(this.workers.map((w, i) => w.request({ type: 'connect', server, ids: shares[i] ?? [] }, 'connected')))
+    const connected = await Promise.allSettled(this.workers.map((w, i) => w.request({ type: 'connect', server, ids: shares[i] ?? [], clipsPerDevice }, 'connected')))
     const failed = connected.find((c) => c.status === 'rejected')
     if (failed) {
       await Promise.allSettled(this.workers.map((w) => w.request({ type: 'finish', ackTimeoutMs: 0 }, 'finished')))

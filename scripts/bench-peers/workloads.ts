@@ -46,7 +46,7 @@ export async function connectAll(
   return devices
 }
 
-export function deviceProblems(devices: readonly Device[]): Problems {
+export function deviceProblems(devices: readonly Pick<Device, 'deviceId' | 'errors' | 'refused'>[]): Problems {
   const problems: Problems = []
   const refused = devices.reduce((n, d) => n + d.refused(), 0)
   if (refused > 0) problems.push(`${refused} updates refused`)
@@ -56,7 +56,7 @@ export function deviceProblems(devices: readonly Device[]): Problems {
 }
 
 /** Resolves once no device has an unacknowledged update (ours; the peers' protocols have no acks), or false after `ms`. */
-export const allAcked = (devices: readonly Device[], ms: number): Promise<boolean> => waitUntil(() => devices.every((d) => d.unacked() === 0), ms)
+export const allAcked = (devices: readonly Pick<Device, 'unacked'>[], ms: number): Promise<boolean> => waitUntil(() => devices.every((d) => d.unacked() === 0), ms)
 
 // ---- 1 and 2: fan-out throughput ----
 
