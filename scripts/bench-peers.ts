@@ -158,7 +158,7 @@ async function main(): Promise<void> {
   }
 
   // Not the floor on 1 x 10: it relays every update to each of 9 devices as its own message (ours merges a turn's), and
-  // socket.io-client parsing those relays saturates the load core (96% at 5,600 updates/s): it would measure the clients.
+  // receiving those 18 frames per update saturates the load core (92% at 5,300 updates/s): it would measure the clients.
   await run(1, 'fanout1', '1 user x 10 devices x 100 new clips', false, (s) => runFanout(s, FANOUT_1, progress, pin.ok))
   await run(2, 'fanout100', '100 users x 2 devices x 10 new clips', true, (s) => runFanout(s, FANOUT_2, progress, pin.ok))
   await run(3, 'join', `a fresh device joins a ${fmt(JOIN.clips)}-clip document`, false, (s) => runJoin(s, JOIN.clips, JOIN.chunk, JOIN.reps))

@@ -6,9 +6,9 @@
  *
  * - The clips' updates are made before the round starts, in a scratch Y.Doc
  *   with the same `putClips` as the full devices (one update of one new clip
- *   each), and during the round only sent: by `ws` as the peer's own
- *   message (y-websocket, Hocuspocus), or by socket.io-client as
- *   `sync:update` with an acknowledgement (ours and the floor: BenchDevice).
+ *   each), and during the round only sent, on `ws`: y-websocket's and
+ *   Hocuspocus's sync messages built with lib0, and ours and the floor's
+ *   `sync:update` framed as Socket.IO frames it (SocketIoLight).
  * - What arrives is not applied to a doc. A device counts the clips it holds
  *   from the clocks in each update (`Y.parseUpdateMeta`): every clip is a
  *   Y.Map with three entries, so the same number of clock ticks (checked on
@@ -21,7 +21,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { BenchDevice, putClips } from '../bench/device.js'
+import { putClips } from '../bench/device.js'
 import { tokenFor } from '../bench/scenarios.js'
 import { ArrivalCounter, loadPeerModules, OUR_WINDOW, type Device } from './clients.js'
 import type { TargetServer } from './servers.js'
@@ -108,25 +108,24 @@ class PreparedClips {
 /** The minimal `ws` WebSocket used here (the peers' ws, with their zero masking key, see clients.ts). */
 interface RawSocket {
   on(event: 'open', listener: () => void): void
-  on(event: 'message', listener: (data: Buffer) => void): void
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void
   on(event: 'close' | 'error', listener: (arg: unknown) => void): void
-  send(data: Uint8Array): void
+  send(data: Uint8Array | string): void
   close(): void
 }
 
-/** A device of a peer: a `ws` socket, the peer's messages built with lib0. */
-abstract class RawDevice implements LoadDevice {
+/** A device on a `ws` socket: its prepared clips, its arrivals counted, its protocol in the subclass. */
+abstract class ProtocolDevice implements LoadDevice {
   readonly errors: string[] = []
   protected readonly prepared: PreparedClips
   protected readonly counter: ClockCounter
-  protected socket: RawSocket | undefined
+  private socket: RawSocket | undefined
   private onSynced: (() => void) | undefined
   private closed = false
 
   constructor(
     readonly deviceId: string,
     protected readonly url: string,
-    protected readonly room: string,
   ) {
     this.prepared = new PreparedClips(new Y.Doc(), deviceId)
     this.counter = new ClockCounter(this.prepared.doc.clientID, () => this.prepared.ticks)
@@ -138,23 +137,27 @@ abstract class RawDevice implements LoadDevice {
 
   /** The socket's URL. */
   protected abstract address(): string
-  /** A sync message as the peer frames it: `write` adds the sync message type and its payload. */
-  protected abstract frame(write: (e: encoding.Encoder) => void): Uint8Array
-  /** Reads the peer's header; returns the decoder at the message type, or undefined for a message of another document. */
-  protected abstract header(decoder: decoding.Decoder): decoding.Decoder | undefined
+  /** Every message the server sends. */
+  protected abstract receive(data: Buffer, isBinary: boolean): void
+  /** Sends the protocol's first message, if the client speaks first. */
+  protected opened(): void {
+    // the server speaks first
+  }
+  abstract addClips(count: number): void
 
   connect(timeoutMs = 30_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.deviceId}: not synced within ${timeoutMs} ms (${this.errors.join('; ')})`)), timeoutMs)
       this.onSynced = () => {
         clearTimeout(timer)
+        this.onSynced = undefined
         resolve()
       }
       const WS = loadPeerModules().WebSocket as new (url: string) => RawSocket
       const socket = new WS(this.address())
       this.socket = socket
-      socket.on('open', () => socket.send(this.frame((e) => syncMessage(e, STEP1, EMPTY_SV))))
-      socket.on('message', (data) => this.receive(data))
+      socket.on('open', () => this.opened())
+      socket.on('message', (data, isBinary) => this.receive(data, isBinary))
       socket.on('error', (err) => {
         if (!this.closed) this.errors.push(`socket error: ${String(err)}`)
       })
@@ -164,29 +167,17 @@ abstract class RawDevice implements LoadDevice {
     })
   }
 
-  private receive(data: Buffer): void {
-    const decoder = this.header(decoding.createDecoder(data))
-    if (!decoder || decoding.readVarUint(decoder) !== SYNC) return // awareness, acks, auth: nothing to count
-    const type = decoding.readVarUint(decoder)
-    if (type === STEP1) {
-      // The server's state vector: this device has nothing the server lacks.
-      this.socket?.send(this.frame((e) => syncMessage(e, STEP2, EMPTY_UPDATE)))
-      return
-    }
-    this.counter.received(decoding.readVarUint8Array(decoder))
-    if (type === STEP2) this.onSynced?.()
+  /** The initial sync is done. */
+  protected synced(): void {
+    this.onSynced?.()
+  }
+
+  protected send(data: Uint8Array | string): void {
+    this.socket?.send(data)
   }
 
   prepare(count: number): void {
     this.prepared.make(count)
-  }
-
-  addClips(count: number): void {
-    for (let i = 0; i < count; i++) {
-      const update = this.prepared.take()
-      this.socket?.send(this.frame((e) => syncMessage(e, UPDATE, update)))
-    }
-    this.counter.sent(count)
   }
 
   unacked(): number {
@@ -203,6 +194,47 @@ abstract class RawDevice implements LoadDevice {
   }
 }
 
+/** A peer's device: y-protocols sync messages built with lib0, framed by the subclass. */
+abstract class YSyncDevice extends ProtocolDevice {
+  constructor(
+    deviceId: string,
+    url: string,
+    protected readonly room: string,
+  ) {
+    super(deviceId, url)
+  }
+
+  /** A sync message as the peer frames it: `write` adds the sync message type and its payload. */
+  protected abstract frame(write: (e: encoding.Encoder) => void): Uint8Array
+  /** Reads the peer's header; returns the decoder at the message type, or undefined for a message of another document. */
+  protected abstract header(decoder: decoding.Decoder): decoding.Decoder | undefined
+
+  protected override opened(): void {
+    this.send(this.frame((e) => syncMessage(e, STEP1, EMPTY_SV)))
+  }
+
+  protected receive(data: Buffer): void {
+    const decoder = this.header(decoding.createDecoder(data))
+    if (!decoder || decoding.readVarUint(decoder) !== SYNC) return // awareness, acks, auth: nothing to count
+    const type = decoding.readVarUint(decoder)
+    if (type === STEP1) {
+      // The server's state vector: this device has nothing the server lacks.
+      this.send(this.frame((e) => syncMessage(e, STEP2, EMPTY_UPDATE)))
+      return
+    }
+    this.counter.received(decoding.readVarUint8Array(decoder))
+    if (type === STEP2) this.synced()
+  }
+
+  addClips(count: number): void {
+    for (let i = 0; i < count; i++) {
+      const update = this.prepared.take()
+      this.send(this.frame((e) => syncMessage(e, UPDATE, update)))
+    }
+    this.counter.sent(count)
+  }
+}
+
 function syncMessage(e: encoding.Encoder, type: number, payload: Uint8Array): void {
   encoding.writeVarUint(e, SYNC)
   encoding.writeVarUint(e, type)
@@ -210,7 +242,7 @@ function syncMessage(e: encoding.Encoder, type: number, payload: Uint8Array): vo
 }
 
 /** y-websocket: the room is the URL's last segment; messages are the sync message itself. */
-class YWebsocketLight extends RawDevice {
+class YWebsocketLight extends YSyncDevice {
   protected address(): string {
     return `${this.url}/${this.room}`
   }
@@ -223,7 +255,7 @@ class YWebsocketLight extends RawDevice {
 }
 
 /** Hocuspocus: every message starts with the document's name (no authentication: the bench server has no onAuthenticate). */
-class HocuspocusLight extends RawDevice {
+class HocuspocusLight extends YSyncDevice {
   protected address(): string {
     return this.url
   }
@@ -238,36 +270,103 @@ class HocuspocusLight extends RawDevice {
   }
 }
 
-/** Ours and the floor: BenchDevice's socket.io-client socket; the prepared updates go out as `sync:update`, at most OUR_WINDOW in flight. */
-class OurLight implements LoadDevice {
-  private readonly counter: ClockCounter
-  private readonly prepared: PreparedClips
+/**
+ * Ours and the floor: our protocol (§§1, 4) on `ws`, framed as Socket.IO v4
+ * frames it (engine.io 4 over WebSocket), written here rather than through
+ * socket.io-client, whose per-message work on the load core (encoding with
+ * binary detection, a random masking key, the decoder's reconstruction, the
+ * ack registry) capped the floor at 98% of the load's core. What goes on the
+ * wire is what socket.io-client sends: `40{auth}` to connect, a
+ * `sync:request` and each `sync:update` as a binary event (a text frame with
+ * its placeholder, then the binary frame), pongs to the server's pings.
+ * Acks are matched by id; at most OUR_WINDOW updates in flight.
+ */
+class SocketIoLight extends ProtocolDevice {
   private readonly queue: Uint8Array[] = []
-  private inflight = 0
+  private readonly pendingAcks = new Set<number>()
+  private nextAckId = 0
   private refusedCount = 0
+  /** A binary event whose attachments are still to come: its header and the attachments so far. */
+  private partial: { header: string; missing: number; attachments: Buffer[] } | undefined
 
-  constructor(private readonly bench: BenchDevice) {
-    this.prepared = new PreparedClips(bench.doc, bench.deviceId)
-    this.counter = new ClockCounter(bench.doc.clientID, () => this.prepared.ticks)
-    bench.onRelay = (relay) => this.counter.received(relay.update)
-  }
-
-  get deviceId(): string {
-    return this.bench.deviceId
-  }
-  get errors(): string[] {
-    return this.bench.errors
-  }
-  get clips(): ArrivalCounter {
-    return this.counter.clips
+  constructor(
+    deviceId: string,
+    url: string,
+    private readonly token: string,
+  ) {
+    super(deviceId, url)
   }
 
-  async connect(timeoutMs = 30_000): Promise<void> {
-    await this.bench.connectAndSync(timeoutMs)
+  protected address(): string {
+    return `${this.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`
   }
 
-  prepare(count: number): void {
-    this.prepared.make(count)
+  protected receive(data: Buffer, isBinary: boolean): void {
+    if (isBinary) return this.attachment(data)
+    const text = data.toString('utf8')
+    switch (text[0]) {
+      case '0': // engine.io open: connect the default namespace with the handshake's auth
+        return this.send(`40${JSON.stringify({ token: this.token, deviceId: this.deviceId })}`)
+      case '2': // ping
+        return this.send('3')
+      case '4':
+        return this.packet(text.slice(1))
+      default:
+        return
+    }
+  }
+
+  /** A socket.io packet: connect, its refusal, an event, a binary event's header, an ack. */
+  private packet(p: string): void {
+    switch (p[0]) {
+      case '0': // connected: sync from an empty doc
+        this.emitBinary('sync:request', `{"deviceId":${JSON.stringify(this.deviceId)},"stateVector":{"_placeholder":true,"num":0}}`, EMPTY_SV)
+        return
+      case '4':
+        this.errors.push(`connect_error ${p.slice(1)}`)
+        return
+      case '2': // an event without binary
+        if (p.startsWith('2["sync:complete"')) this.synced()
+        else if (p.startsWith('2["sync:error"') && this.errors.length < 5) this.errors.push(p.slice(1))
+        return
+      case '5': {
+        const dash = p.indexOf('-')
+        this.partial = { header: p.slice(dash + 1), missing: Number(p.slice(1, dash)), attachments: [] }
+        return
+      }
+      case '3': {
+        const json = p.indexOf('[')
+        const id = Number(p.slice(1, json))
+        if (!this.pendingAcks.delete(id)) return
+        if (!p.startsWith('{"ok":true', json + 1)) {
+          this.refusedCount++
+          if (this.errors.length < 5) this.errors.push(`refused: ${p.slice(json)}`)
+        }
+        this.pump()
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  private attachment(data: Buffer): void {
+    const partial = this.partial
+    if (!partial) return
+    partial.attachments.push(data)
+    if (--partial.missing > 0) return
+    this.partial = undefined
+    // A relay's update, or the sync response's (its first attachment: `update`, then `stateVector`).
+    if (partial.header.startsWith('["sync:update"') || partial.header.startsWith('["sync:response"')) {
+      const [update] = partial.attachments
+      if (update) this.counter.received(update)
+    }
+  }
+
+  /** A binary event with one attachment (`payload` holds its placeholder), with an ack when `ackId` is given. */
+  private emitBinary(event: string, payload: string, binary: Uint8Array, ackId?: number): void {
+    this.send(`451-${ackId ?? ''}[${JSON.stringify(event)},${payload}]`)
+    this.send(binary)
   }
 
   addClips(count: number): void {
@@ -277,32 +376,25 @@ class OurLight implements LoadDevice {
   }
 
   private pump(): void {
-    while (this.inflight < OUR_WINDOW && this.queue.length > 0) {
+    while (this.pendingAcks.size < OUR_WINDOW && this.queue.length > 0) {
       const update = this.queue.shift()
       if (!update) break
-      this.inflight++
-      this.bench.sendUpdate(update, (reply) => {
-        this.inflight--
-        if (!reply.ok) {
-          this.refusedCount++
-          if (this.bench.errors.length < 5) this.bench.errors.push(`refused: ${reply.error ?? '?'}`)
-        }
-        this.pump()
-      })
+      const id = this.nextAckId++
+      this.pendingAcks.add(id)
+      this.emitBinary('sync:update', UPDATE_PAYLOAD, update, id)
     }
   }
 
-  unacked(): number {
-    return this.inflight + this.queue.length
+  override unacked(): number {
+    return this.pendingAcks.size + this.queue.length
   }
-  refused(): number {
+  override refused(): number {
     return this.refusedCount
   }
-
-  close(): void {
-    this.bench.close()
-  }
 }
+
+/** `sync:update`'s payload: the update is the event's one attachment. */
+const UPDATE_PAYLOAD = '{"update":{"_placeholder":true,"num":0}}'
 
 /** A new, unconnected light device of `userId` on `server`. */
 export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url'>, userId: string, deviceId: string): Promise<LoadDevice> {
@@ -313,7 +405,7 @@ export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url'>,
       return new HocuspocusLight(deviceId, server.url, userId)
     case 'ours':
     case 'floor':
-      return new OurLight(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId))
+      return new SocketIoLight(deviceId, server.url, await tokenFor(userId))
   }
 }
 
