@@ -24,6 +24,8 @@ import { EventLoopMonitor } from './utils/event-loop-monitor.js'
 import { Metrics } from './utils/metrics.js'
 import { Registry } from 'prom-client'
 import { createSocketServer } from './websockets/server.js'
+import { ClusterLink } from './websockets/cluster-link.js'
+import { answerForwarded, ownerRouting, type OwnerRouting } from './controllers/owner-routing.js'
 import type { SyncServer } from './websockets/types.js'
 
 export interface SyncApp {
@@ -41,6 +43,16 @@ const CLOSE_WAIT_MS = 3000
 async function connectionsClosed(io: SyncServer, ms: number): Promise<void> {
   const deadline = Date.now() + ms
   while (io.engine.clientsCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+}
+
+/** The cluster's Redis link; the store is closed if Redis cannot be reached at start. */
+async function openLink(url: string, keyPrefix: string | undefined, log: SyncApp['app']['log'], store: { close(): Promise<void> }): Promise<ClusterLink> {
+  try {
+    return await ClusterLink.open(url, keyPrefix ?? 'superclip', log)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
 }
 
 export async function buildApp(config: ServerConfig): Promise<SyncApp> {
@@ -64,13 +76,21 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
   })
   // This server's own registry (not prom-client's global one: tests run several servers in one process).
   const metrics = new Metrics(new Registry()).collectDefaults()
-  registerErrorHandling(app, metrics)
+  let routing: OwnerRouting | undefined
+  registerErrorHandling(app, metrics, () => routing)
   const store = await openDocumentStore(config, app.log)
+  // Cluster mode (DATABASE_URL and REDIS_URL): the nodes' Socket.IO servers are joined through Redis.
+  const link = store.leases && config.redisUrl ? await openLink(config.redisUrl, config.redisKeyPrefix, app.log, store) : undefined
   let open = true
   const services = createServices(store.repo, config, app.log, metrics, store.leases)
   const sockets = createSocketServer(app.server, services, { ...config, cluster: store.leases !== undefined }, app.log, metrics)
   const { io, router } = sockets
-  registerHealthRoutes(app, () => open, { nodeId: config.nodeId, store })
+  if (link) {
+    link.attach(io, config.nodeId ?? '', (request) => answerForwarded((options) => app.inject(options), request))
+    routing = ownerRouting((request) => link.forward(io, request))
+    services.sync.refuseWritesUnless(() => link.reachable)
+  }
+  registerHealthRoutes(app, () => open, { nodeId: config.nodeId, store, redis: link })
   registerConsoleRoutes(app)
   registerAppRoutes(app)
   registerSyncRoutes(app, { services, limiter: sockets.limiter, jwtSecret: config.jwtSecret, log: app.log, metrics })
@@ -95,6 +115,7 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
     await services.close()
     await store.close()
     await io.close() // the HTTP server is already closed: this only releases the adapter
+    await link?.close()
   })
   return { app, io, services }
 }

@@ -29,6 +29,10 @@ const envSchema = z.object({
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .refine((v) => URL.canParse(v), 'is not a valid URL')
     .optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of [A-Za-z0-9._:-]')
+    .default('superclip'),
   PUBLIC_URL: z
     .string()
     .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
@@ -86,6 +90,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): Omit<ServerConfig, 'jwtSecret'
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
     nodeId: e.NODE_ID ?? `node-${randomBytes(6).toString('hex')}`,
     leaseTtlMs: e.LEASE_TTL_MS,

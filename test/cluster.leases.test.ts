@@ -18,7 +18,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { io as connectSocket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { useChildServers } from './helpers/child-fixture.js'
-import { freePort, getHealth, startChildServer, within, type ChildServer } from './helpers/child-server.js'
+import { getHealth, within, type ChildServer } from './helpers/child-server.js'
+import { startClusterNode } from './helpers/cluster.js'
+import { redisForTests, TEST_REDIS_URL, testRedisPrefix } from './helpers/redis.js'
 import type { Reply, YjsDevice } from './helpers/device.js'
 import { waitFor } from './helpers/device.js'
 import { createTestSchema, postgresForTests, type TestSchema } from './helpers/postgres.js'
@@ -30,8 +32,9 @@ import { FENCE_SQLSTATE, LeaseLostError, PostgresLeases } from '../src/repositor
 import { connectionConfig, openPostgresStore, PostgresDocumentRepository, type PostgresStore } from '../src/repositories/postgres.repository.js'
 
 const postgres = await postgresForTests('cluster leases and fencing (issue 14, item 2)')
+const redis = await redisForTests('cluster leases and fencing (issue 14, item 2)')
 
-const REDIS_URL = 'redis://127.0.0.1:6379'
+const REDIS_URL = TEST_REDIS_URL
 const LEASE_TTL_MS = 1500
 
 interface Refusal {
@@ -79,7 +82,7 @@ function addClip(device: YjsDevice, id: string): Promise<Reply> | undefined {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-describe.skipIf(!postgres.available)('cluster: one owner per user, fenced by a lease epoch', () => {
+describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per user, fenced by a lease epoch', () => {
   const fixture = useChildServers('superclip-cluster-')
   const { device } = fixture
   const c = useClients()
@@ -89,20 +92,12 @@ describe.skipIf(!postgres.available)('cluster: one owner per user, fenced by a l
     schema = undefined
   })
 
-  async function node(nodeId: string): Promise<ChildServer> {
-    const port = await freePort()
-    return startChildServer({
-      dataDir: fixture.dataDir,
-      port,
-      env: {
-        DATABASE_URL: schema!.url,
-        REDIS_URL,
-        PUBLIC_URL: `http://127.0.0.1:${port}`,
-        NODE_ID: nodeId,
-        LEASE_TTL_MS: String(LEASE_TTL_MS),
-      },
-    })
-  }
+  let prefix = testRedisPrefix()
+  afterEach(() => {
+    prefix = testRedisPrefix()
+  })
+  const node = (nodeId: string): Promise<ChildServer> =>
+    startClusterNode({ dataDir: fixture.dataDir, databaseUrl: schema!.url, redisUrl: REDIS_URL, redisKeyPrefix: prefix, leaseTtlMs: LEASE_TTL_MS }, nodeId)
 
   async function lease(userId: string): Promise<{ node_id: string; epoch: string; public_url: string } | undefined> {
     const { rows } = await schema!.admin.query<{ node_id: string; epoch: string; public_url: string }>(
@@ -120,7 +115,10 @@ describe.skipIf(!postgres.available)('cluster: one owner per user, fenced by a l
     await phone.flushed()
     expect(await lease('alice')).toMatchObject({ node_id: 'node-a', public_url: a.url })
     // The owner says who it is and what it owns.
-    expect(await getHealth(a.url)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 'node-a', store: { kind: 'postgresql', reachable: true } } })
+    expect(await getHealth(a.url)).toMatchObject({
+      status: 200,
+      body: { status: 'ok', nodeId: 'node-a', store: { kind: 'postgresql', reachable: true }, redis: { reachable: true } },
+    })
     const adminToken = (await readFile(path.join(fixture.dataDir, 'admin-token'), 'utf8')).trim()
     const metricsOf = async (url: string) => (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text()
     expect(await metricsOf(a.url)).toMatch(/^superclip_owned_users 1$/m)

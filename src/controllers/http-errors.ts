@@ -11,6 +11,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { ErrorCode, HTTP_STATUS, SyncError, toProtocolError, type ProtocolError } from '../utils/errors.js'
 import type { Metrics } from '../utils/metrics.js'
+import { LeaseHeldError } from '../repositories/postgres-leases.js'
+import type { OwnerRouting } from './owner-routing.js'
 
 function send(reply: FastifyReply, error: ProtocolError): FastifyReply {
   if (error.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(error.retryAfterMs / 1000))
@@ -32,8 +34,17 @@ function requestError(err: FastifyError): ProtocolError | undefined {
 /** The `route` label of a request's refusals: its method and route pattern. */
 export const routeOf = (request: FastifyRequest): string => `${request.method} ${request.routeOptions.url ?? '?'}`
 
-export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): void {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+/**
+ * `routing()`: in cluster mode, what a request for a user another node owns
+ * gets instead of its UNAVAILABLE refusal (owner-routing.ts).
+ */
+export function registerErrorHandling(app: FastifyInstance, metrics: Metrics, routing: () => OwnerRouting | undefined = () => undefined): void {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const route = routing()
+    if (route && err instanceof LeaseHeldError) {
+      const routed = await route(err, request, reply)
+      if (routed) return routed
+    }
     const known = err instanceof SyncError ? toProtocolError(err) : requestError(err)
     if (!known) request.log.error({ err }, 'request failed')
     const error = known ?? toProtocolError(err)

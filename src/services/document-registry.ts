@@ -120,11 +120,14 @@ export class DocumentRegistry {
    * Runs `work` (an erasure) with the document out of memory and no load
    * until it is done: a loaded copy stops taking writes, its queued ones
    * settle (`settled`), and it is dropped; a device that connects meanwhile
-   * waits, then loads what `work` left.
+   * waits, then loads what `work` left. In cluster mode the user's lease is
+   * held throughout, taken first if the document is not loaded here (a live
+   * owner elsewhere refuses with LeaseHeldError: the request goes there).
    */
   async exclusive(docId: string, settled: (doc: SyncDocument) => Promise<void>, work: () => Promise<void>): Promise<void> {
     let release: () => void = () => {}
     this.locked.set(docId, new Promise<void>((resolve) => (release = resolve)))
+    let leased = false
     try {
       const entry = this.entries.get(docId)
       if (entry) {
@@ -135,11 +138,16 @@ export class DocumentRegistry {
           doc.evicted = true // its handlers refuse writes from now on
           await settled(doc)
           doc.doc.destroy()
+          leased = this.leases !== undefined
         }
-        await this.leases?.release(docId)
+      } else {
+        // Cluster mode: the work needs the user's lease like a load does (another live owner: LeaseHeldError).
+        await this.leases?.take(docId)
+        leased = this.leases !== undefined
       }
       await work()
     } finally {
+      if (leased) await this.leases?.release(docId)
       this.locked.delete(docId)
       release()
     }

@@ -178,5 +178,17 @@ export class SyncService {
     if (doc.evicted) {
       throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: 100 })
     }
+    if (!this.clusterReachable()) {
+      throw new SyncError(ErrorCode.UNAVAILABLE, 'this node has lost its cluster (Redis); retry shortly', { retryAfterMs: jittered(CLUSTER_RETRY_MS) })
+    }
   }
+
+  /** Cluster mode: writes are refused while `reachable` says the cluster's Redis is not. */
+  refuseWritesUnless(reachable: () => boolean): void {
+    this.clusterReachable = reachable
+  }
+  private clusterReachable: () => boolean = () => true
 }
+
+/** The retry hint of writes refused while the cluster's Redis is unreachable. */
+const CLUSTER_RETRY_MS = 2000

@@ -11,6 +11,8 @@ export interface ServerConfig {
   databaseUrl?: string | undefined
   /** With `databaseUrl`: this node is one of a cluster (protocol §11; leases in PostgreSQL, docs/architecture.md). */
   redisUrl?: string | undefined
+  /** Prefix of this cluster's Redis channels (several clusters, or test runs, can share one Redis). */
+  redisKeyPrefix?: string | undefined
   /** How clients reach this node (the `url` of a `moved` refusal); default `http://HOST:PORT`. */
   publicUrl?: string | undefined
   /** This node's id in the cluster's leases; default a random id per process start. */

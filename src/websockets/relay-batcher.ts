@@ -66,7 +66,8 @@ export class RelayBatcher {
     const roomName = liveYjsRoom(userId)
     const members = this.io.sockets.adapter.rooms.get(roomName)
     if (!members || members.size === 0) return
-    const room = this.io.to(roomName)
+    // A user's sockets are all on this node (in a cluster, its owner): never through the cluster's adapter.
+    const room = this.io.local.to(roomName)
     for (let start = 0; start < relays.length; ) {
       const first = relays[start] as Relay
       const recipients = first.fromSocketId !== undefined && members.has(first.fromSocketId) ? members.size - 1 : members.size

@@ -120,7 +120,7 @@ export function createSocketServer(
   // A document whose commit failed is reloaded from disk: its sockets reconnect and re-sync.
   // Deferred a turn so that the failed events' error replies go out first.
   services.registry.onEvict((userId) => {
-    setImmediate(() => io.in(userRoom(userId)).disconnectSockets(true))
+    setImmediate(() => io.local.in(userRoom(userId)).disconnectSockets(true))
   })
   io.on('connection', (socket) => {
     // Every packet the connection sends in a turn (acks, relays, errors, broadcasts) leaves in one write.

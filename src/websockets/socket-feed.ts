@@ -14,7 +14,7 @@ import type { DeviceConnections } from '../services/operators/operator.service.j
 import type { SyncChange } from '../types/sync.js'
 import { SyncEventType, SyncOperationType } from '../types/sync.js'
 import type { RelayBatcher } from './relay-batcher.js'
-import type { SyncServer, SyncSocket } from './types.js'
+import type { SyncServer } from './types.js'
 import { liveChangesRoom, userRoom } from './types.js'
 
 const entityEvents = {
@@ -25,7 +25,8 @@ const entityEvents = {
 
 /** Sends one change record to the user's live JSON sockets, except `exceptSocketId`. */
 export function emitEntityChange(io: SyncServer, change: SyncChange, exceptSocketId?: string): void {
-  const target = io.to(liveChangesRoom(change.userId))
+  // Local: a user's sockets are all on this node (in a cluster, its owner).
+  const target = io.local.to(liveChangesRoom(change.userId))
   ;(exceptSocketId ? target.except(exceptSocketId) : target).emit(entityEvents[change.operationType], change)
 }
 
@@ -47,28 +48,30 @@ export class SocketFeed implements ChangeFeed {
     if (write.conflicts.length === 0) return
     // After the updates they are about (a resolution's value, a write-back): the user's relays go first.
     this.relays.flushUser(userId)
-    for (const conflict of write.conflicts) this.io.to(userRoom(userId)).emit(SyncEventType.SYNC_CONFLICT, conflict)
+    for (const conflict of write.conflicts) this.io.local.to(userRoom(userId)).emit(SyncEventType.SYNC_CONFLICT, conflict)
   }
 }
 
-/** The user's sockets as the operators see them (services/operators: devices, disconnect, revoke, erase). */
+/**
+ * The user's sockets as the operators see them (services/operators: devices,
+ * disconnect, revoke, erase), wherever they are: in a cluster the adapter
+ * asks every node (`fetchSockets`), so an admin request on any node sees and
+ * closes the sockets on the owner.
+ */
 export class SocketConnections implements DeviceConnections {
   constructor(private readonly io: SyncServer) {}
 
-  private *socketsOf(userId: string): Generator<SyncSocket> {
-    for (const id of this.io.sockets.adapter.rooms.get(userRoom(userId)) ?? []) {
-      const socket = this.io.sockets.sockets.get(id)
-      if (socket) yield socket
-    }
-  }
-
-  connectedDevices(userId: string): Map<string, number> {
+  async connectedDevices(userId: string): Promise<Map<string, number>> {
     const devices = new Map<string, number>()
-    for (const socket of this.socketsOf(userId)) devices.set(socket.data.deviceId, (devices.get(socket.data.deviceId) ?? 0) + 1)
+    for (const socket of await this.io.in(userRoom(userId)).fetchSockets()) {
+      devices.set(socket.data.deviceId, (devices.get(socket.data.deviceId) ?? 0) + 1)
+    }
     return devices
   }
 
-  disconnect(userId: string, deviceId?: string): void {
-    for (const socket of [...this.socketsOf(userId)]) if (deviceId === undefined || socket.data.deviceId === deviceId) socket.disconnect(true)
+  async disconnect(userId: string, deviceId?: string): Promise<void> {
+    const room = this.io.in(userRoom(userId))
+    if (deviceId === undefined) return room.disconnectSockets(true)
+    for (const socket of await room.fetchSockets()) if (socket.data.deviceId === deviceId) socket.disconnect(true)
   }
 }

@@ -25,13 +25,13 @@ import type { DeviceInfo, RestoreResult, TrashEntry, UserSummary } from '../../t
 
 /** The user's live connections, as the transport holds them. */
 export interface DeviceConnections {
-  /** Connected sockets per device of the user. */
-  connectedDevices(userId: string): Map<string, number>
-  /** Closes the sockets of one device of the user, or of all its devices. */
-  disconnect(userId: string, deviceId?: string): void
+  /** Connected sockets per device of the user (on every node of a cluster). */
+  connectedDevices(userId: string): Promise<Map<string, number>>
+  /** Closes the sockets of one device of the user, or of all its devices (on every node of a cluster). */
+  disconnect(userId: string, deviceId?: string): Promise<void>
 }
 
-export const NO_CONNECTIONS: DeviceConnections = { connectedDevices: () => new Map(), disconnect: () => {} }
+export const NO_CONNECTIONS: DeviceConnections = { connectedDevices: () => Promise.resolve(new Map()), disconnect: () => Promise.resolve() }
 
 export interface RestoreRequest {
   snapshotId?: string
@@ -99,7 +99,7 @@ export class OperatorService {
     const summary: DocumentSummary = loaded
       ? { bytes: loaded.logBytes, entityCounts: loaded.entityCounts(), lastActivityAt: loaded.clock }
       : (stored ?? { bytes: 0, entityCounts: ZERO_COUNTS, lastActivityAt: 0 })
-    return { userId, ...summary, devicesConnected: this.connections.connectedDevices(userId).size, loaded: loaded !== undefined }
+    return { userId, ...summary, devicesConnected: (await this.connections.connectedDevices(userId)).size, loaded: loaded !== undefined }
   }
 
   document(userId: string): Promise<DocumentJson> {
@@ -129,7 +129,7 @@ export class OperatorService {
   /** Closes the user's sockets, then removes every key of theirs. */
   async erase(userId: string): Promise<void> {
     await this.assertUser(userId)
-    this.connections.disconnect(userId)
+    await this.connections.disconnect(userId)
     await this.registry.exclusive(userId, (doc) => this.committer.settled(doc), () => this.repo.erase(userId))
   }
 
@@ -288,7 +288,7 @@ export class OperatorService {
   async devices(userId: string): Promise<DeviceInfo[]> {
     await this.assertUser(userId)
     const [stored, revoked] = await Promise.all([this.repo.listDevices(userId), this.repo.revokedDevices(userId)])
-    const connected = this.connections.connectedDevices(userId)
+    const connected = await this.connections.connectedDevices(userId)
     // A loaded document knows the syncs completed since its last commit too.
     const byId = new Map([...stored.map((d) => [d.deviceId, d] as const), ...(this.registry.peek(userId)?.devices ?? [])])
     const ids = new Set([...byId.keys(), ...connected.keys(), ...revoked.keys()])
@@ -306,14 +306,14 @@ export class OperatorService {
 
   async disconnectDevice(userId: string, deviceId: string): Promise<void> {
     await this.knownDevice(userId, deviceId)
-    this.connections.disconnect(userId, deviceId)
+    await this.connections.disconnect(userId, deviceId)
   }
 
   /** Refuses the device at every later connect (and HTTP request) until unrevoked; closes its sockets now. */
   async revoke(userId: string, deviceId: string): Promise<void> {
     await this.assertUser(userId)
     await this.repo.setRevoked(userId, deviceId, Date.now())
-    this.connections.disconnect(userId, deviceId)
+    await this.connections.disconnect(userId, deviceId)
   }
 
   async unrevoke(userId: string, deviceId: string): Promise<void> {
