@@ -28,6 +28,7 @@ import { putClips } from '../bench/device.js'
 import { tokenFor } from '../bench/scenarios.js'
 import { ArrivalCounter, loadPeerModules, OUR_WINDOW, type Device } from './clients.js'
 import type { TargetServer } from './servers.js'
+import { connectEach } from './workloads.js'
 
 /** What the fan-out load needs of a device. */
 export type LoadDevice = Omit<Device, 'stateBytes'> & {
@@ -438,13 +439,7 @@ export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url'>,
 
 /** Light devices of `ids`, connected and synced, each with `clips` clips prepared. */
 export async function connectLight(server: Pick<TargetServer, 'name' | 'url'>, ids: readonly { userId: string; deviceId: string }[], clips: number): Promise<LoadDevice[]> {
-  const devices = await Promise.all(ids.map((id) => newLightDevice(server, id.userId, id.deviceId)))
-  const synced = await Promise.allSettled(devices.map((d) => d.connect(60_000)))
-  const failed = synced.find((s) => s.status === 'rejected')
-  if (failed) {
-    for (const d of devices) d.close()
-    throw new Error(`devices failed to sync: ${String(failed.reason)}`)
-  }
+  const devices = await connectEach(server, ids, newLightDevice)
   for (const d of devices) d.prepare(clips)
   return devices
 }

@@ -32,11 +32,17 @@ async function withServer<T>(start: StartServer, prefix: string, run: (server: T
   }
 }
 
-export async function connectAll(
+export function connectAll(server: Pick<TargetServer, 'name' | 'url'>, ids: readonly { userId: string; deviceId: string }[]): Promise<Device[]> {
+  return connectEach(server, ids, newDevice)
+}
+
+/** Devices `make` makes for `ids`, all connected and synced (or all closed, and an error). */
+export async function connectEach<D extends Pick<Device, 'connect' | 'close'>>(
   server: Pick<TargetServer, 'name' | 'url'>,
   ids: readonly { userId: string; deviceId: string }[],
-): Promise<Device[]> {
-  const devices = await Promise.all(ids.map((id) => newDevice(server, id.userId, id.deviceId)))
+  make: (server: Pick<TargetServer, 'name' | 'url'>, userId: string, deviceId: string) => Promise<D>,
+): Promise<D[]> {
+  const devices = await Promise.all(ids.map((id) => make(server, id.userId, id.deviceId)))
   const synced = await Promise.allSettled(devices.map((d) => d.connect(60_000)))
   const failed = synced.find((s) => s.status === 'rejected')
   if (failed) {
