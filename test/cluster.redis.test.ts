@@ -2,7 +2,9 @@
  * Cluster mode across nodes (issue 14, items 3 and 4; protocol §11): three
  * real server processes sharing one fresh PostgreSQL schema and joined by
  * Redis (the Socket.IO Redis adapter, a key prefix of the test's own):
- * - users spread over the nodes, each user on its owner;
+ * - users spread over the nodes, each user on its owner; SDK devices of one
+ *   user given different nodes end on the owner (following `moved`) and
+ *   converge;
  * - admin routes work on any node: device lists and disconnects reach the
  *   owner's sockets, and a route that needs the document (or its lease: an
  *   erasure) is answered by the owner (forwarded through the cluster);
@@ -22,6 +24,7 @@ import { startClusterNode } from './helpers/cluster.js'
 import { waitFor, type Reply, type YjsDevice } from './helpers/device.js'
 import { createTestSchema, postgresForTests, type TestSchema } from './helpers/postgres.js'
 import { redisForTests, TEST_REDIS_URL, testRedisPrefix } from './helpers/redis.js'
+import { allSynced, useClients } from './helpers/sdk.js'
 import { tokenFor } from './helpers/server.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
@@ -41,6 +44,7 @@ function addClip(device: YjsDevice, id: string): Promise<Reply> | undefined {
 describe.skipIf(!postgres.available || !redis.available)('cluster: three nodes joined by Redis', () => {
   const fixture = useChildServers('superclip-cluster-redis-')
   const { device } = fixture
+  const sdk = useClients()
   let schema: TestSchema | undefined
   const proxies: TcpProxy[] = []
   afterEach(async () => {
@@ -118,6 +122,22 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: three nodes j
     // Nothing of bob's comes back from a copy B still held in memory.
     const bobTablet = await device(b, 'bob', 'tablet')
     expect(bobTablet.clips().size).toBe(0)
+  })
+
+  it("one user's devices given three different nodes all end on the owner and converge", async () => {
+    const nodes = await cluster(3)
+    const token = await tokenFor('alice')
+    const clients = nodes.map((node, i) => sdk.client({ url: node.url, token, deviceId: `device-${i}` }))
+    for (const [i, c] of clients.entries()) for (let n = 0; n < 5; n++) c.clips.create({ content: `clip ${n} of device ${i}` })
+    await allSynced(clients, 30_000)
+    const { rows } = await schema!.admin.query<{ public_url: string }>(`SELECT public_url FROM ${schema!.name}.leases WHERE doc_id = 'alice'`)
+    const owner = rows[0]?.public_url
+    expect(nodes.map((n) => n.url)).toContain(owner)
+    expect(clients.map((c) => c.url)).toEqual([owner, owner, owner])
+    // Each has every device's clips once live on the owner (relays after its sync).
+    const want = clients.flatMap((_, i) => Array.from({ length: 5 }, (_, n) => `clip ${n} of device ${i}`)).sort()
+    await waitFor(() => clients.every((c) => c.clips.list().length === want.length), 'every device to hold all 15 clips', 15_000)
+    for (const c of clients) expect(c.clips.list().map((x) => x.content).sort()).toEqual(want)
   })
 
   it('a node that loses Redis refuses writes with UNAVAILABLE and a retry hint, and takes them again once it is back', async () => {

@@ -14,8 +14,9 @@ export interface ClusterEnv {
   leaseTtlMs: number
 }
 
-export async function startClusterNode(cluster: ClusterEnv, nodeId: string, env: Record<string, string> = {}): Promise<ChildServer> {
-  const port = await freePort()
+/** `port`: a restarted node's own (its PUBLIC_URL stays the same); a free one by default. */
+export async function startClusterNode(cluster: ClusterEnv, nodeId: string, env: Record<string, string> = {}, port?: number): Promise<ChildServer> {
+  port ??= await freePort()
   return startChildServer({
     dataDir: cluster.dataDir,
     port,
