@@ -72,7 +72,7 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: every acknowl
       const { device, node } = await onOwner(nodes, cycle, `writer-${cycle}`)
       servedBy.push(node)
       const burst = new ClipBurst(`cycle${cycle}`, BURST)
-      burst.send(device)
+      void burst.send(device)
       sent += burst.sent
       await within(
         (async () => {
