@@ -31,7 +31,11 @@
  *
  * Progress goes to stderr. BENCH_SERVER_NODE_ARGS adds node flags to the
  * server (e.g. `--cpu-prof --cpu-prof-dir=.bench/prof` to profile it).
- * BENCH_ONLY=flood, =growth, =operators, =reconnect or =sdk runs that part alone;
+ * Issue 14: bench:peers' 100 users x 2 devices workload on LevelDB, on
+ * PostgreSQL, and on two cluster nodes (PostgreSQL + Redis), bench/cluster.ts;
+ * skipped, saying why, without a reachable PostgreSQL and Redis.
+ *
+ * BENCH_ONLY=flood, =growth, =operators, =reconnect, =sdk or =cluster runs that part alone;
  * BENCH_LOAD_NODE_ARGS adds node flags to the reconnect storm's load processes.
  * BENCH_FLOOD_ABUSER_PLAN=pro gives
  * the abuser a pro token instead of a free one; BENCH_FLOOD_ABUSER_CLIENTS=one
@@ -54,6 +58,7 @@ import { runOperators, type OperatorsResult, type OperatorsSpec } from './bench/
 import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
 import { logReconnectChecks, reportReconnect, runReconnect, type ReconnectSpec } from './bench/reconnect.js'
 import { logSdkCostChecks, reportSdkCost, runSdkCost, type SdkCostSpec } from './bench/sdk-cost.js'
+import { logClusterChecks, reportCluster, runCluster, type ClusterSpec } from './bench/cluster.js'
 import { loadCpuTotal } from './bench/workers.js'
 import { measureApply, measureLevel, type LevelLimits } from './bench/raw.js'
 import {
@@ -141,6 +146,8 @@ const RECONNECT: ReconnectSpec = {
 }
 
 /** Client CPU per edit, our SDK against y-websocket's WebsocketProvider (part 11). */
+/** Issue 14: bench:peers' 100 x 2 workload on LevelDB, PostgreSQL and two nodes (bench/cluster.ts). */
+const CLUSTER: ClusterSpec = { users: 100, devicesPerUser: 2, clipsPerDevice: 10, rounds: 5, warmupRounds: 1, settle: false }
 const SDK_COST: SdkCostSpec = { edits: { paced: 2000, burst: 5000 }, warmup: 500, warmupRounds: 1, pacedPerSec: 500, rounds: 3, modes: ['paced', 'burst'] }
 
 /** Parts of the run that BENCH_ONLY may name, each run alone with its report and checks. */
@@ -164,6 +171,10 @@ const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () =
   async sdk() {
     const r = await runSdkCost(SDK_COST, progress)
     return { result: r, report: () => reportSdkCost(r, log), checks: () => logSdkCostChecks(r, log) }
+  },
+  async cluster() {
+    const r = await runCluster(CLUSTER, progress)
+    return { result: r, report: () => reportCluster(r, log), checks: () => logClusterChecks(r, log) }
   },
 }
 
@@ -272,6 +283,8 @@ async function main(): Promise<void> {
   lap('reconnect')
   const sdkCost = await runSdkCost(SDK_COST, progress)
   lap('sdk')
+  const cluster = await runCluster(CLUSTER, progress)
+  lap('cluster')
   progress('raw limits: LevelDB again (the disk is noisy) ...')
   const levelEnd = await measureLevel()
   lap('rawLevelEnd')
@@ -433,6 +446,8 @@ async function main(): Promise<void> {
   reportOperators(operators)
   reportReconnect(reconnect, log)
   reportSdkCost(sdkCost, log)
+  log()
+  reportCluster(cluster, log)
   log('Checks')
   for (const r of throughput) {
     const problems = [
@@ -492,6 +507,7 @@ async function main(): Promise<void> {
   logOperatorsChecks(operators)
   logReconnectChecks(reconnect, log)
   logSdkCostChecks(sdkCost, log)
+  logClusterChecks(cluster, log)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
       `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
@@ -535,6 +551,7 @@ async function main(): Promise<void> {
         operators,
         reconnect,
         sdkCost,
+        cluster,
       }),
     ),
   )

@@ -27,7 +27,7 @@ import * as Y from 'yjs'
 import { putClips } from '../bench/device.js'
 import { tokenFor } from '../bench/scenarios.js'
 import { ArrivalCounter, loadPeerModules, OUR_WINDOW, type Device } from './clients.js'
-import type { TargetServer } from './servers.js'
+import { nodeUrl, type TargetServer } from './servers.js'
 import { connectEach } from './workloads.js'
 
 /** What the fan-out load needs of a device. */
@@ -425,7 +425,7 @@ class SocketIoLight extends ProtocolDevice {
 const UPDATE_PAYLOAD = '{"update":{"_placeholder":true,"num":0}}'
 
 /** A new, unconnected light device of `userId` on `server`. */
-export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url'>, userId: string, deviceId: string): Promise<LoadDevice> {
+export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url' | 'urls'>, userId: string, deviceId: string): Promise<LoadDevice> {
   switch (server.name) {
     case 'y-websocket':
       return new YWebsocketLight(deviceId, server.url, userId)
@@ -433,12 +433,12 @@ export async function newLightDevice(server: Pick<TargetServer, 'name' | 'url'>,
       return new HocuspocusLight(deviceId, server.url, userId)
     case 'ours':
     case 'floor':
-      return new SocketIoLight(deviceId, server.url, await tokenFor(userId))
+      return new SocketIoLight(deviceId, nodeUrl(server, userId), await tokenFor(userId))
   }
 }
 
 /** Light devices of `ids`, connected and synced, each with `clips` clips prepared. */
-export async function connectLight(server: Pick<TargetServer, 'name' | 'url'>, ids: readonly { userId: string; deviceId: string }[], clips: number): Promise<LoadDevice[]> {
+export async function connectLight(server: Pick<TargetServer, 'name' | 'url' | 'urls'>, ids: readonly { userId: string; deviceId: string }[], clips: number): Promise<LoadDevice[]> {
   const devices = await connectEach(server, ids, newLightDevice)
   for (const d of devices) d.prepare(clips)
   return devices

@@ -37,8 +37,15 @@ export const LOAD_PROCS = Math.max(1, Number(process.env.BENCH_PEERS_LOAD_PROCS 
  */
 const WORKER_NODE_ARGS = ['--max-semi-space-size=32', ...(process.env.BENCH_PEERS_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean)]
 
+/** Where the devices connect: a server, or the nodes of a cluster (`urls`, servers.ts `nodeUrl`). */
+export interface LoadTarget {
+  name: TargetName
+  url: string
+  urls?: readonly string[]
+}
+
 export type LoadRequest =
-  | { type: 'connect'; server: { name: TargetName; url: string }; ids: { userId: string; deviceId: string }[]; clipsPerDevice: number }
+  | { type: 'connect'; server: LoadTarget; ids: { userId: string; deviceId: string }[]; clipsPerDevice: number }
   | { type: 'go'; clipsPerDevice: number; expected: number; timeoutMs: number }
   | { type: 'cpu' }
   | { type: 'finish'; ackTimeoutMs: number }
@@ -139,7 +146,7 @@ export class LoadPool {
    * before `during` (the server's CPU is read there).
    */
   async round(
-    server: { name: TargetName; url: string },
+    server: LoadTarget,
     ids: { userId: string; deviceId: string }[],
     clipsPerDevice: number,
     expected: number,

@@ -56,6 +56,10 @@ export interface TargetServer {
   name: TargetName
   /** ws://… for the peers, http://… for ours and the floor. */
   url: string
+  /** Several nodes (ours as a cluster): every node's URL; a user's devices go to `nodeUrl` of them. */
+  urls?: readonly string[]
+  /** Called around each measured fan-out round (after the devices connected, until the last arrival): extra readings. */
+  probe?: { start(): Promise<void>; end(): Promise<void> }
   pid: number
   /** Spawn to accepting connections, ms. */
   startMs: number
@@ -78,6 +82,15 @@ async function cpuOf(pid: number): Promise<number> {
  * from 127.0.0.1, so the per-address handshake limit (50/s, burst 500), made
  * against one abusive address, is lifted; the peers have none.
  */
+/** The node of `server` that a user's devices connect to: with several, one per user by a hash of the id. */
+export function nodeUrl(server: Pick<TargetServer, 'url' | 'urls'>, userId: string): string {
+  const urls = server.urls ?? []
+  if (urls.length === 0) return server.url
+  let h = 0
+  for (let i = 0; i < userId.length; i++) h = (h * 31 + userId.charCodeAt(i)) >>> 0
+  return urls[h % urls.length] ?? server.url
+}
+
 export const OURS_ENV = { IP_CONNECTIONS_PER_SECOND: '1000000', IP_CONNECTION_BURST: '10000000' }
 
 /** Ours: the benchmark's startServer over `dataDir`, then every thread moved to SERVER_CPU. */

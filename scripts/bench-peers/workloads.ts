@@ -127,7 +127,7 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
   try {
     return await withServer(start, 'bench-peers-fanout-', async (server) => {
       const problems: Problems = []
-      const round = async (label: string, users: number, settle: boolean): Promise<FanoutRound> => {
+      const round = async (label: string, users: number, settle: boolean, measured: boolean): Promise<FanoutRound> => {
         const ids = []
         for (let u = 0; u < users; u++) {
           for (let d = 0; d < spec.devicesPerUser; d++) ids.push({ userId: `${label}-u${u}`, deviceId: `${label}-u${u}-d${d}` })
@@ -136,12 +136,14 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
         let cpu0 = Number.NaN
         let cpu1 = Number.NaN
         let cpu2 = Number.NaN
-        const r = await pool.round({ name: server.name, url: server.url }, ids, spec.clipsPerDevice, expected, {
+        const r = await pool.round({ name: server.name, url: server.url, ...(server.urls ? { urls: server.urls } : {}) }, ids, spec.clipsPerDevice, expected, {
           onStart: async () => {
+            if (measured) await server.probe?.start()
             cpu0 = await server.cpuUs()
           },
           onMeasured: async () => {
             cpu1 = await server.cpuUs()
+            if (measured) await server.probe?.end()
           },
           during: async () => {
             if (!settle) return
@@ -165,11 +167,11 @@ export async function runFanout(start: StartServer, spec: FanoutSpec, progress: 
         }
       }
       const warmup: FanoutRound[] = []
-      for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, spec.users, false))
+      for (let r = 0; r < spec.warmupRounds; r++) warmup.push(await round(`warm${r}`, spec.users, false, false))
       const rounds: FanoutRound[] = []
       for (let r = 0; r < spec.rounds; r++) {
         progress(`  round ${r + 1}/${spec.rounds}`)
-        rounds.push(await round(`r${r}`, spec.users, spec.settle))
+        rounds.push(await round(`r${r}`, spec.users, spec.settle, true))
       }
       const med = (f: (r: FanoutRound) => number) => median(rounds.map(f))
       const saturated = (r: FanoutRound) => r.loadMaxPct > LOAD_BOUND_PCT || (sharedLoadCore && r.loadCpuPct > LOAD_BOUND_PCT)

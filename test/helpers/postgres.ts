@@ -6,9 +6,9 @@
  * `drop()`), so test files running in parallel never share a store, and a
  * store URL whose connections work in it (`options=-c search_path=<schema>`).
  */
-import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { connectionConfig, describeUrl } from '../../src/repositories/postgres.repository.js'
+import { createSchema, withSearchPath, type FreshSchema } from '../../scripts/lib/postgres-schema.js'
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || 'postgres://127.0.0.1:5432/test'
 export const REQUIRE_SERVICES = process.env.REQUIRE_SERVICES === '1'
@@ -50,39 +50,9 @@ export async function postgresForTests(what: string): Promise<PostgresAvailabili
   return result
 }
 
-export interface TestSchema {
-  name: string
-  /** TEST_DATABASE_URL with the schema as search_path: a store URL for the repository or a server (DATABASE_URL). */
-  url: string
-  /** A connection to the test database outside the schema (qualify the tables: `${name}.documents`). */
-  admin: pg.Client
-  /** Drops the schema and everything in it; closes the admin connection. */
-  drop(): Promise<void>
-}
+export type TestSchema = FreshSchema
 
-/** A url's `options=-c search_path=<schema>`, added to its query string (pg reads it from the URL). */
-export function withSearchPath(url: string, schema: string): string {
-  const parsed = new URL(url)
-  parsed.searchParams.set('options', `-c search_path=${schema}`)
-  return parsed.toString()
-}
+export { withSearchPath }
 
 /** Creates a fresh schema `sc_<random>` in the test database. */
-export async function createTestSchema(): Promise<TestSchema> {
-  const name = `sc_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client(connectionConfig(TEST_DATABASE_URL))
-  await admin.connect()
-  await admin.query(`CREATE SCHEMA ${name}`)
-  return {
-    name,
-    url: withSearchPath(TEST_DATABASE_URL, name),
-    admin,
-    async drop() {
-      try {
-        await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)
-      } finally {
-        await admin.end()
-      }
-    },
-  }
-}
+export const createTestSchema = (): Promise<TestSchema> => createSchema(TEST_DATABASE_URL)
