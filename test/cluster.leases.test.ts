@@ -297,4 +297,26 @@ describe.skipIf(!postgres.available)('lease SQL (take, renew, release, fence) on
     expect(rows).toEqual([{ node_id: 'a', epoch: '3' }])
     await leasesA.releaseAll()
   })
+
+  it('an erasure by a node that lost the lease erases nothing', async () => {
+    schema = await createTestSchema()
+    const ttl = 300
+    const b = await openPostgresStore(schema.url, undefined, { cluster: { nodeId: 'b', publicUrl: 'http://b', leaseTtlMs: ttl } })
+    stores.push(b)
+    const pool = new pg.Pool(connectionConfig(schema.url))
+    pools.push(pool)
+    const leasesA = new PostgresLeases(pool, { nodeId: 'a', publicUrl: 'http://a', leaseTtlMs: ttl })
+    const repoA = new PostgresDocumentRepository(pool, leasesA)
+    await leasesA.take('alice')
+    await repoA.write([write('alice', 0, 'a-1')])
+    await new Promise((resolve) => setTimeout(resolve, ttl + 100))
+    await b.leases!.take('alice')
+    await b.repo.write([write('alice', 1, 'b-1')])
+    await expect(repoA.erase('alice')).rejects.toMatchObject({ name: 'LeaseLostError', cause: { code: FENCE_SQLSTATE } })
+    expect((await b.repo.read('alice')).log.updates.map((u) => new TextDecoder().decode(u))).toEqual(['a-1', 'b-1'])
+    // The holder erases.
+    await b.repo.erase('alice')
+    expect(await b.repo.exists('alice')).toBe(false)
+    await leasesA.releaseAll()
+  })
 })

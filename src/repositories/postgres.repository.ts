@@ -288,15 +288,21 @@ export class PostgresDocumentRepository implements DocumentRepository {
     const fence = this.leases?.fence([...new Set(writes.map((w) => w.docId))])
     const statements = batchStatements(foldBatch(writes), fence)
     if (statements.length === 0) return
-    try {
-      if (statements.length === 1) {
-        const [only] = statements as [Statement]
-        await this.pool.query(only.text, only.values)
-        return
-      }
-      await this.transaction(async (client) => {
+    if (statements.length === 1) {
+      const [only] = statements as [Statement]
+      return this.fenced(this.pool.query(only.text, only.values))
+    }
+    return this.fenced(
+      this.transaction(async (client) => {
         for (const s of statements) await client.query(s.text, s.values)
-      })
+      }),
+    )
+  }
+
+  /** A fenced statement's failure as a LeaseLostError (and an immediate renewal, which finds the lost leases). */
+  private async fenced(query: Promise<unknown>): Promise<void> {
+    try {
+      await query
     } catch (err) {
       if ((err as { code?: unknown }).code !== FENCE_SQLSTATE) throw err
       this.leases?.fenceFailed()
@@ -338,9 +344,16 @@ export class PostgresDocumentRepository implements DocumentRepository {
   }
 
   async erase(docId: string): Promise<void> {
-    // One statement, one transaction.
-    const tables = ['log_entries', 'entities', 'conflicts', 'change_ids', 'devices', 'snapshots', 'revoked_devices']
-    await this.pool.query(`WITH ${tables.map((t) => `${t} AS (DELETE FROM ${t} WHERE doc_id = $1)`).join(', ')} DELETE FROM documents WHERE doc_id = $1`, [docId])
+    // One statement, one transaction. In cluster mode the fence is its main query: a node that lost the
+    // user's lease erases nothing (the deletes are CTEs of the statement that fails).
+    const tables = ['log_entries', 'entities', 'conflicts', 'change_ids', 'devices', 'snapshots', 'revoked_devices', 'documents']
+    const deletes = tables.map((t) => `${t} AS (DELETE FROM ${t} WHERE doc_id = $1)`).join(', ')
+    const fence = this.leases?.fence([docId])
+    await this.fenced(
+      fence
+        ? this.pool.query(`WITH ${deletes} SELECT lease_fence($2::text[], $3::int8[], $4::text)`, [docId, fence.docIds, fence.epochs, fence.nodeId])
+        : this.pool.query(`WITH ${deletes} SELECT 1`, [docId]),
+    )
   }
 
   async listDevices(docId: string): Promise<DeviceSyncState[]> {
