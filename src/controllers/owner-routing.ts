@@ -38,6 +38,10 @@ export function ownerRouting(forward: (request: ForwardedRequest) => Promise<For
       authorization: request.headers.authorization,
       contentType: request.headers['content-type'],
       body: body?.toString('base64'),
+    }).catch((cause: unknown) => {
+      // A node that did not answer in time (the adapter's timeout), or Redis down: the refusal stands.
+      request.log.warn({ err: cause, owner: err.nodeId }, 'forwarding an admin request to its owner failed')
+      return undefined
     })
     if (!answered) return undefined
     if (answered.contentType) void reply.header('content-type', answered.contentType)
