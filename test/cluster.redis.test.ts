@@ -140,6 +140,20 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: three nodes j
     for (const c of clients) expect(c.clips.list().map((x) => x.content).sort()).toEqual(want)
   })
 
+  it('an admin request for a user whose owner does not answer (paused) is refused UNAVAILABLE with a retry hint', async () => {
+    const [a, b] = (await cluster(2)) as [ChildServer, ChildServer]
+    const phone = await device(a, 'alice', 'phone')
+    expect(await addClip(phone, 'a1')).toMatchObject({ ok: true })
+    const adminB = await adminOf(b)
+    a.kill('SIGSTOP')
+    try {
+      const reply = await adminB.get('/admin/users/alice/document')
+      expect(reply).toMatchObject({ status: 503, body: { error: { code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) } } })
+    } finally {
+      a.kill('SIGCONT')
+    }
+  })
+
   it('a node that loses Redis refuses writes with UNAVAILABLE and a retry hint, and takes them again once it is back', async () => {
     const target = new URL(TEST_REDIS_URL)
     const proxy = await TcpProxy.start({ targetPort: Number(target.port || 6379) })
