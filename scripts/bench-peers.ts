@@ -46,8 +46,8 @@ import {
 /** The whole run (install included) is aborted past this: servers killed, data dirs removed. */
 const WATCHDOG_MS = 10 * 60_000
 
-const FANOUT_1 = { users: 1, devicesPerUser: 10, clipsPerDevice: 100, rounds: 9, warmupRounds: 2, settle: true }
-const FANOUT_2 = { users: 100, devicesPerUser: 2, clipsPerDevice: 10, rounds: 9, warmupRounds: 2, settle: false }
+const FANOUT_1 = { users: 1, devicesPerUser: 10, clipsPerDevice: 100, rounds: 9, warmupRounds: 5, settle: true }
+const FANOUT_2 = { users: 100, devicesPerUser: 2, clipsPerDevice: 10, rounds: 9, warmupRounds: 5, settle: false }
 const JOIN = { clips: 10_000, chunk: 1000, reps: 5 }
 const LOSS = { updates: 200, rounds: 3 }
 const LATENCY = { warmup: 50, edits: 500 }
