@@ -256,16 +256,25 @@ describe.skipIf(!postgres.available)('lease SQL (take, renew, release, fence) on
     devices: [],
   })
 
-  it('a node whose lease was taken over cannot write: the statement fails whole, nothing stored; epochs only grow', async () => {
+  const ttl = 300
+
+  /**
+   * Node B, a cluster store on a fresh schema, and node A's repository and
+   * leases without A's renewal timer: a node paused past its TTL, its memory
+   * still saying it holds what it took.
+   */
+  async function nodesAB() {
     schema = await createTestSchema()
-    const ttl = 300
     const b = await openPostgresStore(schema.url, undefined, { cluster: { nodeId: 'b', publicUrl: 'http://b', leaseTtlMs: ttl } })
     stores.push(b)
-    // Node A without its renewal timer: a node paused past its TTL, its memory still saying it holds the lease.
     const pool = new pg.Pool(connectionConfig(schema.url))
     pools.push(pool)
     const leasesA = new PostgresLeases(pool, { nodeId: 'a', publicUrl: 'http://a', leaseTtlMs: ttl })
-    const repoA = new PostgresDocumentRepository(pool, leasesA)
+    return { b, leasesA, repoA: new PostgresDocumentRepository(pool, leasesA), schema }
+  }
+
+  it('a node whose lease was taken over cannot write: the statement fails whole, nothing stored; epochs only grow', async () => {
+    const { b, leasesA, repoA, schema } = await nodesAB()
 
     await expect(repoA.write([write('alice', 0, 'no lease')])).rejects.toBeInstanceOf(LeaseLostError)
     await leasesA.take('alice')
@@ -299,14 +308,7 @@ describe.skipIf(!postgres.available)('lease SQL (take, renew, release, fence) on
   })
 
   it('an erasure by a node that lost the lease erases nothing', async () => {
-    schema = await createTestSchema()
-    const ttl = 300
-    const b = await openPostgresStore(schema.url, undefined, { cluster: { nodeId: 'b', publicUrl: 'http://b', leaseTtlMs: ttl } })
-    stores.push(b)
-    const pool = new pg.Pool(connectionConfig(schema.url))
-    pools.push(pool)
-    const leasesA = new PostgresLeases(pool, { nodeId: 'a', publicUrl: 'http://a', leaseTtlMs: ttl })
-    const repoA = new PostgresDocumentRepository(pool, leasesA)
+    const { b, leasesA, repoA } = await nodesAB()
     await leasesA.take('alice')
     await repoA.write([write('alice', 0, 'a-1')])
     await new Promise((resolve) => setTimeout(resolve, ttl + 100))
