@@ -13,31 +13,25 @@ import { readOrCreateSecret } from './utils/secrets.js'
 import { parseRetention } from './services/operators/snapshot-schedule.js'
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+/** A URL of one of the schemes `scheme` matches (`what`: their names, for the message). */
+const urlOf = (scheme: RegExp, what: string) =>
+  z
+    .string()
+    .regex(scheme, `must be ${what} URL`)
+    .refine((v) => URL.canParse(v), 'is not a valid URL')
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
 
 const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: intIn(0, 65535).default(8080),
   DATA_DIR: z.string().min(1).default('./data'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-    .refine((v) => URL.canParse(v), 'is not a valid URL')
-    .optional(),
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
-    .refine((v) => URL.canParse(v), 'is not a valid URL')
-    .optional(),
+  DATABASE_URL: urlOf(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql://').optional(),
+  REDIS_URL: urlOf(/^rediss?:\/\//, 'a redis:// or rediss://').optional(),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of [A-Za-z0-9._:-]')
     .default('superclip'),
-  PUBLIC_URL: z
-    .string()
-    .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
-    .refine((v) => URL.canParse(v), 'is not a valid URL')
-    .optional(),
+  PUBLIC_URL: urlOf(/^https?:\/\//, 'an http:// or https://').optional(),
   NODE_ID: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of [A-Za-z0-9._:-]')
