@@ -98,6 +98,11 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   })
   const node = (nodeId: string): Promise<ChildServer> =>
     startClusterNode({ dataDir: fixture.dataDir, databaseUrl: schema!.url, redisUrl: REDIS_URL, redisKeyPrefix: prefix, leaseTtlMs: LEASE_TTL_MS }, nodeId)
+  /** Nodes A and B on a fresh schema. */
+  async function twoNodes(): Promise<[ChildServer, ChildServer]> {
+    schema = await createTestSchema()
+    return Promise.all([node('node-a'), node('node-b')])
+  }
 
   async function lease(userId: string): Promise<{ node_id: string; epoch: string; public_url: string } | undefined> {
     const { rows } = await schema!.admin.query<{ node_id: string; epoch: string; public_url: string }>(
@@ -108,8 +113,7 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   }
 
   it('refuses a device on a node that does not own its user with `moved` and the owner\'s URL; the SDK ends on the owner', async () => {
-    schema = await createTestSchema()
-    const [a, b] = await Promise.all([node('node-a'), node('node-b')])
+    const [a, b] = await twoNodes()
     const phone = await device(a, 'alice', 'phone')
     void addClip(phone, 'first')
     await phone.flushed()
@@ -145,8 +149,7 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   })
 
   it('split brain: a paused owner that lost its lease never writes again, and its socket of the user is closed', async () => {
-    schema = await createTestSchema()
-    const [a, b] = await Promise.all([node('node-a'), node('node-b')])
+    const [a, b] = await twoNodes()
     const phone = await device(a, 'alice', 'phone')
     await addClip(phone, 'before-pause')
     await phone.flushed()
@@ -177,8 +180,8 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
     await sleep(1000)
     // Nothing of A's after the takeover is stored: the log holds no entry with the stale clip, and a
     // fresh device (on the owner, B) holds exactly the acknowledged clips.
-    const { rows } = await schema.admin.query<{ n: string }>(
-      `SELECT count(*) AS n FROM ${schema.name}.log_entries WHERE doc_id = 'alice' AND position('stale-on-a'::bytea in data) > 0`,
+    const { rows } = await schema!.admin.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${schema!.name}.log_entries WHERE doc_id = 'alice' AND position('stale-on-a'::bytea in data) > 0`,
     )
     expect(rows[0]?.n).toBe('0')
     const tablet = await device(b, 'alice', 'tablet')
@@ -189,8 +192,7 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   })
 
   it('a dead owner: after the TTL the next connection on another node takes the user over with every acknowledged write', async () => {
-    schema = await createTestSchema()
-    const [a, b] = await Promise.all([node('node-a'), node('node-b')])
+    const [a, b] = await twoNodes()
     const phone = await device(a, 'alice', 'phone')
     const ids = Array.from({ length: 20 }, (_, i) => `clip-${i}`)
     for (const id of ids) void addClip(phone, id)
