@@ -13,9 +13,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { useChildServers } from './helpers/child-fixture.js'
 import { ClipBurst, connectDevice, missingClips } from './helpers/clip-burst.js'
-import { within, type ChildServer } from './helpers/child-server.js'
+import { killAllChildren, within, type ChildServer } from './helpers/child-server.js'
 import { startClusterNode, type ClusterEnv } from './helpers/cluster.js'
-import type { YjsDevice } from './helpers/device.js'
+import { waitFor, type YjsDevice } from './helpers/device.js'
 import { createTestSchema, postgresForTests, type TestSchema } from './helpers/postgres.js'
 import { redisForTests, TEST_REDIS_URL, testRedisPrefix } from './helpers/redis.js'
 import { tokenFor } from './helpers/server.js'
@@ -36,6 +36,8 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: every acknowl
   const fixture = useChildServers('superclip-cluster-jepsen-')
   let schema: TestSchema | undefined
   afterEach(async () => {
+    // This hook runs before the fixture's: the nodes go first, then their schema.
+    await killAllChildren()
     await schema?.drop()
     schema = undefined
   })
@@ -68,32 +70,29 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: every acknowl
     const acked: string[] = []
     const servedBy: number[] = []
     let sent = 0
+    /** Cycles whose kill left clips of the burst unacknowledged: the kill came with updates in flight. */
+    let killedMidBurst = 0
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const { device, node } = await onOwner(nodes, cycle, `writer-${cycle}`)
       servedBy.push(node)
       const burst = new ClipBurst(`cycle${cycle}`, BURST)
       void burst.send(device)
       sent += burst.sent
-      await within(
-        (async () => {
-          while (burst.acked().length < ACKED_BEFORE_KILL) await sleep(2)
-        })(),
-        20_000,
-        `${ACKED_BEFORE_KILL} acks in cycle ${cycle}`,
-      )
+      await waitFor(() => burst.acked().length >= ACKED_BEFORE_KILL, `${ACKED_BEFORE_KILL} acks in cycle ${cycle}`, 20_000)
       const victim = nodes[node]!
       victim.kill('SIGKILL')
       await victim.waitForExit()
       await burst.settled()
       device.close()
       acked.push(...burst.acked())
+      if (burst.acked().length < burst.sent) killedMidBurst++
       expect(burst.refused(), `cycle ${cycle}: no refusal before the kill`).toEqual([])
       nodes[node] = await startClusterNode(env, `node-${node}`, {}, victim.port)
     }
     const { device: reader } = await onOwner(nodes, 0, 'reader')
     const lost = missingClips(reader, acked)
-    console.log(`cluster set check: ${CYCLES} cycles, served by nodes ${servedBy.join(',')}; sent ${sent}, acked ${acked.length}, lost ${lost.length}, held ${reader.clips().size}`)
-    expect(acked.length).toBeGreaterThanOrEqual(CYCLES * ACKED_BEFORE_KILL)
+    console.log(`cluster set check: ${CYCLES} cycles (${killedMidBurst} killed mid-burst), served by nodes ${servedBy.join(',')}; sent ${sent}, acked ${acked.length}, lost ${lost.length}, held ${reader.clips().size}`)
+    expect(killedMidBurst, 'kills that landed with updates in flight').toBeGreaterThan(0)
     expect(new Set(servedBy).size, 'alice moved between nodes').toBeGreaterThan(1)
     expect(lost).toEqual([])
     reader.close()

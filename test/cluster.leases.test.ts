@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { io as connectSocket } from 'socket.io-client'
 import * as Y from 'yjs'
 import { useChildServers } from './helpers/child-fixture.js'
-import { getHealth, within, type ChildServer } from './helpers/child-server.js'
+import { getHealth, killAllChildren, within, type ChildServer } from './helpers/child-server.js'
 import { startClusterNode } from './helpers/cluster.js'
 import { redisForTests, TEST_REDIS_URL, testRedisPrefix } from './helpers/redis.js'
 import type { Reply, YjsDevice } from './helpers/device.js'
@@ -88,6 +88,8 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   const c = useClients()
   let schema: TestSchema | undefined
   afterEach(async () => {
+    // This hook runs before the fixture's: the nodes go first, then their schema.
+    await killAllChildren()
     await schema?.drop()
     schema = undefined
   })
@@ -101,7 +103,9 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: one owner per
   /** Nodes A and B on a fresh schema. */
   async function twoNodes(): Promise<[ChildServer, ChildServer]> {
     schema = await createTestSchema()
-    return Promise.all([node('node-a'), node('node-b')])
+    // One after the other: the first generates the data dir's secrets, which the second reads.
+    const a = await node('node-a')
+    return [a, await node('node-b')]
   }
 
   async function lease(userId: string): Promise<{ node_id: string; epoch: string; public_url: string } | undefined> {

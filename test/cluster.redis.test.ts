@@ -19,7 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { AdminClient } from './helpers/admin-client.js'
 import { useChildServers } from './helpers/child-fixture.js'
-import { getHealth, type ChildServer } from './helpers/child-server.js'
+import { getHealth, killAllChildren, type ChildServer } from './helpers/child-server.js'
 import { startClusterNode } from './helpers/cluster.js'
 import { waitFor, type Reply, type YjsDevice } from './helpers/device.js'
 import { createTestSchema, postgresForTests, type TestSchema } from './helpers/postgres.js'
@@ -48,6 +48,8 @@ describe.skipIf(!postgres.available || !redis.available)('cluster: three nodes j
   let schema: TestSchema | undefined
   const proxies: TcpProxy[] = []
   afterEach(async () => {
+    // This hook runs before the fixture's: the nodes go first, then their proxies and schema.
+    await killAllChildren()
     await Promise.all(proxies.splice(0).map((p) => p.close()))
     await schema?.drop()
     schema = undefined
