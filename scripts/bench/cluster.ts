@@ -22,6 +22,7 @@
  * with the reason.
  */
 import { readdir, readFile } from 'node:fs/promises'
+import os from 'node:os'
 import pg from 'pg'
 import { createClient } from 'redis'
 import { connectionConfig } from '../../src/repositories/postgres.repository.js'
@@ -30,7 +31,8 @@ import { createSchema } from '../lib/postgres-schema.js'
 import { BENCH_ADMIN_TOKEN, clockTicksPerSecond, pinProcess, startServer, type ServerHandle } from './server.js'
 import { fmt } from './stats.js'
 import { runFanout, type FanoutResult, type FanoutSpec } from '../bench-peers/workloads.js'
-import { OURS_ENV, pinning, SERVER_CPU, type TargetServer } from '../bench-peers/servers.js'
+import { LOAD_CPU, OURS_ENV, SERVER_CPU, type TargetServer } from '../bench-peers/servers.js'
+import { ensurePeers } from '../bench-peers/install.js'
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://127.0.0.1:5432/test'
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
@@ -62,6 +64,8 @@ export interface ClusterResult {
   spec: ClusterSpec
   /** Why the part did not run (PostgreSQL or Redis unreachable), or null. */
   skipped: string | null
+  /** Nodes on SERVER_CPU and the load on LOAD_CPU (taskset could pin). */
+  pinned: boolean
   setups: SetupResult[]
 }
 
@@ -125,6 +129,7 @@ async function commitHistogram(urls: readonly string[]): Promise<CommitHistogram
   for (const url of urls) {
     const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` }, signal: AbortSignal.timeout(10_000) })
     const text = await res.text()
+    if (!res.ok) throw new Error(`GET ${url}/metrics: HTTP ${res.status} ${text.slice(0, 200)}`)
     for (const m of text.matchAll(/^superclip_commit_duration_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
       const le = m[1] === '+Inf' ? Infinity : Number(m[1])
       h.buckets.set(le, (h.buckets.get(le) ?? 0) + Number(m[2]))
@@ -148,11 +153,12 @@ function commitStats(h: CommitHistogram, seconds: number): CommitStats {
   return { commits: h.count, perSec: h.count / seconds, meanMs: h.count > 0 ? (h.sum / h.count) * 1000 : Number.NaN, p50Ms: quantile(0.5), p99Ms: quantile(0.99) }
 }
 
-/** One node of ours with `env`, pinned to the server CPU. */
-async function node(dataDir: string, env: Record<string, string>, port?: number): Promise<ServerHandle> {
-  const handle = await startServer(dataDir, { ...OURS_ENV, ...env }, port === undefined ? {} : { port })
-  if (pinning().ok) pinProcess(handle.pid, SERVER_CPU)
-  return handle
+/** Whether this run pinned the load (this process and its load workers) to LOAD_CPU, and so the nodes to SERVER_CPU. */
+let pinned = false
+
+/** One node of ours with `env`, pinned to the server CPU from its spawn on. */
+function node(dataDir: string, env: Record<string, string>, port?: number): Promise<ServerHandle> {
+  return startServer(dataDir, { ...OURS_ENV, ...env }, { ...(port === undefined ? {} : { port }), ...(pinned ? { cpus: SERVER_CPU } : {}) })
 }
 
 /** Starts `setup` over `dataDir`; what it reads over the measured rounds adds up in `readings`. */
@@ -216,13 +222,25 @@ export async function runCluster(spec: ClusterSpec, progress: (line: string) => 
   const skipped = await reachable()
   if (skipped) {
     progress(`cluster: skipped: ${skipped}`)
-    return { spec, skipped, setups: [] }
+    return { spec, skipped, pinned: false, setups: [] }
   }
+  // SocketIoLight's ws comes from .bench/peers, installed on first use.
+  await ensurePeers(progress)
+  // Pinned here, not by an earlier part: the SDK part gives this process every CPU again when it ends.
+  pinned = pinProcess(process.pid, LOAD_CPU)
+  try {
+    return { spec, skipped: null, pinned, setups: await runSetups(spec, progress) }
+  } finally {
+    if (pinned) pinProcess(process.pid, `0-${os.cpus().length - 1}`)
+  }
+}
+
+async function runSetups(spec: ClusterSpec, progress: (line: string) => void): Promise<SetupResult[]> {
   const setups: SetupResult[] = []
   for (const setup of SETUPS) {
     progress(`cluster: 100 users x 2 devices on ${setup} ...`)
     const readings: Readings = { commits: { buckets: new Map(), sum: 0, count: 0 }, dbCpuUs: undefined }
-    const fanout = await runFanout((dir) => startSetup(setup, dir, readings), spec, progress, pinning().ok)
+    const fanout = await runFanout((dir) => startSetup(setup, dir, readings), spec, progress, pinned)
     const measuredUpdates = fanout.rounds_.reduce((n, r) => n + r.updates, 0)
     setups.push({
       setup,
@@ -231,7 +249,7 @@ export async function runCluster(spec: ClusterSpec, progress: (line: string) => 
       dbCpuUsPerUpdate: readings.dbCpuUs === undefined ? null : readings.dbCpuUs / measuredUpdates,
     })
   }
-  return { spec, skipped: null, setups }
+  return setups
 }
 
 export function reportCluster(r: ClusterResult, log: (line?: string) => void): void {
@@ -261,7 +279,11 @@ export function reportCluster(r: ClusterResult, log: (line?: string) => void): v
   row('   p99', (s) => s.commit.p99Ms, 1, false)
   row('PostgreSQL CPU per update, µs', (s) => s.dbCpuUsPerUpdate)
   row('load CPU %, sum of the load processes', (s) => s.fanout.loadCpuPct, 0, false)
-  log('   Nodes pinned to CPU 0 (both nodes of the cluster on that one core), the load on CPU 1; PostgreSQL and Redis unpinned.')
+  log(
+    r.pinned
+      ? '   Nodes pinned to CPU 0 (both nodes of the cluster on that one core), the load on CPU 1; PostgreSQL and Redis unpinned.'
+      : '   UNPINNED (taskset could not pin): nodes, load, PostgreSQL and Redis share the cores.',
+  )
   log('   Over the measured rounds only (devices connected): commit = superclip_commit_duration_seconds of every node (flush')
   log('   start to batch written; p50/p99: the upper bound of the bucket holding it); PostgreSQL CPU = every postgres process.')
 }
