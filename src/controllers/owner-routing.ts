@@ -13,6 +13,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { LeaseHeldError } from '../repositories/postgres-leases.js'
+import { MOVED_CODE } from '../websockets/middleware/ownership.middleware.js'
 import type { ForwardedReply, ForwardedRequest } from '../websockets/types.js'
 
 /** Marks a request forwarded to its owner: the owner answers it, never forwards it again. */
@@ -27,7 +28,7 @@ export function ownerRouting(forward: (request: ForwardedRequest) => Promise<For
       return reply
         .code(307)
         .header('location', `${err.url}${request.url}`)
-        .send({ error: { code: 'MOVED', message, url: err.url } })
+        .send({ error: { code: MOVED_CODE, message, url: err.url } })
     }
     if (!request.url.startsWith('/admin/') || request.headers[FORWARDED_HEADER] !== undefined) return undefined
     const body = request.body === undefined || request.body === null ? undefined : Buffer.isBuffer(request.body) ? request.body : Buffer.from(JSON.stringify(request.body))
@@ -39,7 +40,7 @@ export function ownerRouting(forward: (request: ForwardedRequest) => Promise<For
       contentType: request.headers['content-type'],
       body: body?.toString('base64'),
     }).catch((cause: unknown) => {
-      // A node that did not answer in time (the adapter's timeout), or Redis down: the refusal stands.
+      // Redis down: the refusal stands.
       request.log.warn({ err: cause, owner: err.nodeId }, 'forwarding an admin request to its owner failed')
       return undefined
     })

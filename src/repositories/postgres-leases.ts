@@ -42,9 +42,16 @@ export class LeaseHeldError extends SyncError {
   }
 }
 
-/** A write of a document whose lease this node no longer holds: refused, by this node or by the fence. */
-export class LeaseLostError extends Error {
-  override name = 'LeaseLostError'
+/**
+ * A write of a document whose lease this node no longer holds: refused, by
+ * this node or by the fence. UNAVAILABLE (the device syncs again, and is sent
+ * to the new owner), wherever it surfaces: a commit or an operator's erasure.
+ */
+export class LeaseLostError extends SyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.UNAVAILABLE, message, { cause: options?.cause, retryAfterMs: 1000 })
+    this.name = 'LeaseLostError'
+  }
 }
 
 /** The SQLSTATE `lease_fence` raises. */

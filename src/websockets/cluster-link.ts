@@ -89,13 +89,16 @@ export class ClusterLink {
 
   /**
    * Sends an admin request to `nodeId` (the user's owner) through the
-   * cluster; resolves with its reply, or undefined when no node answered for
-   * it (the owner is gone: its lease will expire).
+   * cluster; resolves with its reply, or undefined when the owner did not
+   * answer (it is gone or paused: its lease will expire). The adapter waits
+   * at most its requestsTimeout for every node; the owner's reply counts even
+   * when another node did not answer in time.
    */
-  async forward(io: SyncServer, request: ForwardedRequest): Promise<ForwardedReply | undefined> {
-    // The adapter waits at most its requestsTimeout for every node's answer.
-    const replies = await io.serverSideEmitWithAck('admin:forward', request)
-    return replies.find((r): r is ForwardedReply => r !== null)
+  forward(io: SyncServer, request: ForwardedRequest): Promise<ForwardedReply | undefined> {
+    return new Promise((resolve) => {
+      const done = (_err: Error | null, replies: (ForwardedReply | null)[] = []) => resolve(replies.find((r): r is ForwardedReply => r !== null))
+      ;(io.serverSideEmit as (event: 'admin:forward', request: ForwardedRequest, ack: typeof done) => boolean)('admin:forward', request, done)
+    })
   }
 
   async close(): Promise<void> {
