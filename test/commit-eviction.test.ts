@@ -63,6 +63,23 @@ describe('documents dropped from memory', () => {
     return [...doc.getMap('tags').keys()].sort()
   }
 
+  it('a document dropped for good (a lost lease) has its queued commits refused; another document in the same batch is stored', async () => {
+    const { sync } = await open()
+    const [u1doc, u2doc] = await Promise.all([sync.openDocument('u1').document, sync.openDocument('u2').document])
+    const [t0] = tagUpdates(1) as [Uint8Array]
+    // Both queued in this turn, for the same group commit; then u1 may no longer be written.
+    const lost = sync.applyUpdate(u1doc, t0, author)
+    const kept = sync.applyUpdate(u2doc, t0, { userId: 'u2', deviceId: 'd2' })
+    const committer = (sync as unknown as { committer: { drop(doc: SyncDocument, cause: unknown): void } }).committer
+    committer.drop(u1doc, new Error('lease lost'))
+    await expect(lost).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    expect(await kept).toMatchObject({ stored: true })
+    await services?.drain()
+    const repo = new LevelDocumentRepository(store as Store, { syncWrites: false })
+    expect((await repo.read('u1')).log.updates).toEqual([])
+    expect((await repo.read('u2')).log.updates).toHaveLength(1)
+  })
+
   it('an update refused after it was applied is not stored by the compaction of its batch', async () => {
     const { sync, doc } = await open(3)
     const [t0, t0name, t1, t1name, t2] = tagUpdates(3) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array]

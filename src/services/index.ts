@@ -57,10 +57,11 @@ export function createServices(
     leases,
   )
   const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics)
-  // A lease found lost (cluster mode): the document is dropped and its sockets closed, as after a failed write.
+  // A lease found lost (cluster mode): the document's queued commits are refused, it is dropped and its
+  // sockets closed, as after a failed write; other documents' commits go on.
   leases?.onLost((docId) => {
     const doc = registry.peek(docId)
-    if (doc && !doc.evicted) committer.abandon(doc)
+    if (doc && !doc.evicted) committer.drop(doc, new Error(`the lease of ${docId} is lost`))
   })
   const sync = new SyncService(registry, committer, repo, config.plans, metrics)
   const operators = new OperatorService(registry, committer, repo, sync, { trashRetentionDays: config.trashRetentionDays ?? 30 }, (meta) =>

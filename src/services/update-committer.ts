@@ -130,6 +130,21 @@ export class UpdateCommitter {
     this.evict(doc, this.settled(doc))
   }
 
+  /**
+   * Drops a document this node may no longer write (cluster mode: its lease
+   * is lost). Unlike `abandon`, its queued commits are refused now rather than
+   * written: their write would fail its fence and fail the whole batch, every
+   * other user's commits in it too. A batch being written already stands or
+   * falls on its fence.
+   */
+  drop(doc: SyncDocument, cause: unknown): void {
+    const refused = this.queue.filter((q) => q.doc === doc)
+    this.queue = this.queue.filter((q) => q.doc !== doc)
+    const err = unavailable(cause)
+    for (const q of refused) q.reject(err)
+    this.abandon(doc)
+  }
+
   /** Resolves once every commit of `doc` queued or being written so far is settled. */
   settled(doc: SyncDocument): Promise<void> {
     if (doc.pendingWrites === 0) return Promise.resolve()
