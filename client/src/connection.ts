@@ -13,6 +13,7 @@
  * function is asked again at each attempt).
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client'
+import { singleFrameParser, WIRE_SINGLE_FRAME } from './wire.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
 import { SyncClientError } from './errors.js'
 import { EVENTS, retryHint, type ErrorNotice } from './protocol.js'
@@ -145,13 +146,15 @@ export class Connection {
     const token = this.token
     const socket = io(this.url, {
       transports: ['websocket'],
+      // Binary packets (updates, state vectors) as one message each instead of two or more (wire.ts).
+      parser: singleFrameParser,
       ...socketOptions,
       forceNew: true,
       reconnection: false,
       auth: (cb: (data: object) => void) => {
         Promise.resolve(typeof token === 'function' ? token() : token).then(
-          (t) => cb({ token: t, deviceId }),
-          () => cb({ deviceId }),
+          (t) => cb({ token: t, deviceId, wire: WIRE_SINGLE_FRAME }),
+          () => cb({ deviceId, wire: WIRE_SINGLE_FRAME }),
         )
       },
     })

@@ -23,6 +23,7 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import { packParts, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 import * as Y from 'yjs'
 import { putClips } from '../bench/device.js'
 import { tokenFor } from '../bench/scenarios.js'
@@ -325,9 +326,11 @@ class HocuspocusLight extends YSyncDevice {
  * socket.io-client, whose per-message work on the load core (encoding with
  * binary detection, a random masking key, the decoder's reconstruction, the
  * ack registry) capped the floor at 98% of the load's core. What goes on the
- * wire is what socket.io-client sends: `40{auth}` to connect, a
- * `sync:request` and each `sync:update` as a binary event (a text frame with
- * its placeholder, then the binary frame), pongs to the server's pings.
+ * wire is what the SDK sends: `40{auth}` to connect, a `sync:request` and
+ * each `sync:update` as a binary event in one binary frame (auth
+ * `wire: 'single-frame'`, client/src/wire.ts), pongs to the server's pings.
+ * With BENCH_PEERS_WIRE=default it is what plain socket.io-client sends
+ * instead: a text frame with the placeholder, then the binary frame.
  * Acks are matched by id; at most OUR_WINDOW updates in flight.
  */
 class SocketIoLight extends ProtocolDevice {
@@ -351,11 +354,11 @@ class SocketIoLight extends ProtocolDevice {
   }
 
   protected receive(data: Buffer, isBinary: boolean): void {
-    if (isBinary) return this.attachment(data)
+    if (isBinary) return this.partial ? this.attachment(data) : this.singleFrame(data)
     const text = data.toString('utf8')
     switch (text[0]) {
       case '0': // engine.io open: connect the default namespace with the handshake's auth
-        return this.send(`40${JSON.stringify({ token: this.token, deviceId: this.deviceId })}`)
+        return this.send(`40${JSON.stringify({ token: this.token, deviceId: this.deviceId, ...(SINGLE_FRAME ? { wire: WIRE_SINGLE_FRAME } : {}) })}`)
       case '2': // ping
         return this.send('3')
       case '4':
@@ -412,9 +415,21 @@ class SocketIoLight extends ProtocolDevice {
     }
   }
 
+  /** A binary event in one frame: its header and its attachments (client/src/wire.ts). */
+  private singleFrame(data: Buffer): void {
+    const reader = decoding.createDecoder(data)
+    decoding.readUint8(reader) // the format
+    const header = decoding.readVarString(reader)
+    // A relay's update, or the sync response's (its first attachment: `update`, then `stateVector`).
+    if (header.includes('["sync:update"') || header.includes('["sync:response"')) this.counter.received(decoding.readVarUint8Array(reader))
+  }
+
   /** A binary event with one attachment (`payload` holds its placeholder), with an ack when `ackId` is given. */
   private emitBinary(event: string, payload: string, binary: Uint8Array, ackId?: number): void {
-    this.send(`451-${ackId ?? ''}[${JSON.stringify(event)},${payload}]`)
+    const header = `51-${ackId ?? ''}[${JSON.stringify(event)},${payload}]`
+    // A binary WebSocket frame is an engine.io message as it is; a text one starts with its type, 4.
+    if (SINGLE_FRAME) return this.send(packParts([header, binary]))
+    this.send(`4${header}`)
     this.send(binary)
   }
 
@@ -441,6 +456,9 @@ class SocketIoLight extends ProtocolDevice {
     return this.refusedCount
   }
 }
+
+/** Binary events in one frame, as the SDK sends them; BENCH_PEERS_WIRE=default for plain socket.io-client's two. */
+const SINGLE_FRAME = process.env.BENCH_PEERS_WIRE !== 'default'
 
 /** `sync:update`'s payload: the update is the event's one attachment. */
 const UPDATE_PAYLOAD = '{"update":{"_placeholder":true,"num":0}}'

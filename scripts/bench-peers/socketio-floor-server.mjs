@@ -9,9 +9,11 @@
  * token's `sub` is read, not verified).
  *
  * It is the most any server speaking this protocol over Socket.IO could do on
- * this machine: the cost of the messages themselves (an update arrives as two
- * WebSocket frames, a JSON header and its binary attachment; an ack is one
- * frame; a relay two).
+ * this machine: the cost of the messages themselves. It speaks both wires of
+ * src/websockets/single-frame.ts: with Socket.IO's default parser an update
+ * arrives as two WebSocket frames (a JSON header and its binary attachment),
+ * an ack is one frame and a relay two; a device that asked for single
+ * messages (`auth.wire`) sends an update as one frame and gets a relay as one.
  *
  * Environment: HOST, PORT. Prints `listening <port>` once it accepts
  * connections; exits on SIGTERM.
@@ -20,6 +22,7 @@ import { Buffer } from 'node:buffer'
 import http from 'node:http'
 import process from 'node:process'
 import { Server } from 'socket.io'
+import { dualParser, Encoder, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 
 const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 0)
@@ -40,7 +43,9 @@ const io = new Server(httpServer, {
   perMessageDeflate: { threshold: COMPRESS_THRESHOLD_BYTES, serverNoContextTakeover: true },
   httpCompression: { threshold: COMPRESS_THRESHOLD_BYTES },
   serveClient: false,
+  parser: dualParser,
 })
+const singleFrames = new Encoder()
 
 /** The JWT's `sub`, unverified. */
 function subject(token) {
@@ -58,12 +63,15 @@ io.use((socket, next) => {
   if (!userId || typeof deviceId !== 'string') return next(new Error('unauthorized'))
   socket.data.userId = userId
   socket.data.deviceId = deviceId
+  socket.data.singleFrame = socket.handshake.auth?.wire === WIRE_SINGLE_FRAME
   next()
 })
 
 io.on('connection', (socket) => {
   const { userId, deviceId } = socket.data
-  const room = `user:${userId}`
+  // Devices of the default wire get relays through Socket.IO's room; single-message ones one by one.
+  const room = socket.data.singleFrame ? `frames:${userId}` : `user:${userId}`
+  const framesRoom = `frames:${userId}`
   socket.on('sync:request', (_payload, ack) => {
     const serverTimestamp = Date.now()
     socket.emit('sync:start', { deviceId, mode: 'yjs' })
@@ -75,7 +83,12 @@ io.on('connection', (socket) => {
   socket.on('sync:update', (payload, ack) => {
     const serverTimestamp = Date.now()
     if (typeof ack === 'function') ack({ ok: true, serverTimestamp })
-    socket.to(room).emit('sync:update', { update: payload?.update, deviceId, serverTimestamp })
+    const relay = { update: payload?.update, deviceId, serverTimestamp }
+    socket.to(`user:${userId}`).emit('sync:update', relay)
+    const members = io.sockets.adapter.rooms.get(framesRoom)
+    if (!members || (members.size === 1 && members.has(socket.id))) return
+    const encoded = singleFrames.encode({ type: 2, nsp: '/', data: ['sync:update', relay] })
+    for (const id of members) if (id !== socket.id) for (const message of encoded) io.sockets.sockets.get(id)?.conn.write(message)
   })
 })
 

@@ -12,10 +12,14 @@
  *
  * With 10 devices of one user each update used to cost 9 relay messages of
  * two WebSocket frames each; now a turn's updates of one device cost 9.
+ * Devices that asked for single messages (single-frame.ts) get each relay as
+ * one frame, encoded once and written to them one by one; the others get it
+ * through the room, as Socket.IO encodes it.
  */
 import * as Y from 'yjs'
 import { SyncEventType } from '../types/sync.js'
-import type { SyncServer } from './types.js'
+import { encodeEvent, wantsSingleFrame, writeEncoded } from './single-frame.js'
+import type { SyncServer, SyncSocket } from './types.js'
 import { liveYjsRoom } from './types.js'
 
 /** Updates merged into one relay at most (Y.mergeUpdates grows faster than linearly, yjs#710). */
@@ -66,11 +70,13 @@ export class RelayBatcher {
     const roomName = liveYjsRoom(userId)
     const members = this.io.sockets.adapter.rooms.get(roomName)
     if (!members || members.size === 0) return
+    const { packed, packedIds } = this.singleFrameMembers(members)
     // A user's sockets are all on this node (in a cluster, its owner): never through the cluster's adapter.
-    const room = this.io.local.to(roomName)
+    const room = this.io.local.to(roomName).except(packedIds)
     for (let start = 0; start < relays.length; ) {
       const first = relays[start] as Relay
-      const recipients = first.fromSocketId !== undefined && members.has(first.fromSocketId) ? members.size - 1 : members.size
+      const from = first.fromSocketId !== undefined && members.has(first.fromSocketId) ? first.fromSocketId : undefined
+      const recipients = from === undefined ? members.size : members.size - 1
       const maxRun = recipients >= 2 ? MAX_RUN : 1
       let end = start + 1
       while (end < relays.length && end - start < maxRun && sameAuthor(relays[end] as Relay, first)) end++
@@ -80,9 +86,24 @@ export class RelayBatcher {
       if (recipients === 0) continue
       const last = run[run.length - 1] as Relay
       const update = run.length === 1 ? first.update : Y.mergeUpdates(run.map((r) => r.update))
-      const target = first.fromSocketId === undefined ? room : room.except(first.fromSocketId)
-      target.emit(SyncEventType.SYNC_UPDATE, { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp })
+      const payload = { update, deviceId: first.deviceId, serverTimestamp: last.serverTimestamp }
+      const packedRecipients = from !== undefined && packedIds.includes(from) ? packed.length - 1 : packed.length
+      if (packedRecipients > 0) {
+        const encoded = encodeEvent(SyncEventType.SYNC_UPDATE, payload)
+        for (const socket of packed) if (socket.id !== from) writeEncoded(socket, encoded)
+      }
+      if (recipients > packedRecipients) (from === undefined ? room : room.except(from)).emit(SyncEventType.SYNC_UPDATE, payload)
     }
+  }
+
+  /** The members that asked for binary packets as single messages: they are written to one by one. */
+  private singleFrameMembers(members: ReadonlySet<string>): { packed: SyncSocket[]; packedIds: string[] } {
+    const packed: SyncSocket[] = []
+    for (const id of members) {
+      const socket = this.io.sockets.sockets.get(id)
+      if (socket && wantsSingleFrame(socket)) packed.push(socket)
+    }
+    return { packed, packedIds: packed.map((socket) => socket.id) }
   }
 }
 

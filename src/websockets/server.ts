@@ -13,6 +13,7 @@ import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { RelayBatcher } from './relay-batcher.js'
+import { dualParser } from './single-frame.js'
 import { SocketConnections, SocketFeed } from './socket-feed.js'
 import { createRevocationMiddleware } from './middleware/revocation.middleware.js'
 import { attachRuntime, SyncRuntime } from './sync-runtime.js'
@@ -88,6 +89,8 @@ export function createSocketServer(
     perMessageDeflate: { threshold: config.compressThresholdBytes, serverNoContextTakeover: true },
     httpCompression: { threshold: config.compressThresholdBytes },
     serveClient: false,
+    // Reads binary packets in one message as well as Socket.IO's default form (single-frame.ts).
+    parser: dualParser,
   })
   // Every handshake a middleware refuses is counted by its code (the `connect_error`'s `data.code`).
   const use = (middleware: Middleware): void => {

@@ -4,6 +4,7 @@
  * applies the server's diff and sends back what the server lacks; local edits
  * are sent as `sync:update` and each ack is recorded.
  */
+import { singleFrameParser, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 import { io, type Socket } from 'socket.io-client'
 import * as Y from 'yjs'
 
@@ -23,6 +24,8 @@ export interface YjsDeviceOptions {
   applyBeforeEncode?: boolean
   /** Socket.IO transports to use (default: WebSocket only). */
   transports?: ('polling' | 'websocket')[]
+  /** Binary packets as single messages, as the SDK sends them (`@superclip/sync-client/wire`); default: Socket.IO's default parser. */
+  singleFrame?: boolean
 }
 
 export class YjsDevice {
@@ -46,7 +49,8 @@ export class YjsDevice {
     options: YjsDeviceOptions = {},
   ) {
     this.socket = io(url, {
-      auth: { token, deviceId },
+      auth: options.singleFrame ? { token, deviceId, wire: WIRE_SINGLE_FRAME } : { token, deviceId },
+      ...(options.singleFrame ? { parser: singleFrameParser } : {}),
       transports: options.transports ?? ['websocket'],
       reconnection: false,
       autoConnect: false,

@@ -40,6 +40,7 @@ import {
 import { emitEntityChange } from '../socket-feed.js'
 import { runtimeOf, serverOf } from '../sync-runtime.js'
 import type { SyncServer, SyncSocket } from '../types.js'
+import { emitBinary } from '../single-frame.js'
 import { liveChangesRoom, liveYjsRoom } from '../types.js'
 
 type Result = Record<string, unknown>
@@ -161,7 +162,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
   if (request.stateVector) {
     const diff = services.sync.diff(doc, request.stateVector)
     socket.emit(SyncEventType.SYNC_START, { deviceId, mode: 'yjs' })
-    socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
+    emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
     router.metrics.syncSeconds.observe({ mode: 'yjs' }, secondsSince(started))
@@ -260,7 +261,7 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
   socket.data.pausedAt = undefined
   if ('stateVector' in missedSince) {
     const diff = services.sync.diff(doc, missedSince.stateVector)
-    socket.emit(SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
+    emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
