@@ -39,6 +39,10 @@
  *   client id on every transaction (a document of 4,000 ids took 1.4 ms to
  *   apply a one-clip update). A token bucket per document: an update whose
  *   new ids it cannot cover is `RATE_LIMITED`, nothing of it applied.
+ * - `queuedEvents`: events of the user admitted by the buckets and waiting
+ *   for their turn (websockets/fair-scheduler.ts: a user's events run in
+ *   slices that yield to other users). More is `RATE_LIMITED`, with the
+ *   queue's drain time as `retryAfterMs`.
  *
  * Refusals at connect: `connect_error` with message `quota_exceeded` and data
  * `{ code: 'QUOTA_EXCEEDED', message }`.
@@ -57,6 +61,7 @@ export interface PlanLimits {
   userBytes: Rate
   socketBytes: Rate
   newClientIds: Rate
+  queuedEvents: number
 }
 
 export type PlanTable = Readonly<Record<Plan, Readonly<PlanLimits>>>
@@ -75,6 +80,7 @@ export const PLANS: PlanTable = {
     userBytes: { perSecond: 2 * MB, burst: 16 * MB },
     socketBytes: { perSecond: 1 * MB, burst: 8 * MB },
     newClientIds: { perSecond: 1 / 30, burst: 200 },
+    queuedEvents: 500,
   },
   pro: {
     entitiesPerType: 500_000,
@@ -87,5 +93,6 @@ export const PLANS: PlanTable = {
     userBytes: { perSecond: 16 * MB, burst: 64 * MB },
     socketBytes: { perSecond: 8 * MB, burst: 32 * MB },
     newClientIds: { perSecond: 1 / 10, burst: 500 },
+    queuedEvents: 2000,
   },
 }

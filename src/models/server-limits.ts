@@ -16,14 +16,24 @@
  * - `strikes`: events of one socket refused as invalid (`INVALID_PAYLOAD`,
  *   `INVALID_UPDATE`, `PAYLOAD_TOO_LARGE`) or for its rate (`RATE_LIMITED`).
  *   Each takes a token; a socket whose bucket is empty is disconnected.
+ * - `slice`: how much of one user's work runs before other users' turn
+ *   (websockets/fair-scheduler.ts): events, and their measured time in ms.
  */
 import type { Rate } from '../utils/token-bucket.js'
+
+export interface SliceLimits {
+  /** Events of one user run back to back at most. */
+  events: number
+  /** Measured time of one user's events run back to back, ms (one event may pass it: it is never cut). */
+  ms: number
+}
 
 export interface ServerLimits {
   ipConnections: Rate
   ipAuthFailures: Rate
   socketQueue: { events: number; bytes: number }
   strikes: Rate
+  slice: SliceLimits
 }
 
 export const SERVER_LIMITS: ServerLimits = {
@@ -31,4 +41,5 @@ export const SERVER_LIMITS: ServerLimits = {
   ipAuthFailures: { perSecond: 1 / 6, burst: 20 },
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
+  slice: { events: 64, ms: 5 },
 }

@@ -69,8 +69,12 @@ export class Metrics {
   readonly eventLoopDelayP99: Gauge
   readonly eventLoopDelayMean: Gauge
   readonly eventLoopWindow: Gauge
+  /** One user's work run back to back in one turn of the event loop (fair-scheduler.ts), by plan. */
+  private readonly sliceSeconds: Histogram<'plan'>
+  private readonly sliceByPlan = new Map<string, { observe(seconds: number): void }>()
 
   private sources: GaugeSources | undefined
+  private schedulerDepths: (() => Record<string, number>) | undefined
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry]
@@ -148,6 +152,33 @@ export class Metrics {
     this.eventLoopDelayP99 = gauge('event_loop_delay_p99_seconds', `${delay}: 99th percentile`, (s) => s.eventLoop.read().p99Ms / 1000)
     this.eventLoopDelayMean = gauge('event_loop_delay_mean_seconds', `${delay}: mean`, (s) => s.eventLoop.read().meanMs / 1000)
     this.eventLoopWindow = gauge('event_loop_delay_window_seconds', 'How long the event-loop delay window has run', (s) => s.eventLoop.read().windowMs / 1000)
+    const queued: Gauge<'plan'> = new Gauge({
+      name: `${PREFIX}scheduler_queued_events`,
+      help: "Socket events admitted and waiting for their user's turn (fair scheduling), by plan",
+      labelNames: ['plan'],
+      registers,
+      collect: () => {
+        for (const [plan, depth] of Object.entries(this.schedulerDepths?.() ?? {})) queued.set({ plan }, depth)
+      },
+    })
+    this.sliceSeconds = histogram(
+      'scheduler_slice_seconds',
+      "One user's events run back to back in one turn of the event loop (their measured time), by plan",
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      ['plan'],
+    )
+  }
+
+  /** Where the queue-depth gauge reads from (fair-scheduler.ts). */
+  readSchedulerFrom(depths: () => Record<string, number>): void {
+    this.schedulerDepths = depths
+  }
+
+  /** A user's slice of `seconds` on `plan` (once per user and turn: the labelled child is kept). */
+  observeSlice(plan: string, seconds: number): void {
+    let child = this.sliceByPlan.get(plan)
+    if (!child) this.sliceByPlan.set(plan, (child = this.sliceSeconds.labels({ plan })))
+    child.observe(seconds)
   }
 
   /** Where the gauges read from, once the server's parts exist. */

@@ -1,6 +1,7 @@
 /**
  * Attaches event handlers to sockets and counts the events being handled, so
  * that a shutdown can wait until every accepted event has been answered.
+ * Admitted events run in their user's turn (fair-scheduler.ts).
  */
 import type { Ack, ClientToServerEvents } from '../types/events.js'
 import { ErrorCode } from '../utils/errors.js'
@@ -8,6 +9,7 @@ import type { Logger } from '../utils/logger.js'
 import type { Metrics } from '../utils/metrics.js'
 import type { AbuseMonitor } from './abuse-monitor.js'
 import { payloadBytes, type EventLimiter } from './event-limiter.js'
+import type { FairScheduler } from './fair-scheduler.js'
 import { checkTokenExpiry } from './middleware/auth.middleware.js'
 import { replyError } from './reply.js'
 import type { SyncSocket } from './types.js'
@@ -23,6 +25,7 @@ export class EventRouter {
     private readonly limiter: EventLimiter,
     private readonly abuse: AbuseMonitor,
     readonly metrics: Metrics,
+    private readonly scheduler: FairScheduler,
   ) {}
 
   /**
@@ -34,6 +37,9 @@ export class EventRouter {
    * rate limits (event-limiter.ts): a refused event gets `RATE_LIMITED` and
    * nothing of it runs. Every refusal, there or by the handler, is reported to
    * the abuse monitor, which disconnects a socket that keeps being refused.
+   * An admitted event runs in its user's turn: at once, or queued behind the
+   * user's earlier events (its queue is bounded: `RATE_LIMITED` when full,
+   * checked first so that a refused event takes nothing from the buckets).
    */
   on(socket: SyncSocket, event: keyof ClientToServerEvents, handler: EventHandler): void {
     socket.on(event, (...args: unknown[]) => {
@@ -54,23 +60,32 @@ export class EventRouter {
       this.metrics.eventRefusals.inc({ event, code: ErrorCode.UNAUTHORIZED })
       return Promise.resolve()
     }
+    const { userId, plan } = socket.data
     const bytes = payloadBytes(payload)
-    const limited = this.limiter.admit(socket, bytes)
+    const limited = this.scheduler.refusal(userId, plan) ?? this.limiter.admit(socket, bytes)
     if (limited) {
       this.refuse(socket, event, payload, ack, limited)
       return Promise.resolve()
     }
     this.metrics.receivedBytes += bytes
     this.inflight++
-    return handler(payload)
-      .then(
-        (result) => ack?.({ ok: true, ...result }),
-        (err: unknown) => this.refuse(socket, event, payload, ack, err),
-      )
-      .finally(() => {
+    return new Promise<void>((answered) => {
+      const finish = () => {
         this.limiter.done(socket, bytes)
         this.settled()
+        answered()
+      }
+      this.scheduler.submit(userId, plan, () => {
+        // Queued events of a socket that has gone are dropped unanswered: none of them was acknowledged.
+        if (socket.disconnected) return finish()
+        void started(handler, payload)
+          .then(
+            (result) => ack?.({ ok: true, ...result }),
+            (err: unknown) => this.refuse(socket, event, payload, ack, err),
+          )
+          .finally(finish)
       })
+    })
   }
 
   private refuse(socket: SyncSocket, event: string, payload: unknown, ack: Ack | undefined, err: unknown): void {
@@ -90,5 +105,14 @@ export class EventRouter {
     const waiters = this.idleWaiters
     this.idleWaiters = []
     for (const resolve of waiters) resolve()
+  }
+}
+
+/** The handler's promise, also when it throws before returning one. */
+function started(handler: EventHandler, payload: unknown): ReturnType<EventHandler> {
+  try {
+    return handler(payload)
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)))
   }
 }

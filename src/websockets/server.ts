@@ -12,6 +12,7 @@ import { AbuseMonitor } from './abuse-monitor.js'
 import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
+import { FairScheduler } from './fair-scheduler.js'
 import { RelayBatcher } from './relay-batcher.js'
 import { dualParser } from './single-frame.js'
 import { SocketConnections, SocketFeed } from './socket-feed.js'
@@ -79,7 +80,7 @@ export function createSocketServer(
   const abuse = new AbuseMonitor(config.limits, log, metrics)
   const guard = new ConnectionGuard(config.limits, log)
   const limiter = new EventLimiter(config.plans, config.limits)
-  const router = new EventRouter(log, limiter, abuse, metrics)
+  const router = new EventRouter(log, limiter, abuse, metrics, new FairScheduler(config.plans, config.limits.slice, metrics))
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,

@@ -16,6 +16,8 @@ import type { SyncServer, SyncSocket } from './types.js'
 export class SyncRuntime {
   /** Each socket's reference on its user's document, taken at its first use and dropped at its disconnect. */
   private readonly leases = new WeakMap<SyncSocket, DocumentLease>()
+  /** Each socket's document once loaded (`loaded`). */
+  private readonly documents = new WeakMap<SyncSocket, SyncDocument>()
 
   constructor(
     readonly services: Services,
@@ -28,8 +30,26 @@ export class SyncRuntime {
       lease.release()
       return
     }
+    this.hold(socket, lease)
+  }
+
+  private hold(socket: SyncSocket, lease: DocumentLease): void {
     this.leases.set(socket, lease)
     socket.once('disconnect', () => lease.release())
+    lease.document.then(
+      (doc) => this.documents.set(socket, doc),
+      () => undefined, // reported by `document`
+    )
+  }
+
+  /**
+   * The socket's document if it is loaded already, without waiting: handlers
+   * write `runtime.loaded(socket) ?? (await runtime.document(socket))`, so
+   * that an event on a loaded document runs to its write in one go, and the
+   * fair scheduler measures its whole cost (fair-scheduler.ts).
+   */
+  loaded(socket: SyncSocket): SyncDocument | undefined {
+    return this.documents.get(socket)
   }
 
   /**
@@ -43,8 +63,7 @@ export class SyncRuntime {
     if (socket.disconnected) return Promise.reject(new SyncError(ErrorCode.UNAVAILABLE, 'the socket is disconnected'))
     const { userId } = socket.data
     const lease = this.services.sync.openDocument(userId)
-    this.leases.set(socket, lease)
-    socket.once('disconnect', () => lease.release())
+    this.hold(socket, lease)
     lease.document.catch((err: unknown) => {
       this.router.log.error({ err, userId }, 'document load failed; disconnecting the socket')
       replyError(socket, 'connect', undefined, undefined, new SyncError(ErrorCode.UNAVAILABLE, 'document unavailable'), this.router.log)

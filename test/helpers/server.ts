@@ -23,10 +23,10 @@ export async function tempDir(prefix = 'superclip-test-'): Promise<string> {
  */
 export const NO_RATE_LIMITS: Pick<ServerConfig, 'plans' | 'limits'> = (() => {
   const unlimited = { perSecond: 1e9, burst: 1e9 }
-  const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited, newClientIds: unlimited })
+  const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited, newClientIds: unlimited, queuedEvents: 1e9 })
   return {
     plans: { free: lift(PLANS.free), pro: lift(PLANS.pro) },
-    limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited },
+    limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited, slice: SERVER_LIMITS.slice },
   }
 })()
 

@@ -128,7 +128,7 @@ async function statusOf(io: SyncServer, socket: SyncSocket, deviceId: string) {
     throw new SyncError(ErrorCode.INVALID_PAYLOAD, 'deviceId must be 1-128 characters of [A-Za-z0-9._:-]')
   }
   const runtime = runtimeOf(io)
-  const doc = await runtime.document(socket)
+  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
   const { userId, mode, paused, syncInProgress, lastError } = socket.data
   const own = deviceId === socket.data.deviceId
   const state = own
@@ -157,7 +157,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
   if (request.deviceId !== socket.data.deviceId) {
     throw new SyncError(ErrorCode.FORBIDDEN, 'deviceId is not the one this socket authenticated with')
   }
-  const doc = await runtimeOf(io).document(socket)
+  const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   const { deviceId } = socket.data
   if (request.stateVector) {
     const diff = services.sync.diff(doc, request.stateVector)
@@ -203,7 +203,7 @@ function goLive(
 async function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
   const { update } = parseSyncUpdate(payload)
   const runtime = runtimeOf(io)
-  const doc = await runtime.document(socket)
+  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
   const applied = await runtime.services.sync.applyUpdate(doc, update, author(socket), socket.data.plan)
   return { serverTimestamp: applied.serverTimestamp }
 }
@@ -211,7 +211,7 @@ async function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown):
 async function entityChange(io: SyncServer, socket: SyncSocket, operation: SyncOperationType, payload: unknown): Promise<Result> {
   const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
   const runtime = runtimeOf(io)
-  const doc = await runtime.document(socket)
+  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
   const applied = await runtime.services.sync.applyChange(doc, change, author(socket), socket.data.plan)
   return { ...applied.result }
 }
@@ -219,7 +219,7 @@ async function entityChange(io: SyncServer, socket: SyncSocket, operation: SyncO
 async function conflictResolution(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
   const resolution = parseConflictResolution(payload)
   const runtime = runtimeOf(io)
-  const doc = await runtime.document(socket)
+  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
   const resolved = await runtime.services.sync.resolveConflict(doc, resolution, author(socket), socket.data.plan)
   const { conflict, version, serverTimestamp } = resolved
   return { conflictId: conflict.id, entityId: conflict.entityId, version, serverTimestamp }
@@ -231,7 +231,7 @@ async function syncPause(io: SyncServer, socket: SyncSocket, payload: unknown): 
   socket.data.paused = true
   const { userId, mode } = socket.data
   if (mode === undefined) return {}
-  const doc = await runtimeOf(io).document(socket)
+  const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   // What this socket has been sent, not the memory: changes being written are relayed to the room it
   // leaves now, so resume must send them.
   const { stateVector, clock } = doc.published
@@ -254,7 +254,7 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
     return {}
   }
   const { services } = runtimeOf(io)
-  const doc = await runtimeOf(io).document(socket)
+  const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   const { deviceId, userId } = socket.data
   // Live again from the last reply below, in the same turn (goLive joins the live room).
   socket.data.paused = false
@@ -290,7 +290,7 @@ async function syncStatus(io: SyncServer, socket: SyncSocket, payload: unknown):
 async function syncConflicts(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
   parseControl(payload)
   const { services } = runtimeOf(io)
-  return { conflicts: services.sync.openConflicts(await runtimeOf(io).document(socket)) }
+  return { conflicts: services.sync.openConflicts(runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))) }
 }
 
 /** The work behind each client event. */

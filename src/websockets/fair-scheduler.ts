@@ -1,0 +1,153 @@
+/**
+ * Fair scheduling of admitted events across users (issue 15). Socket.IO
+ * hands over every packet of one network read in one go: a burst of 1,000
+ * updates from one socket used to be applied back to back, and every other
+ * user's events and acks waited behind them.
+ *
+ * Each user's events run in FIFO order. An event runs at once while its user
+ * has nothing queued and has spent less than a slice in this turn of the
+ * event loop: `slice.events` events or `slice.ms` of measured time (the
+ * handler's synchronous part, where an update is checked and applied; its
+ * write is awaited elsewhere). Past that, the user's events wait in its
+ * queue, and the queues are drained once per turn, after the network reads
+ * (`setImmediate`): a slice of each user in turn, round robin, until the
+ * drain itself has run a slice's time; the rest waits for the next turn, so
+ * other users' reads, acks and events come in between.
+ *
+ * A user's queue holds at most its plan's `queuedEvents`; `refusal` says
+ * when it is full, before the event takes anything from the rate limits, and
+ * the event is refused `RATE_LIMITED` with a `retryAfterMs` from the queue's
+ * measured drain time. Queue depths and slice times are metrics, by plan.
+ */
+import type { PlanTable } from '../models/plans.js'
+import type { SliceLimits } from '../models/server-limits.js'
+import type { Plan } from '../types/events.js'
+import { ErrorCode, SyncError } from '../utils/errors.js'
+import type { Metrics } from '../utils/metrics.js'
+import { jittered } from '../utils/retry.js'
+
+/** Bounds of a queue-full retry hint, ms. */
+const MIN_RETRY_MS = 50
+const MAX_RETRY_MS = 10_000
+/** The first guess of an event's cost before any is measured, ms. */
+const INITIAL_COST_MS = 0.1
+
+type Task = () => void
+
+interface UserState {
+  plan: Plan
+  queue: Task[]
+  /** This turn: events run and their measured time, ms. */
+  events: number
+  ms: number
+}
+
+export class FairScheduler {
+  private readonly users = new Map<string, UserState>()
+  /** Users with queued events, in the order they are served (a served user goes to the back). */
+  private readonly waiting = new Set<string>()
+  /** Users that ran events this turn (their turn's spend is reset at the next tick). */
+  private readonly spent = new Set<string>()
+  private tickScheduled = false
+  /** Mean measured cost of an event, ms (exponentially weighted): the queue-full retry hint. */
+  private costMs = INITIAL_COST_MS
+
+  constructor(
+    private readonly plans: PlanTable,
+    private readonly slice: SliceLimits,
+    private readonly metrics: Metrics,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    metrics.readSchedulerFrom(() => this.depths())
+  }
+
+  /** The refusal for one more event of `userId` when its queue is full, else undefined. */
+  refusal(userId: string, plan: Plan): SyncError | undefined {
+    const queued = this.users.get(userId)?.queue.length ?? 0
+    const limit = this.plans[plan].queuedEvents
+    if (queued < limit) return undefined
+    const drainMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, queued * this.costMs))
+    return new SyncError(ErrorCode.RATE_LIMITED, `too many events of this user waiting to be processed (at most ${limit} on the ${plan} plan)`, {
+      retryAfterMs: jittered(drainMs),
+    })
+  }
+
+  /** Runs `task` now if `userId` has slice left in this turn and nothing queued, else queues it (see `refusal`). */
+  submit(userId: string, plan: Plan, task: Task): void {
+    let user = this.users.get(userId)
+    if (!user) this.users.set(userId, (user = { plan, queue: [], events: 0, ms: 0 }))
+    user.plan = plan
+    if (user.queue.length === 0 && this.hasSlice(user)) {
+      this.run(userId, user, task)
+    } else {
+      user.queue.push(task)
+      this.waiting.add(userId)
+    }
+    this.scheduleTick()
+  }
+
+  /** Events queued now, by plan. */
+  depths(): Record<Plan, number> {
+    const depths: Record<Plan, number> = { free: 0, pro: 0 }
+    for (const userId of this.waiting) {
+      const user = this.users.get(userId)
+      if (user) depths[user.plan] += user.queue.length
+    }
+    return depths
+  }
+
+  private hasSlice(user: UserState): boolean {
+    return user.events < this.slice.events && user.ms < this.slice.ms
+  }
+
+  private run(userId: string, user: UserState, task: Task): void {
+    const started = this.now()
+    try {
+      task()
+    } finally {
+      const ms = this.now() - started
+      user.events++
+      user.ms += ms
+      this.costMs += (ms - this.costMs) / 64
+      this.spent.add(userId)
+    }
+  }
+
+  private scheduleTick(): void {
+    if (this.tickScheduled) return
+    this.tickScheduled = true
+    setImmediate(() => this.tick())
+  }
+
+  /** A new turn: every user's slice is whole again; then one drain of the queues. */
+  private tick(): void {
+    this.tickScheduled = false
+    for (const userId of this.spent) {
+      const user = this.users.get(userId)
+      if (!user) continue
+      this.metrics.observeSlice(user.plan, user.ms / 1000)
+      user.events = 0
+      user.ms = 0
+      if (user.queue.length === 0) this.users.delete(userId)
+    }
+    this.spent.clear()
+    this.drain()
+  }
+
+  private drain(): void {
+    const started = this.now()
+    for (const userId of [...this.waiting]) {
+      const user = this.users.get(userId)
+      if (!user) {
+        this.waiting.delete(userId)
+        continue
+      }
+      while (user.queue.length > 0 && this.hasSlice(user)) this.run(userId, user, user.queue.shift() as Task)
+      // Served: to the back of the line, or out of it.
+      this.waiting.delete(userId)
+      if (user.queue.length > 0) this.waiting.add(userId)
+      if (this.now() - started >= this.slice.ms) break
+    }
+    if (this.waiting.size > 0 || this.spent.size > 0) this.scheduleTick()
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Fair scheduling across users (issue 15; websockets/fair-scheduler.ts): one
+ * user's admitted events run in bounded slices that yield to other users'
+ * events, in order within the user; a user's queue is bounded, and what does
+ * not fit is refused `RATE_LIMITED` with `retryAfterMs`, changing nothing;
+ * nothing admitted is lost.
+ */
+import { describe, expect, it } from 'vitest'
+import { PLANS, type PlanTable } from '../src/models/plans.js'
+import { SERVER_LIMITS } from '../src/models/server-limits.js'
+import { Metrics } from '../src/utils/metrics.js'
+import { FairScheduler } from '../src/websockets/fair-scheduler.js'
+import { ClipBurst } from './helpers/clip-burst.js'
+import { waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
+import { clipsUpdate, type Reply } from './helpers/raw-client.js'
+import { NO_RATE_LIMITS } from './helpers/server.js'
+
+const SLICE = { events: 8, ms: 1000 }
+const plans = (queuedEvents: number): PlanTable => ({ free: { ...PLANS.free, queuedEvents }, pro: { ...PLANS.pro, queuedEvents } })
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe('the fair scheduler', () => {
+  it("runs a user's burst in slices, in order, with another user's later events in between", async () => {
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics())
+    const ran: string[] = []
+    for (let i = 0; i < 40; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
+    // The first slice ran at once; the rest waits for later turns.
+    expect(ran).toEqual(Array.from({ length: SLICE.events }, (_, i) => `alice-${i}`))
+    expect(scheduler.depths().free).toBe(40 - SLICE.events)
+    await nextTurn()
+    // Bob's event comes in a later turn, with alice's queue not drained: it runs at once.
+    scheduler.submit('bob', 'free', () => ran.push('bob-0'))
+    expect(ran[ran.length - 1]).toBe('bob-0')
+    await waitFor(() => ran.length === 41, 'every event run')
+    const bob = ran.indexOf('bob-0')
+    expect(bob).toBeGreaterThan(SLICE.events - 1)
+    expect(bob).toBeLessThan(40)
+    expect(ran.filter((r) => r.startsWith('alice'))).toEqual(Array.from({ length: 40 }, (_, i) => `alice-${i}`))
+  })
+
+  it('cuts a slice by measured time as well as by count, and serves waiting users in turn', async () => {
+    // A clock that each event moves 1 ms: the slices do not depend on this machine's speed.
+    let clock = 0
+    const scheduler = new FairScheduler(plans(1000), { events: 1000, ms: 2 }, new Metrics(), () => clock)
+    const ran: string[] = []
+    const event = (user: string) => () => {
+      clock += 1
+      ran.push(user)
+    }
+    for (let i = 0; i < 10; i++) scheduler.submit('alice', 'free', event('alice'))
+    for (let i = 0; i < 10; i++) scheduler.submit('bob', 'free', event('bob'))
+    // Two 1 ms events fill a 2 ms slice: alice's first two, then bob's.
+    expect(ran).toEqual(['alice', 'alice', 'bob', 'bob'])
+    await waitFor(() => ran.length === 20, 'every event run')
+    // Then a slice each, turn by turn.
+    expect(ran.join(' ')).toBe(Array.from({ length: 5 }, () => 'alice alice bob bob').join(' '))
+  })
+
+  it('refuses RATE_LIMITED with retryAfterMs once the queue is full, and runs everything it took', async () => {
+    const scheduler = new FairScheduler(plans(5), SLICE, new Metrics())
+    let ran = 0
+    const taken: number[] = []
+    for (let i = 0; i < 30; i++) {
+      const refusal = scheduler.refusal('alice', 'pro')
+      if (refusal) {
+        expect(refusal.code).toBe('RATE_LIMITED')
+        expect(refusal.retryAfterMs).toBeGreaterThan(0)
+        expect(refusal.message).toMatch(/at most 5 on the pro plan/)
+        continue
+      }
+      taken.push(i)
+      scheduler.submit('alice', 'pro', () => ran++)
+    }
+    expect(taken).toHaveLength(SLICE.events + 5)
+    await waitFor(() => ran === taken.length, 'every admitted event run')
+    expect(scheduler.refusal('alice', 'pro')).toBeUndefined()
+  })
+})
+
+describe('fair scheduling on a real server', () => {
+  const t = useServer()
+
+  it("a device's 3,000-update burst is applied over many turns, in order, with another user's update in between; all stored", async () => {
+    await t.start(undefined, NO_RATE_LIMITS)
+    const importer = await t.device('alice', 'importer')
+    const watcher = await t.device('alice', 'watcher')
+    const arrived: string[] = []
+    watcher.clips().observe((e) => arrived.push(...e.keysChanged))
+    const bob = await t.device('bob', 'phone')
+    // The server runs in this process: count its event-loop turns, and note the turn of every update applied.
+    let turn = 0
+    let counting = true
+    const count = () => {
+      turn++
+      if (counting) setImmediate(count)
+    }
+    count()
+    const applied: { userId: string; turn: number }[] = []
+    const sync = t.server.services.sync
+    const apply = sync.applyUpdate.bind(sync)
+    sync.applyUpdate = (doc, update, author, plan) => {
+      applied.push({ userId: author.userId, turn })
+      return apply(doc, update, author, plan)
+    }
+    const burst = new ClipBurst('burst', 3000)
+    void burst.send(importer) // awaited in burst.settled() below
+    // Bob writes once alice's burst is being applied.
+    await waitFor(() => applied.length > 0, 'the burst to start')
+    expect(await bob.write(() => bob.addClip('bob-clip', 'from bob'))).toMatchObject({ ok: true })
+    await burst.settled(60_000)
+    counting = false
+    expect(burst.acked()).toHaveLength(3000)
+    const alice = applied.filter((a) => a.userId === 'alice')
+    const bobAt = applied.findIndex((a) => a.userId === 'bob')
+    expect(bobAt).toBeLessThan(applied.length - 1)
+    // No more than a slice of alice's updates in one turn.
+    const perTurn = new Map<number, number>()
+    for (const a of alice) perTurn.set(a.turn, (perTurn.get(a.turn) ?? 0) + 1)
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(SERVER_LIMITS.slice.events)
+    // In the order sent: the watcher gets alice's clips in burst order.
+    await waitFor(() => watcher.clips().size === 3000, 'the burst on the watcher', 30_000)
+    expect(arrived).toEqual(burst.ids)
+    const metrics = await (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
+    expect(metrics).toMatch(/superclip_scheduler_slice_seconds_count\{plan="free"\} [1-9]/)
+    expect(metrics).toMatch(/superclip_scheduler_queued_events\{plan="free"\} 0/)
+  })
+
+  it('a full queue refuses RATE_LIMITED with retryAfterMs; refused updates change nothing, acknowledged ones are all stored', async () => {
+    const lifted = NO_RATE_LIMITS.plans
+    await t.start(undefined, { ...NO_RATE_LIMITS, plans: { free: { ...lifted.free, queuedEvents: 50 }, pro: { ...lifted.pro, queuedEvents: 50 } } })
+    const importer = await t.device('alice', 'importer')
+    // Each clip from a client of its own: a refused one leaves no later one waiting on its clock.
+    const ids = Array.from({ length: 2000 }, (_, i) => `clip-${i}`)
+    const replies = (await Promise.all(ids.map((id) => importer.socket.emitWithAck('sync:update', { update: clipsUpdate([id]) })))) as Reply[]
+    const refused = replies.filter((r) => !r.ok)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const r of refused) {
+      expect(r.error.code).toBe('RATE_LIMITED')
+      expect(r.error.retryAfterMs).toBeGreaterThan(0)
+    }
+    const acked = ids.filter((_, i) => replies[i]?.ok)
+    expect(acked.length).toBeGreaterThanOrEqual(50)
+    const reader = await t.device('alice', 'reader')
+    expect(acked.filter((id) => !reader.clips().has(id))).toEqual([])
+    expect(ids.filter((id, i) => !replies[i]?.ok && reader.clips().has(id))).toEqual([])
+  })
+})
