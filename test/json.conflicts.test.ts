@@ -310,7 +310,8 @@ describe('conflicts on manual fields (protocol §6)', () => {
     expect(open).toMatchObject({ ok: true, conflicts: [{ field: 'content', resolved: false }, { field: 'folderId', resolved: false }] })
     const [content] = (open as { conflicts: SyncConflict[] }).conflicts
     expect(sidesOf(content!)).toMatchObject({ server: { value: 'from A' }, client: { value: 'stale' } })
-    expect(content!.timestamp).toBeLessThan((open as { conflicts: SyncConflict[] }).conflicts[1]!.timestamp)
+    // Oldest first (two writes may land in the same millisecond: then in the order they were made, as the fields above say).
+    expect(content!.timestamp).toBeLessThanOrEqual((open as { conflicts: SyncConflict[] }).conflicts[1]!.timestamp)
     expect(await list(other)).toEqual({ ok: true, conflicts: [] })
     expect(await list(late, 'nope')).toMatchObject({ ok: false, error: { code: 'INVALID_PAYLOAD' } })
     await resolveConflict(late.socket, { conflictId: content!.id, winningVersion: 'server' })

@@ -207,6 +207,36 @@ describe('rate limits (issue 4, item 4)', () => {
     expect(results).toEqual(['connected', 'connected', 'connected', refusal, refusal])
   })
 
+  it('a rate_limited refusal is answered once the wait it names has passed, with what is left of it (0)', async () => {
+    // 4 handshakes a second: the second one at once waits 250-500 ms (jittered) for a token.
+    await t.start(undefined, { limits: limits({ ipConnections: { perSecond: 4, burst: 1 }, refusalHold: { ms: 5000, held: 10 } }) })
+    const token = await tokenFor('alice')
+    expect(await attempt(t.server.url, token, 'd0', opened)).toBe('connected')
+    const started = performance.now()
+    const refused = (await attempt(t.server.url, token, 'd1', opened)) as { message: string; data: { retryAfterMs: number } }
+    const held = performance.now() - started
+    expect(refused).toEqual({ message: 'rate_limited', data: { code: 'RATE_LIMITED', message: 'too many connections from this address', retryAfterMs: 0 } })
+    // Held for the wait (a lower bound: a busy machine only makes it later), so a client that reconnects at once is let in.
+    expect(held).toBeGreaterThanOrEqual(240)
+    expect(await attempt(t.server.url, token, 'd2', opened)).toBe('connected')
+  })
+
+  it('past the refusals it may hold at once, a rate_limited refusal is answered at once with its whole wait', async () => {
+    await t.start(undefined, { limits: limits({ ipConnections: burstOnly(1), refusalHold: { ms: 1000, held: 1 } }) })
+    const token = await tokenFor('alice')
+    expect(await attempt(t.server.url, token, 'd0', opened)).toBe('connected')
+    const order: string[] = []
+    const first = (attempt(t.server.url, token, 'd1', opened) as Promise<{ data: { retryAfterMs: number } }>).finally(() => order.push('first'))
+    await waitFor(() => opened.length === 2 && opened[1]?.io.engine?.readyState === 'open', 'the first refused handshake to be held')
+    const second = (await attempt(t.server.url, token, 'd2', opened)) as { data: { retryAfterMs: number } }
+    order.push('second')
+    // The hold is full: the second is refused at once, told its whole wait (far beyond the 1 s hold).
+    expect(second.data.retryAfterMs).toBeGreaterThan(1000)
+    // The first is answered after it, once held its 1 s, with the rest of its wait.
+    expect((await first).data.retryAfterMs).toBeGreaterThan(0)
+    expect(order).toEqual(['second', 'first'])
+  })
+
   it('failed authentications per address: past the burst, even a valid token is refused from that address', async () => {
     await t.start(undefined, { limits: limits({ ipAuthFailures: burstOnly(3) }) })
     const results: unknown[] = []

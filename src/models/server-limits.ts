@@ -18,6 +18,9 @@
  *   Each takes a token; a socket whose bucket is empty is disconnected.
  * - `slice`: how much of one user's work runs before other users' turn
  *   (websockets/fair-scheduler.ts): events, and their measured time in ms.
+ * - `refusalHold`: a handshake refused `rate_limited` is answered after its
+ *   `retryAfterMs`, up to `ms`, for at most `held` handshakes at once
+ *   (websockets/refusal-tarpit.ts).
  */
 import type { Rate } from '../utils/token-bucket.js'
 
@@ -34,6 +37,7 @@ export interface ServerLimits {
   socketQueue: { events: number; bytes: number }
   strikes: Rate
   slice: SliceLimits
+  refusalHold: { ms: number; held: number }
 }
 
 export const SERVER_LIMITS: ServerLimits = {
@@ -42,4 +46,5 @@ export const SERVER_LIMITS: ServerLimits = {
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
   slice: { events: 64, ms: 5 },
+  refusalHold: { ms: 5000, held: 1000 },
 }

@@ -13,6 +13,7 @@ import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { FairScheduler } from './fair-scheduler.js'
+import { RefusalTarpit } from './refusal-tarpit.js'
 import { RelayBatcher } from './relay-batcher.js'
 import { dualParser } from './single-frame.js'
 import { SocketConnections, SocketFeed } from './socket-feed.js'
@@ -93,12 +94,15 @@ export function createSocketServer(
     // Reads binary packets in one message as well as Socket.IO's default form (single-frame.ts).
     parser: dualParser,
   })
+  const tarpit = new RefusalTarpit(config.limits.refusalHold)
   // Every handshake a middleware refuses is counted by its code (the `connect_error`'s `data.code`).
   const use = (middleware: Middleware): void => {
     io.use((socket, next) =>
       middleware(socket, (err) => {
-        if (err) metrics.handshakeRefusals.inc({ code: refusalCode(err) })
-        next(err)
+        if (!err) return next()
+        metrics.handshakeRefusals.inc({ code: refusalCode(err) })
+        // A refusal that says "wait" is answered after the wait (refusal-tarpit.ts).
+        tarpit.answer(err, next)
       }),
     )
   }
