@@ -37,10 +37,13 @@
  *
  * BENCH_ONLY=flood, =growth, =operators, =reconnect, =sdk or =cluster runs that part alone;
  * BENCH_LOAD_NODE_ARGS adds node flags to the reconnect storm's load processes.
- * BENCH_FLOOD_ABUSER_PLAN=pro gives
- * the abuser a pro token instead of a free one; BENCH_FLOOD_ABUSER_CLIENTS=one
- * makes it send every update from one Y.Doc (default: each under a new client
- * id, so that each is valid whatever was refused before).
+ * The flood part runs three times: a free abuser, a pro abuser and a pro
+ * device importing 20,000 clips at its plan's rate (BENCH_FLOOD_VARIANTS=free,pro,import
+ * picks some); BENCH_FLOOD_ABUSER_CLIENTS=one
+ * makes an abuser send every update from one Y.Doc (default: each under a new client
+ * id, so that each is valid whatever was refused before). A variant whose
+ * normal devices' ack p50 or p99 with the abuser is over twice the one
+ * without, or whose server blocked 50 ms or more, fails the run (exit 1).
  */
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -53,7 +56,8 @@ import {
   type ChangeRateSpec,
   type PathRate,
 } from './bench/changes.js'
-import { runFlood, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
+import { PLANS } from '../src/models/plans.js'
+import { runFloods, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
 import { runOperators, type OperatorsResult, type OperatorsSpec } from './bench/operators.js'
 import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
 import { logReconnectChecks, reportReconnect, runReconnect, type ReconnectSpec } from './bench/reconnect.js'
@@ -102,17 +106,30 @@ const CHANGE_LOG_LIMITS = [5000, null]
 const CHANGE_LOG_WARM_REPS = 5
 /** Page sizes also measured right after a restart (one restart, one sync each). */
 const CHANGE_LOG_COLD_LIMITS = [5000]
-/** The flood run: 100 paced devices; one abuser, free plan unless BENCH_FLOOD_ABUSER_PLAN=pro. */
-const FLOOD: FloodSpec = {
+/** The flood runs: 100 paced devices beside one abuser (free, then pro), then beside one device importing 20,000 clips. */
+const FLOOD_BASE = {
   users: 50,
   devicesPerUser: 2,
   periodMs: 100,
   warmupMs: 2000,
   phaseMs: 6000,
-  abuserPlan: process.env.BENCH_FLOOD_ABUSER_PLAN === 'pro' ? 'pro' : 'free',
   abuserWindow: 1000,
-  abuserClients: process.env.BENCH_FLOOD_ABUSER_CLIENTS === 'one' ? 'one' : 'new',
+  importClips: 20_000,
+  abuserClients: process.env.BENCH_FLOOD_ABUSER_CLIENTS === 'one' ? ('one' as const) : ('new' as const),
 }
+const FLOOD_VARIANTS: Record<string, FloodSpec> = {
+  free: { ...FLOOD_BASE, name: 'free abuser', mode: 'flood', abuserPlan: 'free' },
+  pro: { ...FLOOD_BASE, name: 'pro abuser', mode: 'flood', abuserPlan: 'pro' },
+  import: { ...FLOOD_BASE, name: 'pro import of 20,000 clips', mode: 'import', abuserPlan: 'pro', abuserClients: 'one' },
+}
+const FLOODS: FloodSpec[] = (process.env.BENCH_FLOOD_VARIANTS ?? 'free,pro,import').split(',').map((v) => {
+  const spec = FLOOD_VARIANTS[v.trim()]
+  if (!spec) throw new Error(`BENCH_FLOOD_VARIANTS: ${v}: expected some of ${Object.keys(FLOOD_VARIANTS).join(', ')}`)
+  return spec
+})
+/** The most a flood variant may multiply the normal devices' ack p50 and p99, and the server's longest block, ms (issue 15). */
+const FLOOD_MAX_RATIO = 2
+const FLOOD_MAX_BLOCK_MS = 50
 /** A document growing to 8 MB of state, twice COMPACT_MAX_BYTES (part 8). */
 const GROWTH: GrowthSpec = { segments: 8, updatesPerSegment: 1000, clipBytes: 1000, window: 8 }
 
@@ -153,8 +170,8 @@ const SDK_COST: SdkCostSpec = { edits: { paced: 2000, burst: 5000 }, warmup: 500
 /** Parts of the run that BENCH_ONLY may name, each run alone with its report and checks. */
 const SINGLE_PARTS: Record<string, () => Promise<{ result: unknown; report: () => void; checks: () => void }>> = {
   async flood() {
-    const f = await runFlood(FLOOD, progress)
-    return { result: f, report: () => reportFlood(f), checks: () => logFloodChecks(f) }
+    const floods = await runFloods(FLOODS, progress)
+    return { result: floods, report: () => floods.forEach(reportFlood), checks: () => floods.forEach(logFloodChecks) }
   },
   async growth() {
     const g = await runGrowth(GROWTH, progress)
@@ -273,7 +290,7 @@ async function main(): Promise<void> {
   const initialSync = await runInitialSync(SYNC_CLIPS, SYNC_CHUNK, SYNC_WARM_REPS, SYNC_COLD_REPS, changeLog.probe)
   const changeLogSync = changeLog.result()
   lap('initialSync')
-  const flood = await runFlood(FLOOD, progress)
+  const floods = await runFloods(FLOODS, progress)
   lap('flood')
   const growth = await runGrowth(GROWTH, progress)
   lap('growth')
@@ -299,7 +316,7 @@ async function main(): Promise<void> {
           otherCoreSec:
             Math.max(
               0,
-              machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us - flood.abuser.totalCpuUs - loadCpuTotal.us,
+              machine1.busyUs - machine0.busyUs - benchCpu.user - benchCpu.system - serverCpuTotal.us - floods.reduce((sum, f) => sum + f.abuser.totalCpuUs, 0) - loadCpuTotal.us,
             ) / 1e6,
           stealCoreSec: (machine1.stealUs - machine0.stealUs) / 1e6,
           loadAvg1mStart: load0,
@@ -441,7 +458,7 @@ async function main(): Promise<void> {
   reportChangeRates(changeRates)
   reportChangeLogSync(s, changeLogSync)
   reportYjsPath(yjsPath)
-  reportFlood(flood)
+  floods.forEach(reportFlood)
   reportGrowth(growth)
   reportOperators(operators)
   reportReconnect(reconnect, log)
@@ -502,7 +519,7 @@ async function main(): Promise<void> {
         `values after applyYjsUpdate ${p.valuesRight ? 'as expected' : 'WRONG'}`,
     )
   }
-  logFloodChecks(flood)
+  floods.forEach(logFloodChecks)
   logGrowthChecks(growth)
   logOperatorsChecks(operators)
   logReconnectChecks(reconnect, log)
@@ -510,7 +527,7 @@ async function main(): Promise<void> {
   logClusterChecks(cluster, log)
   log(
     `Server start (spawn to healthy /health), ms: ${throughput.map((r) => fmt(r.serverStartMs)).join(', ')}, ` +
-      `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${fmt(flood.serverStartMs)}`,
+      `${fmt(changeRates[0]?.serverStartMs)}, ${s.serverStartMs.map((v) => fmt(v)).join(', ')}, ${floods.map((f) => fmt(f.serverStartMs)).join(', ')}`,
   )
   log(`Total bench time: ${fmt(totalSec, 1)} s`)
   const part = (name: string) => fmt(partSec[name], 1)
@@ -546,7 +563,7 @@ async function main(): Promise<void> {
         changeRates,
         changeLogSync,
         yjsPath,
-        flood,
+        floods,
         growth,
         operators,
         reconnect,
@@ -573,17 +590,25 @@ const counts = (c: Record<string, number>) =>
 
 function reportFlood(f: FloodResult): void {
   const { spec, abuser: a } = f
-  log(`7. Flood (issue 4): one abusive socket at full speed while ${fmt(f.devices)} normal devices sync`)
+  const what = spec.mode === 'import' ? `one device importing ${fmt(spec.importClips)} clips` : 'one abusive socket at full speed'
+  log(`7. Flood (issues 4, 15), ${spec.name}: ${what} while ${fmt(f.devices)} normal devices sync`)
   log(
     `   Normal devices: ${spec.users} users × ${spec.devicesPerUser} devices (pro plan) in this process, each a new clip every ${spec.periodMs} ms with one`,
   )
   log(
     `   update in flight, staggered; one server, the same devices in every phase, ${fmt(spec.phaseMs / 1000)} s each after a ${fmt(spec.warmupMs / 1000)} s warm-up.`,
   )
-  const clients = spec.abuserClients === 'new' ? 'each under a new client id' : 'all from one Y.Doc'
-  log(`   Abuser: one ${spec.abuserPlan}-plan socket in a child process, valid one-clip sync:updates (${clients}), up to`)
-  log(`   ${fmt(spec.abuserWindow)} unacked; connected (idle) from the start, flooding only in "with abuser"; disconnected or refused, it connects`)
-  log('   again at once. The 2-core machine is shared by the server, this process (the 100 devices) and the abuser.')
+  if (spec.mode === 'import') {
+    const rate = PLANS[spec.abuserPlan].socketEvents
+    log(`   Importer: one ${spec.abuserPlan}-plan socket in a child process, one-clip sync:updates from one Y.Doc, up to ${fmt(spec.abuserWindow)} unacked,`)
+    log(`   paced to its plan's socket rate (${fmt(rate.burst)} at once, then ${fmt(rate.perSecond)}/s); it starts with "with abuser", which the run`)
+    log('   calls that phase; the next phase waits until the import is done. The 2-core machine is shared by the server, this process and the importer.')
+  } else {
+    const clients = spec.abuserClients === 'new' ? 'each under a new client id' : 'all from one Y.Doc'
+    log(`   Abuser: one ${spec.abuserPlan}-plan socket in a child process, valid one-clip sync:updates (${clients}), up to`)
+    log(`   ${fmt(spec.abuserWindow)} unacked; connected (idle) from the start, flooding only in "with abuser"; disconnected or refused, it connects`)
+    log('   again at once. The 2-core machine is shared by the server, this process (the 100 devices) and the abuser.')
+  }
   const row = (p: FloodPhase) => [
     p.name,
     fmt(p.acked),
@@ -623,6 +648,13 @@ function reportFlood(f: FloodResult): void {
   const busiest = Math.max(...f.phases.map((p) => p.otherCpuPct ?? 0))
   if (busiest > 20) {
     log(`   WARNING: other processes used up to ${fmt(busiest)}% of a core during these phases; the latencies above include waiting for them.`)
+  }
+  if (spec.mode === 'import') {
+    log(
+      `   Import: ${fmt(f.importAcked)} of ${fmt(spec.importClips)} clips acknowledged` +
+        (f.importDoneSec === null ? ', NOT finished' : `, the last ${fmt(f.importDoneSec, 1)} s after it began (${fmt(spec.importClips / f.importDoneSec)}/s)`) +
+        `; refused: ${counts(a.refused)}.`,
+    )
   }
   log(
     `   Abuser, ${fmt(a.floodSec, 1)} s of flood: ${fmt(a.sent)} sync:updates sent (${fmt(f.abuserSentPerSec)}/s, abuser CPU ${fmt(f.abuserCpuPct)}% of a core),` +
@@ -712,7 +744,20 @@ function logFloodChecks(f: FloodResult): void {
       : '',
     f.deviceErrors.length > 0 ? `device errors: ${f.deviceErrors.join('; ')}` : '',
     f.abuserStderr.length > 0 ? `abuser stderr: ${f.abuserStderr.join(' | ')}` : '',
+    f.spec.mode === 'import' && f.importDoneSec === null ? `the import finished ${fmt(f.importAcked)} of ${fmt(f.spec.importClips)} clips` : '',
   ].filter(Boolean)
+  // Issue 15: the normal devices within FLOOD_MAX_RATIO of the run without the abuser, and no long block in any phase.
+  const isolation = [
+    f.ratio.ackP50 > FLOOD_MAX_RATIO ? `ack p50 ${fmt(f.ratio.ackP50, 2)}x` : '',
+    f.ratio.ackP99 > FLOOD_MAX_RATIO ? `ack p99 ${fmt(f.ratio.ackP99, 2)}x` : '',
+    ...f.phases.map((p) => (p.serverLoop.maxMs >= FLOOD_MAX_BLOCK_MS ? `a ${fmt(p.serverLoop.maxMs, 1)} ms block ${p.name}` : '')),
+  ].filter(Boolean)
+  if (isolation.length > 0 || problems.length > 0) process.exitCode = 1
+  log(
+    isolation.length === 0
+      ? `   flood, ${f.spec.name}: isolation ok: ack p50 ${fmt(f.ratio.ackP50, 2)}x, p99 ${fmt(f.ratio.ackP99, 2)}x of the run without it (at most ${FLOOD_MAX_RATIO}x); longest block ${fmt(Math.max(...f.phases.map((p) => p.serverLoop.maxMs)), 1)} ms (under ${FLOOD_MAX_BLOCK_MS})`
+      : `   flood, ${f.spec.name}: FAILED isolation (at most ${FLOOD_MAX_RATIO}x, blocks under ${FLOOD_MAX_BLOCK_MS} ms): ${isolation.join('; ')}`,
+  )
   log(
     problems.length === 0
       ? `   flood: ok: every normal update acked in every phase; a fresh device saw all ${fmt(f.normalClips.found)} clips of user 0; the` +

@@ -16,6 +16,14 @@
  * connects again at once, ignoring every retry hint. On the line `stop` it
  * disconnects, prints `{"type":"report", ...}` (FloodAbuserReport) and exits.
  * It exits too when stdin closes (the benchmark is gone).
+ *
+ * FLOOD_MODE=import makes it a legitimate bulk import instead (issue 15): the
+ * FLOOD_IMPORT_CLIPS clips (20,000) from one Y.Doc, one update each, sent as
+ * fast as its plan allows: at most FLOOD_WINDOW in flight, paced by a token
+ * bucket of the plan's socket rate (FLOOD_RATE per second, FLOOD_BURST at
+ * once) as a well-behaved client would. It prints `{"type":"done"}` once every
+ * clip is acknowledged, and never reconnects: a refusal or a disconnect ends
+ * the import (it is reported).
  */
 import { createInterface } from 'node:readline'
 import { io } from 'socket.io-client'
@@ -52,13 +60,20 @@ export interface FloodAbuserReport {
   /** CPU of this process from `go` to `stop`, µs, and over its whole life (tsx start included). */
   floodCpuUs: number
   totalCpuUs: number
+  /** FLOOD_MODE=import: clips to import (0 for a flood), and when the last was acknowledged (s from `go`), or null. */
+  importClips: number
+  importDoneSec: number | null
 }
 
 const url = process.env.FLOOD_URL
 const token = process.env.FLOOD_TOKEN
 const WINDOW = Number(process.env.FLOOD_WINDOW ?? 1000)
-/** `new`: each update under a new client id (default); `one`: every update from one Y.Doc, one client id. */
-const CLIENTS = process.env.FLOOD_CLIENTS === 'one' ? 'one' : 'new'
+const IMPORT = process.env.FLOOD_MODE === 'import'
+const IMPORT_CLIPS = Number(process.env.FLOOD_IMPORT_CLIPS ?? 20_000)
+const RATE = Number(process.env.FLOOD_RATE ?? Infinity)
+const BURST = Number(process.env.FLOOD_BURST ?? Infinity)
+/** `new`: each update under a new client id (default); `one`: every update from one Y.Doc, one client id (always for an import). */
+const CLIENTS = IMPORT || process.env.FLOOD_CLIENTS === 'one' ? 'one' : 'new'
 /** Emits per turn of the event loop before yielding (so that acks get read). */
 const BATCH = 200
 if (!url || !token || !(WINDOW > 0)) {
@@ -86,6 +101,8 @@ const report: FloodAbuserReport = {
   connectRefused: {},
   floodCpuUs: 0,
   totalCpuUs: 0,
+  importClips: IMPORT ? IMPORT_CLIPS : 0,
+  importDoneSec: null,
 }
 
 let flooding = false
@@ -98,6 +115,23 @@ let scheduled = false
 let seq = 0
 let floodStart = 0
 let cpuAtGo = process.cpuUsage()
+/** The import's client-side token bucket (the plan's socket rate). */
+let tokens = BURST
+let refilledAt = 0
+/** An import ended by a refusal or a disconnect: nothing more is sent. */
+let importEnded = false
+
+/** Whether the plan's rate allows one more update now (an import paces itself; a flood does not). */
+function mayTake(): boolean {
+  if (!IMPORT) return true
+  if (importEnded || seq >= IMPORT_CLIPS) return false
+  const now = performance.now()
+  tokens = Math.min(BURST, tokens + ((now - refilledAt) / 1000) * RATE)
+  refilledAt = now
+  if (tokens < 1) return false
+  tokens--
+  return true
+}
 
 /** Updates made per Y.Doc before a fresh one: a doc with many client ids makes each transaction slower (its state vector). */
 const UPDATES_PER_DOC = 32
@@ -146,7 +180,7 @@ function pump(): void {
   scheduled = false
   if (!flooding || !socket.connected) return
   const gen = generation
-  for (let n = 0; n < BATCH && inflight < WINDOW; n++) {
+  for (let n = 0; n < BATCH && inflight < WINDOW && mayTake(); n++) {
     inflight++
     report.sent++
     socket.emit('sync:update', { update: nextUpdate() }, (reply: unknown) => {
@@ -157,15 +191,26 @@ function pump(): void {
       else {
         const code = field(field(reply, 'error'), 'code')
         bump(report.refused, typeof code === 'string' ? code : 'unknown')
+        importEnded = IMPORT
+      }
+      if (IMPORT && report.ackedOk === IMPORT_CLIPS) {
+        report.importDoneSec = (performance.now() - floodStart) / 1000
+        write({ type: 'done' })
       }
       schedule()
     })
   }
-  if (inflight < WINDOW) schedule()
+  // Out of window: the next ack schedules. An import out of tokens waits for its bucket.
+  if (inflight >= WINDOW) return
+  if (!IMPORT) return schedule()
+  if (importEnded || seq >= IMPORT_CLIPS) return
+  if (tokens < 1) setTimeout(schedule, Math.ceil(1000 / RATE))
+  else schedule()
 }
 
 function reconnect(): void {
-  if (!stopping) socket.connect()
+  if (IMPORT && flooding) importEnded = true
+  else if (!stopping) socket.connect()
 }
 
 socket.on('connect', () => {
@@ -219,6 +264,7 @@ lines.on('line', (line) => {
   if (command === 'go' && !flooding && !stopping) {
     flooding = true
     floodStart = performance.now()
+    refilledAt = floodStart
     cpuAtGo = process.cpuUsage()
     schedule()
   } else if (command === 'stop') stop()

@@ -18,6 +18,7 @@ import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
+import { PLANS } from '../../src/models/plans.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { Plan } from '../../src/types/events.js'
 import { REPO_ROOT } from '../lib/server-process.js'
@@ -55,6 +56,11 @@ async function clipsAfterBan(server: ServerHandle, userId: string): Promise<numb
 }
 
 export interface FloodSpec {
+  /** What the report calls this run. */
+  name: string
+  /** `flood`: an abuser ignoring every limit and hint; `import`: one device importing `importClips` clips at its plan's rate. */
+  mode: 'flood' | 'import'
+  importClips: number
   users: number
   devicesPerUser: number
   /** Each normal device makes one new clip this often, ms. */
@@ -133,6 +139,9 @@ export interface FloodResult {
   /** The abuser's flood rate, and its CPU over it as % of one core. */
   abuserSentPerSec: number
   abuserCpuPct: number
+  /** An import's clips acknowledged, and when the last was (s after it began), or null if it did not finish. */
+  importAcked: number
+  importDoneSec: number | null
   /** Clips a fresh device of user 0 found on the server, against what user 0's devices had acked (min) and sent (max). */
   normalClips: { found: number; min: number; max: number }
   /** Clips a fresh device of the abuser's user found: at least what was acked ok, at most that plus what was never answered. */
@@ -145,6 +154,10 @@ export interface FloodResult {
 }
 
 export const ABUSER_USER = 'bench-flood-abuser'
+/** The share of its plan's socket rate an importer uses. */
+const IMPORT_PACE = 0.9
+/** How long an import may take past its phase before the run goes on without it. */
+const IMPORT_WAIT_MS = 60_000
 const ABUSER_SCRIPT = path.join(REPO_ROOT, 'scripts/bench/flood-abuser.ts')
 
 type AbuserProcess = ChildProcessByStdio<Writable, Readable, Readable>
@@ -164,6 +177,15 @@ class Abuser {
       FLOOD_TOKEN: token,
       FLOOD_WINDOW: String(spec.abuserWindow),
       FLOOD_CLIENTS: spec.abuserClients,
+      FLOOD_MODE: spec.mode,
+      FLOOD_IMPORT_CLIPS: String(spec.importClips),
+      // An importer paces itself a little under its plan's socket rate (its clock and the server's differ); a flood ignores it.
+      ...(spec.mode === 'import'
+        ? {
+            FLOOD_RATE: String(IMPORT_PACE * PLANS[spec.abuserPlan].socketEvents.perSecond),
+            FLOOD_BURST: String(Math.floor(IMPORT_PACE * PLANS[spec.abuserPlan].socketEvents.burst)),
+          }
+        : {}),
     }
     delete env.NODE_OPTIONS
     this.child = spawn(process.execPath, ['--import', 'tsx', ABUSER_SCRIPT], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
@@ -331,6 +353,10 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     progress(`flood: ${devices.length} devices with the abuser (${spec.abuserPlan} plan, ${spec.abuserWindow} in flight), ${spec.phaseMs / 1000} s ...`)
     const running = abuser
     phases.push(await measurePhase('with abuser', server, devices, spec, user0, () => running.send('go')))
+    if (spec.mode === 'import') {
+      progress(`flood: waiting for the import of ${spec.importClips} clips to finish ...`)
+      await abuser.line('done', IMPORT_WAIT_MS).catch(() => undefined) // an unfinished import is reported, not thrown
+    }
     abuser.send('stop')
     const report = (await abuser.line('report', 15_000)) as unknown as FloodAbuserReport
     const flooded = phases[1]
@@ -355,6 +381,8 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
         ackP99VsAfter: (withAbuser?.ackP99Ms ?? Number.NaN) / (after?.ackP99Ms ?? Number.NaN),
       },
       abuser: report,
+      importAcked: spec.mode === 'import' ? report.ackedOk : 0,
+      importDoneSec: report.importDoneSec,
       abuserSentPerSec: report.sent / report.floodSec,
       abuserCpuPct: (report.floodCpuUs / (report.floodSec * 1e6)) * 100,
       normalClips: { found: normalFound, min: user0.acked, max: user0.sent },
@@ -374,4 +402,14 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     await server.stop()
     await removeTempDir(dir)
   }
+}
+
+/** The flood runs one after the other, each on its own server. */
+export async function runFloods(specs: readonly FloodSpec[], progress: (line: string) => void = () => {}): Promise<FloodResult[]> {
+  const results: FloodResult[] = []
+  for (const spec of specs) {
+    progress(`flood: ${spec.name} ...`)
+    results.push(await runFlood(spec, progress))
+  }
+  return results
 }

@@ -311,7 +311,8 @@ export async function startServer(dataDir: string, env: Record<string, string> =
 }
 
 /**
- * Runs a benchmark's `main` as the process: exit 0 when it resolves, 1 when it
+ * Runs a benchmark's `main` as the process: exit 0 when it resolves (or the
+ * `process.exitCode` a failed check set), 1 when it
  * fails, 130 on SIGINT/SIGTERM; child servers and temp dirs are cleaned up on
  * every way out.
  */
@@ -324,7 +325,8 @@ export function runBench(name: string, main: () => Promise<void>): void {
   }
   process.on('exit', cleanupSync)
   main().then(
-    () => process.exit(0),
+    // A failed check may have set process.exitCode (flood isolation, issue 15).
+    () => process.exit(process.exitCode ?? 0),
     (err: unknown) => {
       process.stderr.write(`[${name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
       cleanupSync()
