@@ -38,8 +38,9 @@ export class StateWorker {
   merge(updates: readonly Uint8Array[]): Promise<Uint8Array> {
     const worker = this.start()
     const id = this.nextId++
-    // Copies into buffers of their own, so that transferring them leaves the caller's (LevelDB's) intact.
-    const owned = updates.map((u) => u.slice())
+    // Copies into buffers of their own, so that transferring them leaves the caller's (LevelDB's) intact:
+    // `new Uint8Array(u)` copies, where a Buffer's slice() is a view whose whole buffer would be transferred.
+    const owned = updates.map((u) => new Uint8Array(u))
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
       worker.ref()
