@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { openStore, type Store } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
-import { YjsDevice } from './helpers/device.js'
+import { waitFor, YjsDevice } from './helpers/device.js'
 import { startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} }
@@ -49,6 +49,32 @@ describe('log compaction keeps every update', () => {
     const { entries, clips } = await storedClips(store as Store)
     expect(entries).toBeLessThanOrEqual(51)
     expect(clips).toHaveLength(400)
+  })
+
+  it('a log over compactOffloadBytes is merged off the event loop and written with a later batch; updates made meanwhile stay after it', async () => {
+    store = await openStore(await tempDir())
+    const policy = { docIdleMs: 60_000, compactMaxUpdates: 50, compactMaxBytes: 1 << 30, compactOffloadBytes: 0 }
+    services = createServices(new LevelDocumentRepository(store, { syncWrites: true }), policy, silent)
+    const sync = services.sync
+    const doc = await sync.openDocument('alice').document
+    const client = new Y.Doc()
+    for (let i = 0; i < 51; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author)
+    // The 51st update's batch found the compaction due, and did not encode it: its log is read and merged in the worker now.
+    expect(doc.firstSeq).toBe(0)
+    expect(doc.logCount).toBe(51)
+    const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author))
+    await Promise.all(during)
+    await waitFor(() => doc.firstSeq === 50, 'the merged state written')
+    await services.drain()
+    expect(doc.logCount).toBe(101)
+    const logBytes = doc.logBytes
+    await services.close()
+    const stored = await new LevelDocumentRepository(store, { syncWrites: false }).read('alice')
+    expect(stored.log.firstSeq).toBe(50)
+    expect(stored.log.bytes).toBe(logBytes)
+    const { entries, clips } = await storedClips(store)
+    expect(entries).toBe(101)
+    expect(clips).toHaveLength(151)
   })
 
   it('updates submitted while a compaction is being written are kept', async () => {

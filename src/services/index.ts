@@ -4,6 +4,7 @@ import type { ServerConfig } from '../types/config.js'
 import type { Logger } from '../utils/logger.js'
 import { Metrics } from '../utils/metrics.js'
 import { DocumentRegistry } from './document-registry.js'
+import { StateWorker } from './operators/state-worker.js'
 import { recordTouched, unindexedEntities } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
 import { SyncService } from './sync.service.js'
@@ -56,7 +57,9 @@ export function createServices(
     log,
     leases,
   )
-  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics)
+  // One worker thread merges logs off the event loop: large compactions and every snapshot.
+  const states = new StateWorker()
+  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics, (updates) => states.merge(updates))
   // A lease found lost (cluster mode): the document's queued commits are refused, it is dropped and its
   // sockets closed, as after a failed write; other documents' commits go on.
   leases?.onLost((docId) => {
@@ -64,8 +67,14 @@ export function createServices(
     if (doc && !doc.evicted) committer.drop(doc, new Error(`the lease of ${docId} is lost`))
   })
   const sync = new SyncService(registry, committer, repo, config.plans, metrics)
-  const operators = new OperatorService(registry, committer, repo, sync, { trashRetentionDays: config.trashRetentionDays ?? 30 }, (meta) =>
-    metrics.snapshotsTaken.inc({ reason: meta.reason }),
+  const operators = new OperatorService(
+    registry,
+    committer,
+    repo,
+    sync,
+    { trashRetentionDays: config.trashRetentionDays ?? 30 },
+    (meta) => metrics.snapshotsTaken.inc({ reason: meta.reason }),
+    states,
   )
   const snapshots = new SnapshotSchedule(
     operators,

@@ -47,7 +47,6 @@ const ZERO_COUNTS = Object.fromEntries(Object.values(SyncEntityType).map((t) => 
 
 export class OperatorService {
   private connections: DeviceConnections = NO_CONNECTIONS
-  private readonly states = new StateWorker()
 
   constructor(
     private readonly registry: DocumentRegistry,
@@ -57,6 +56,8 @@ export class OperatorService {
     private readonly options: { trashRetentionDays: number },
     /** Hears of every snapshot stored, for the metrics. */
     private readonly onSnapshot: (meta: SnapshotMeta) => void = () => {},
+    /** Merges snapshots off the event loop (shared with the committer's compactions); closed with this service. */
+    private readonly states: StateWorker = new StateWorker(),
   ) {}
 
   /** The transport's connections, from now on. */
@@ -152,7 +153,7 @@ export class OperatorService {
     return meta
   }
 
-  /** Stops the snapshot worker. */
+  /** Stops the worker that merges snapshots (and compactions: call it once the committer is drained). */
   close(): Promise<void> {
     return this.states.close()
   }
