@@ -16,7 +16,7 @@ import { useServer } from './helpers/fixture.js'
 import { clipsUpdate, type Reply } from './helpers/raw-client.js'
 import { NO_RATE_LIMITS } from './helpers/server.js'
 
-const SLICE = { events: 8, ms: 1000 }
+const SLICE = { events: 8, ms: 1000, writes: 1000 }
 const plans = (queuedEvents: number): PlanTable => ({ free: { ...PLANS.free, queuedEvents }, pro: { ...PLANS.pro, queuedEvents } })
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -42,7 +42,7 @@ describe('the fair scheduler', () => {
   it('cuts a slice by measured time as well as by count, and serves waiting users in turn', async () => {
     // A clock that each event moves 1 ms: the slices do not depend on this machine's speed.
     let clock = 0
-    const scheduler = new FairScheduler(plans(1000), { events: 1000, ms: 2 }, new Metrics(), () => clock)
+    const scheduler = new FairScheduler(plans(1000), { events: 1000, ms: 2, writes: 1000 }, new Metrics(), () => 0, () => clock)
     const ran: string[] = []
     const event = (user: string) => () => {
       clock += 1
@@ -55,6 +55,21 @@ describe('the fair scheduler', () => {
     await waitFor(() => ran.length === 20, 'every event run')
     // Then a slice each, turn by turn.
     expect(ran.join(' ')).toBe(Array.from({ length: 5 }, () => 'alice alice bob bob').join(' '))
+  })
+
+  it("holds a user's events while its document has too many writes queued, and runs them once they settle", async () => {
+    const writes = new Map([['alice', 1000]])
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0)
+    const ran: string[] = []
+    for (let i = 0; i < 3; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
+    scheduler.submit('bob', 'free', () => ran.push('bob-0'))
+    expect(ran).toEqual(['bob-0'])
+    await nextTurn()
+    await nextTurn()
+    expect(ran).toEqual(['bob-0'])
+    writes.set('alice', SLICE.writes - 1)
+    await waitFor(() => ran.length === 4, "alice's events once her writes settled")
+    expect(ran).toEqual(['bob-0', 'alice-0', 'alice-1', 'alice-2'])
   })
 
   it('refuses RATE_LIMITED with retryAfterMs once the queue is full, and runs everything it took', async () => {

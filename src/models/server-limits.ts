@@ -29,6 +29,12 @@ export interface SliceLimits {
   events: number
   /** Measured time of one user's events run back to back, ms (one event may pass it: it is never cut). */
   ms: number
+  /**
+   * Writes of the user's document queued or being written past which its
+   * events wait for them: the group commit's share of one user, and so the
+   * time every other user's commit waits for it.
+   */
+  writes: number
 }
 
 export interface ServerLimits {
@@ -45,6 +51,6 @@ export const SERVER_LIMITS: ServerLimits = {
   ipAuthFailures: { perSecond: 1 / 6, burst: 20 },
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
-  slice: { events: 64, ms: 5 },
+  slice: { events: 64, ms: 5, writes: 256 },
   refusalHold: { ms: 5000, held: 1000 },
 }

@@ -14,6 +14,12 @@
  * drain itself has run a slice's time; the rest waits for the next turn, so
  * other users' reads, acks and events come in between.
  *
+ * What a user's events cost does not end with them: their writes go into
+ * the next group commit, which every user's writes wait for. A user whose
+ * document has `slice.writes` writes queued or being written waits (its
+ * events queue) until they are fewer, so one user's share of a commit stays
+ * bounded.
+ *
  * A user's queue holds at most its plan's `queuedEvents`; `refusal` says
  * when it is full, before the event takes anything from the rate limits, and
  * the event is refused `RATE_LIMITED` with a `retryAfterMs` from the queue's
@@ -56,6 +62,8 @@ export class FairScheduler {
     private readonly plans: PlanTable,
     private readonly slice: SliceLimits,
     private readonly metrics: Metrics,
+    /** Writes of the user's document queued or being written. */
+    private readonly writesOf: (userId: string) => number = () => 0,
     private readonly now: () => number = () => performance.now(),
   ) {
     metrics.readSchedulerFrom(() => this.depths())
@@ -77,7 +85,7 @@ export class FairScheduler {
     let user = this.users.get(userId)
     if (!user) this.users.set(userId, (user = { plan, queue: [], events: 0, ms: 0 }))
     user.plan = plan
-    if (user.queue.length === 0 && this.hasSlice(user)) {
+    if (user.queue.length === 0 && this.hasSlice(userId, user)) {
       this.run(userId, user, task)
     } else {
       user.queue.push(task)
@@ -96,8 +104,8 @@ export class FairScheduler {
     return depths
   }
 
-  private hasSlice(user: UserState): boolean {
-    return user.events < this.slice.events && user.ms < this.slice.ms
+  private hasSlice(userId: string, user: UserState): boolean {
+    return user.events < this.slice.events && user.ms < this.slice.ms && this.writesOf(userId) < this.slice.writes
   }
 
   private run(userId: string, user: UserState, task: Task): void {
@@ -113,10 +121,12 @@ export class FairScheduler {
     }
   }
 
-  private scheduleTick(): void {
+  /** The next turn; `later`: every waiting user waits for its writes, so nothing can run before some settle. */
+  private scheduleTick(later = false): void {
     if (this.tickScheduled) return
     this.tickScheduled = true
-    setImmediate(() => this.tick())
+    if (later) setTimeout(() => this.tick(), 1)
+    else setImmediate(() => this.tick())
   }
 
   /** A new turn: every user's slice is whole again; then one drain of the queues. */
@@ -136,18 +146,22 @@ export class FairScheduler {
 
   private drain(): void {
     const started = this.now()
+    let ran = false
     for (const userId of [...this.waiting]) {
       const user = this.users.get(userId)
       if (!user) {
         this.waiting.delete(userId)
         continue
       }
-      while (user.queue.length > 0 && this.hasSlice(user)) this.run(userId, user, user.queue.shift() as Task)
+      if (!this.hasSlice(userId, user)) continue // waiting for its writes: keeps its place
+      while (user.queue.length > 0 && this.hasSlice(userId, user)) this.run(userId, user, user.queue.shift() as Task)
+      ran = true
       // Served: to the back of the line, or out of it.
       this.waiting.delete(userId)
       if (user.queue.length > 0) this.waiting.add(userId)
       if (this.now() - started >= this.slice.ms) break
     }
-    if (this.waiting.size > 0 || this.spent.size > 0) this.scheduleTick()
+    if (this.spent.size > 0 || (ran && this.waiting.size > 0)) this.scheduleTick()
+    else if (this.waiting.size > 0) this.scheduleTick(true)
   }
 }
