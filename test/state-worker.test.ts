@@ -28,4 +28,26 @@ describe('StateWorker', () => {
     Y.applyUpdate(copy, state)
     expect(copy.getMap('clips').toJSON()).toEqual(doc.getMap('clips').toJSON())
   })
+
+  it('resumes a compaction of the same log from the document it merged last, and merges anything else from scratch', async () => {
+    const doc = new Y.Doc()
+    const log: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => log.push(u))
+    for (let i = 0; i < 20; i++) doc.getMap('clips').set(`c${i}`, new Y.Map([['content', `clip ${i}`]]))
+    const clipsOf = (state: Uint8Array) => {
+      const copy = new Y.Doc()
+      Y.applyUpdate(copy, state)
+      return copy.getMap('clips').toJSON()
+    }
+    const first = await worker.merge(log.slice(0, 10), { key: 'alice#1', firstSeq: 0, upToSeq: 9 })
+    expect(Object.keys(clipsOf(first))).toHaveLength(10)
+    // The log now starts with that state at seq 9. Resumed, the worker does not even read it: shown with bytes no Yjs could read.
+    const unreadable = new Uint8Array([255, 255, 255])
+    const second = await worker.merge([unreadable, ...log.slice(10)], { key: 'alice#1', firstSeq: 9, upToSeq: 19 })
+    expect(clipsOf(second)).toEqual(doc.getMap('clips').toJSON())
+    // Another first sequence, or another log: from scratch, so the first entry is read.
+    await expect(worker.merge([unreadable, ...log.slice(10)], { key: 'alice#1', firstSeq: 5, upToSeq: 19 })).rejects.toThrow()
+    await expect(worker.merge([unreadable, ...log.slice(10)], { key: 'alice#2', firstSeq: 19, upToSeq: 29 })).rejects.toThrow()
+    expect(clipsOf(await worker.merge([second], { key: 'alice#2', firstSeq: 19, upToSeq: 19 }))).toEqual(doc.getMap('clips').toJSON())
+  })
 })

@@ -59,7 +59,7 @@ export function createServices(
   )
   // One worker thread merges logs off the event loop: large compactions and every snapshot.
   const states = new StateWorker()
-  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics, (updates) => states.merge(updates))
+  const committer = new UpdateCommitter(repo, config, (doc, settled) => registry.evict(doc, settled), log, metrics, (updates, resume) => states.merge(updates, resume))
   // A lease found lost (cluster mode): the document's queued commits are refused, it is dropped and its
   // sockets closed, as after a failed write; other documents' commits go on.
   leases?.onLost((docId) => {

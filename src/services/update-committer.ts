@@ -28,6 +28,7 @@ import type { Logger } from '../utils/logger.js'
 import { Metrics, secondsSince } from '../utils/metrics.js'
 import { jittered } from '../utils/retry.js'
 import type { IndexWrite } from './entity-index.js'
+import type { ResumeFrom } from './operators/state-worker.js'
 import type { SyncDocument } from './sync-document.js'
 
 /** What one applied change stores. */
@@ -111,6 +112,8 @@ export class UpdateCommitter {
   /** Documents being compacted off the event loop (read and merge running, or the result waiting for a batch). */
   private readonly compacting = new Map<SyncDocument, MergedLog | undefined>()
   private readonly merges = new Set<Promise<void>>()
+  private readonly logKeys = new WeakMap<SyncDocument, string>()
+  private nextLogKey = 0
 
   constructor(
     private readonly repo: DocumentRepository,
@@ -119,7 +122,7 @@ export class UpdateCommitter {
     private readonly log: Logger,
     private readonly metrics: Metrics = new Metrics(),
     /** Merges a stored log into one state off the event loop (operators/state-worker.ts); without it, every compaction is in the batch. */
-    private readonly mergeLog?: (updates: readonly Uint8Array[]) => Promise<Uint8Array>,
+    private readonly mergeLog?: (updates: readonly Uint8Array[], resume: ResumeFrom) => Promise<Uint8Array>,
   ) {}
 
   /**
@@ -311,6 +314,17 @@ export class UpdateCommitter {
     for (const q of batch) q.resolve()
   }
 
+  /**
+   * Names `doc`'s log for the worker to resume its merges from: one name per
+   * loaded document, so that an erased and recreated (or reloaded) log, whose
+   * sequences may repeat, is never resumed from another's state.
+   */
+  private logKey(doc: SyncDocument): string {
+    let key = this.logKeys.get(doc)
+    if (key === undefined) this.logKeys.set(doc, (key = `${doc.id}#${this.nextLogKey++}`))
+    return key
+  }
+
   /** Whether `doc`'s due compaction is merged off the loop: a log over `compactOffloadBytes`, with a worker to merge it. */
   private offloads(doc: SyncDocument): boolean {
     return this.mergeLog !== undefined && doc.logBytes > (this.policy.compactOffloadBytes ?? COMPACT_OFFLOAD_BYTES)
@@ -331,7 +345,7 @@ export class UpdateCommitter {
     const merge: Promise<void> = read
       .then(async (updates) => {
         const replaced = updates.reduce((sum, u) => sum + u.byteLength, 0)
-        const state = await mergeLog(updates)
+        const state = await mergeLog(updates, { key: this.logKey(doc), firstSeq, upToSeq })
         if (doc.evicted || doc.firstSeq !== firstSeq) {
           this.compacting.delete(doc)
           return

@@ -5,21 +5,52 @@
  * log to a fresh document and encodes it (linear, where Y.mergeUpdates over
  * many small updates is not: yjs#710); the buffers move to and from it
  * without a copy. One worker, made on first use and unref'd, serves every
- * snapshot of the server in turn.
+ * snapshot and every large compaction of the server in turn.
+ *
+ * A compaction names its log (`resume`): the worker keeps the document it
+ * merged last for a few logs, and when the log's first entry is the state it
+ * produced (the same sequence), it applies only the entries after it. A log
+ * compacted again and again as it grows (an import) then costs its new
+ * entries and one encoding each time, not its whole history. A state stored
+ * at sequence S always holds every update up to S, whoever merged it, so
+ * resuming from the same sequence is exact.
  */
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+
+/** Documents the worker keeps to resume compactions from (see above). */
+const KEPT_DOCUMENTS = 8
 
 // A CommonJS worker from source, so it runs the same from dist/ and from the TypeScript sources in tests.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Y = require(workerData.yjs)
-parentPort.on('message', ({ id, updates }) => {
+const KEPT = ${KEPT_DOCUMENTS}
+/** key -> { doc, seq }: the document last merged for a log, and the sequence its state was stored at. */
+const kept = new Map()
+parentPort.on('message', ({ id, updates, resume }) => {
   try {
-    const doc = new Y.Doc({ guid: 'superclip' }) // see ../ydoc.ts
-    Y.transact(doc, () => { for (const u of updates) Y.applyUpdate(doc, u) })
+    let doc
+    let from = 0
+    const last = resume && kept.get(resume.key)
+    if (resume) kept.delete(resume.key)
+    if (last && last.seq === resume.firstSeq) {
+      doc = last.doc
+      from = 1 // the log's first entry is the state this document holds
+    } else {
+      if (last) last.doc.destroy()
+      doc = new Y.Doc({ guid: 'superclip' }) // see ../ydoc.ts
+    }
+    Y.transact(doc, () => { for (let i = from; i < updates.length; i++) Y.applyUpdate(doc, updates[i]) })
     const state = Y.encodeStateAsUpdate(doc)
-    doc.destroy()
+    if (resume) {
+      kept.set(resume.key, { doc, seq: resume.upToSeq })
+      if (kept.size > KEPT) {
+        const [oldest] = kept.keys()
+        kept.get(oldest).doc.destroy()
+        kept.delete(oldest)
+      }
+    } else doc.destroy()
     parentPort.postMessage({ id, state }, [state.buffer])
   } catch (err) {
     parentPort.postMessage({ id, error: String(err && err.message || err) })
@@ -29,13 +60,20 @@ parentPort.on('message', ({ id, updates }) => {
 
 type Reply = { id: number; state: Uint8Array; error?: undefined } | { id: number; error: string }
 
+/** The log being compacted: `key` names it, its entries run from `firstSeq` (the previous state) to `upToSeq`. */
+export interface ResumeFrom {
+  key: string
+  firstSeq: number
+  upToSeq: number
+}
+
 export class StateWorker {
   private worker: Worker | undefined
   private nextId = 0
   private readonly waiting = new Map<number, { resolve: (state: Uint8Array) => void; reject: (err: Error) => void }>()
 
-  /** The state of `updates` applied in order, as one update. */
-  merge(updates: readonly Uint8Array[]): Promise<Uint8Array> {
+  /** The state of `updates` applied in order, as one update (`resume`: a compaction's log, see above). */
+  merge(updates: readonly Uint8Array[], resume?: ResumeFrom): Promise<Uint8Array> {
     const worker = this.start()
     const id = this.nextId++
     // Copies into buffers of their own, so that transferring them leaves the caller's (LevelDB's) intact:
@@ -44,7 +82,7 @@ export class StateWorker {
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
       worker.ref()
-      worker.postMessage({ id, updates: owned }, owned.map((u) => u.buffer))
+      worker.postMessage({ id, updates: owned, resume }, owned.map((u) => u.buffer))
     })
   }
 
