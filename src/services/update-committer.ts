@@ -110,7 +110,7 @@ export class UpdateCommitter {
   private writing: Promise<void> | null = null
   private readonly settledWaiters = new Map<SyncDocument, (() => void)[]>()
   /** Documents being compacted off the event loop (read and merge running, or the result waiting for a batch). */
-  private readonly compacting = new Map<SyncDocument, MergedLog | undefined>()
+  private readonly compacting = new WeakMap<SyncDocument, MergedLog | undefined>()
   private readonly merges = new Set<Promise<void>>()
   private readonly logKeys = new WeakMap<SyncDocument, string>()
   private nextLogKey = 0
@@ -136,16 +136,22 @@ export class UpdateCommitter {
       doc.nextSeq++
       doc.logBytes += u.byteLength
     }
-    doc.pendingWrites++
+    const release = this.hold(doc)
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ doc, commit, firstSeq, resolve, reject })
       this.schedule()
-    }).finally(() => {
+    }).finally(release)
+  }
+
+  /** Counts work on `doc` as a pending write until the returned function is called: the document is not unloaded meanwhile. */
+  private hold(doc: SyncDocument): () => void {
+    doc.pendingWrites++
+    return () => {
       if (--doc.pendingWrites > 0) return
       const waiters = this.settledWaiters.get(doc) ?? []
       this.settledWaiters.delete(doc)
       for (const resolve of waiters) resolve()
-    })
+    }
   }
 
   /**
@@ -242,7 +248,7 @@ export class UpdateCommitter {
       [...writes.keys()].filter((doc) => !doc.evicted).map((doc) => [doc, { stateVector: Y.encodeStateVector(doc.doc), clock: doc.clock }]),
     )
     /** Documents whose compaction is to be merged off the loop once this batch is written. */
-    const offloaded: SyncDocument[] = []
+    const offloaded: { doc: SyncDocument; upToSeq: number }[] = []
     for (const [doc, { updates, firstSeq, snapshots, compact, ...w }] of writes) {
       let state: Uint8Array | undefined
       let write: DocumentWrite
@@ -257,7 +263,8 @@ export class UpdateCommitter {
         this.compacting.delete(doc)
       } else if (this.compactionDue(doc, compact) && !compact && this.offloads(doc)) {
         write = { ...w, ...appended }
-        offloaded.push(doc)
+        // What this batch leaves stored: commits queued while it is written raise nextSeq, not the log.
+        offloaded.push({ doc, upToSeq: doc.nextSeq - 1 })
       } else if (this.compactionDue(doc, compact)) {
         // Encoded here: a later off-loop result, merged from entries this replaces, is then dropped (firstSeq moves).
         if (merged) this.compacting.delete(doc)
@@ -305,7 +312,7 @@ export class UpdateCommitter {
       this.log.debug({ docId: c.doc.id, bytes: c.doc.logBytes }, 'log compacted')
     }
     // In this turn, before the next batch can compact these logs.
-    for (const doc of offloaded) this.mergeOffLoop(doc, doc.nextSeq - 1)
+    for (const { doc, upToSeq } of offloaded) this.mergeOffLoop(doc, upToSeq)
     for (const r of snapshotReads) {
       const log = this.repo.readLogUpTo(r.docId, r.upToSeq)
       log.catch(() => undefined) // read by the snapshot's taker, which reports its failure
@@ -341,6 +348,8 @@ export class UpdateCommitter {
     if (!mergeLog || doc.evicted) return
     const firstSeq = doc.firstSeq
     this.compacting.set(doc, undefined)
+    // Held until the merged state's commit is queued (which holds it in turn): an idle unload waits.
+    const release = this.hold(doc)
     const read = this.repo.readLogUpTo(doc.id, upToSeq)
     const merge: Promise<void> = read
       .then(async (updates) => {
@@ -357,7 +366,10 @@ export class UpdateCommitter {
         this.compacting.delete(doc)
         this.log.warn({ err, docId: doc.id }, 'compaction off the event loop failed; the log stays as it is')
       })
-      .finally(() => this.merges.delete(merge))
+      .finally(() => {
+        this.merges.delete(merge)
+        release()
+      })
     this.merges.add(merge)
   }
 
