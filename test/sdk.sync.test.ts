@@ -6,6 +6,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
+import * as defaultParser from 'socket.io-parser'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { type Conflict, SyncClientError, type ChangeEvent, type SyncProgress } from '@superclip/sync-client'
@@ -49,6 +50,18 @@ describe('SDK sync', () => {
     await allSynced([a])
     await waitFor(() => b.folders.get(folder)?.name === 'Work again', 'the revival to reach b')
     expect(snapshot(a.doc)).toEqual(snapshot(b.doc))
+  })
+
+  it("with socket.io-client's default parser in socketOptions, it does not ask for single messages and still gets every relay", async () => {
+    await t.start()
+    const token = await tokenFor('alice')
+    const plain = c.client({ url: t.server.url, token, deviceId: 'plain', socketOptions: { parser: defaultParser } })
+    const other = c.client({ url: t.server.url, token, deviceId: 'other' })
+    await allSynced([plain, other])
+    const clip = other.clips.create({ content: 'relayed to a default parser' })
+    await allSynced([other])
+    await waitFor(() => plain.clips.get(clip)?.content === 'relayed to a default parser', 'the relay on the plain device')
+    expect(plain.status).toBe('synced')
   })
 
   it('refuses a write outside the schema before it touches the document', async () => {

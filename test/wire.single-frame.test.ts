@@ -78,7 +78,12 @@ describe('the single-message codec', () => {
     const truncated = message.subarray(0, message.length - 2)
     const unknownFormat = Uint8Array.from(message, (b, i) => (i === 0 ? 2 : b))
     const extra = new Uint8Array([...message, 1, 42])
-    for (const bad of [truncated, unknownFormat, extra, new Uint8Array([1])]) {
+    // A header announcing more attachments than Socket.IO allows (10), and one announcing 1 followed by
+    // a million empty ones: refused before a view is made for each.
+    const header = (h: string) => [1, h.length, ...new TextEncoder().encode(h)]
+    const tooMany = new Uint8Array([...header('511-["sync:update",{}]'), ...Array<number>(11).fill(0)])
+    const flood = new Uint8Array([...header('51-["sync:update",{"update":{"_placeholder":true,"num":0}}]'), ...new Uint8Array(1_000_000)])
+    for (const bad of [truncated, unknownFormat, extra, new Uint8Array([1]), tooMany, flood]) {
       const packets: Packet[] = []
       const decoder = new Decoder()
       decoder.on('decoded', (p) => packets.push(p))

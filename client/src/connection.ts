@@ -144,17 +144,20 @@ export class Connection {
     this.tokenExpired = false
     const { deviceId, socketOptions } = this.options
     const token = this.token
+    // Binary packets (updates, state vectors) as one message each instead of two or more (wire.ts), unless
+    // `socketOptions` brings a parser of its own: then the server is not asked for them either.
+    const parser: unknown = socketOptions?.parser ?? singleFrameParser
+    const wire = parser === singleFrameParser ? { wire: WIRE_SINGLE_FRAME } : {}
     const socket = io(this.url, {
       transports: ['websocket'],
-      // Binary packets (updates, state vectors) as one message each instead of two or more (wire.ts).
-      parser: singleFrameParser,
+      parser,
       ...socketOptions,
       forceNew: true,
       reconnection: false,
       auth: (cb: (data: object) => void) => {
         Promise.resolve(typeof token === 'function' ? token() : token).then(
-          (t) => cb({ token: t, deviceId, wire: WIRE_SINGLE_FRAME }),
-          () => cb({ deviceId, wire: WIRE_SINGLE_FRAME }),
+          (t) => cb({ token: t, deviceId, ...wire }),
+          () => cb({ deviceId, ...wire }),
         )
       },
     })

@@ -30,6 +30,8 @@ export const WIRE_SINGLE_FRAME = 'single-frame'
 
 /** The first byte of a single-message packet: the layout above. */
 const FORMAT = 1
+/** Attachments of one packet at most: socket.io-parser's default `maxAttachments`. */
+const MAX_ATTACHMENTS = 10
 
 /** Socket.IO's packet types whose text header announces attachments (`5` binary event, `6` binary ack). */
 const announcesAttachments = (header: string): boolean => header[0] === '5' || header[0] === '6'
@@ -96,12 +98,14 @@ export class Decoder extends Emitter<Record<string, never>, Record<string, never
     const reader = decoding.createDecoder(message)
     if (decoding.readUint8(reader) !== FORMAT) throw new Error('unknown binary packet format')
     const header = decoding.readVarString(reader)
+    // The count the header announces, bounded as Socket.IO's decoder bounds it, before anything is read:
+    // a message of millions of empty attachments never makes millions of views.
+    const count = announcesAttachments(header) ? Number(header.slice(1, header.indexOf('-'))) : Number.NaN
+    if (!Number.isInteger(count) || count < 1 || count > MAX_ATTACHMENTS) throw new Error('a binary packet header must announce 1 to 10 attachments')
     const attachments: Uint8Array[] = []
-    while (decoding.hasContent(reader)) attachments.push(decoding.readVarUint8Array(reader))
+    for (let i = 0; i < count; i++) attachments.push(decoding.readVarUint8Array(reader))
     // Checked before anything is decoded: a packet is delivered whole or not at all.
-    if (!announcesAttachments(header) || Number(header.slice(1, header.indexOf('-'))) !== attachments.length) {
-      throw new Error('a binary packet whose attachments do not match its header')
-    }
+    if (decoding.hasContent(reader)) throw new Error('a binary packet whose attachments do not match its header')
     this.parts.add(header)
     this.reconstructing = true
     for (const attachment of attachments) this.parts.add(attachment)

@@ -31,7 +31,8 @@ export class RefusalTarpit {
       err.data = { ...data, retryAfterMs: wait - hold }
       answer(err)
     }, hold)
-    // A server that stops does not wait for the refusals it holds: their connections are closed.
+    // A held refusal does not keep the process alive; a server that stops waits for connections
+    // to close only so long (CLOSE_WAIT_MS in app.ts), then closes the engine with these in it.
     timer.unref()
   }
 }
