@@ -81,6 +81,17 @@ interface MergedLog {
   replaced: number
 }
 
+/** A compaction written with a batch; `bytes`: how the log's size changes once it is written. */
+interface Compaction {
+  compact: NonNullable<DocumentWrite['compact']>
+  bytes: number
+  /** Encoded from the loaded document: it covers the batch's own updates (none is appended). */
+  inMemory: boolean
+}
+
+/** A due compaction to merge off the event loop once the batch is written. */
+const OFFLOAD = 'offload'
+
 /** A document's part of the batch being built: its new log entries start at `firstSeq`. */
 interface PendingWrite {
   docId: string
@@ -250,35 +261,17 @@ export class UpdateCommitter {
     /** Documents whose compaction is to be merged off the loop once this batch is written. */
     const offloaded: { doc: SyncDocument; upToSeq: number }[] = []
     for (const [doc, { updates, firstSeq, snapshots, compact, ...w }] of writes) {
-      let state: Uint8Array | undefined
-      let write: DocumentWrite
-      const merged = this.compacting.get(doc)
-      // A state merged from entries another compaction has replaced since is of no use.
-      if (merged && merged.firstSeq !== doc.firstSeq) this.compacting.delete(doc)
-      const appended = updates.length > 0 ? { append: { firstSeq, updates } } : {}
-      if (merged && merged.firstSeq === doc.firstSeq && !compact && !doc.evicted) {
-        // A state merged off the loop: it replaces the entries it was merged from; this batch's stay after it.
-        write = { ...w, ...appended, compact: { firstSeq: merged.firstSeq, upToSeq: merged.upToSeq, state: merged.state } }
-        compacted.push({ doc, upToSeq: merged.upToSeq, state: merged.state.byteLength, bytes: merged.state.byteLength - merged.replaced })
-        this.compacting.delete(doc)
-      } else if (this.compactionDue(doc, compact) && !compact && this.offloads(doc)) {
-        write = { ...w, ...appended }
-        // What this batch leaves stored: commits queued while it is written raise nextSeq, not the log.
-        offloaded.push({ doc, upToSeq: doc.nextSeq - 1 })
-      } else if (this.compactionDue(doc, compact)) {
-        // Encoded here: a later off-loop result, merged from entries this replaces, is then dropped (firstSeq moves).
-        if (merged) this.compacting.delete(doc)
-        state = Y.encodeStateAsUpdate(doc.doc)
-        const upToSeq = doc.nextSeq - 1
-        write = { ...w, compact: { firstSeq: doc.firstSeq, upToSeq, state } }
-        // The log is replaced by `state`; updates queued while it is written add to it (logBytes keeps counting them).
-        compacted.push({ doc, upToSeq, state: state.byteLength, bytes: state.byteLength - doc.logBytes })
-      } else {
-        write = { ...w, ...appended }
+      const planned = this.compactionOf(doc, compact)
+      if (planned === OFFLOAD) offloaded.push({ doc, upToSeq: doc.nextSeq - 1 }) // what this batch leaves stored
+      const compaction = planned === OFFLOAD ? undefined : planned
+      let write: DocumentWrite = updates.length > 0 ? { ...w, append: { firstSeq, updates } } : w
+      if (compaction) {
+        // Encoded from memory it covers this batch's updates too; merged off the loop, they stay after it.
+        write = { ...(compaction.inMemory ? w : write), compact: compaction.compact }
+        compacted.push({ doc, upToSeq: compaction.compact.upToSeq, state: compaction.compact.state.byteLength, bytes: compaction.bytes })
       }
       const entityCounts = doc.entityCounts()
-      const bytes = state?.byteLength ?? doc.logBytes + (write.compact ? write.compact.state.byteLength - (merged?.replaced ?? 0) : 0)
-      write.summary = { bytes, entityCounts, lastActivityAt: doc.clock }
+      write.summary = { bytes: doc.logBytes + (compaction?.bytes ?? 0), entityCounts, lastActivityAt: doc.clock }
       if (snapshots.length > 0 && !doc.evicted) {
         const takenAt = Date.now()
         for (const s of snapshots) {
@@ -319,6 +312,34 @@ export class UpdateCommitter {
       for (const s of r.requests) s.log = log
     }
     for (const q of batch) q.resolve()
+  }
+
+  /**
+   * What `doc`'s part of the batch does to its log: nothing; OFFLOAD (a due
+   * compaction merged off the loop once the batch is written); or a compaction
+   * written with it, the state merged off the loop earlier, or encoded from
+   * memory now (`inMemory`: up to this batch's last update).
+   */
+  private compactionOf(
+    doc: SyncDocument,
+    asked: boolean,
+  ): undefined | typeof OFFLOAD | Compaction {
+    let merged = this.compacting.get(doc)
+    // A state merged from entries another compaction has replaced since is of no use.
+    if (merged && (merged.firstSeq !== doc.firstSeq || asked || doc.evicted)) {
+      this.compacting.delete(doc)
+      merged = undefined
+    }
+    if (merged) {
+      this.compacting.delete(doc)
+      const { firstSeq, upToSeq, state } = merged
+      return { compact: { firstSeq, upToSeq, state }, bytes: state.byteLength - merged.replaced, inMemory: false }
+    }
+    if (!this.compactionDue(doc, asked)) return undefined
+    if (!asked && this.offloads(doc)) return OFFLOAD
+    const state = Y.encodeStateAsUpdate(doc.doc)
+    // The log is replaced by `state`; updates queued while it is written add to it (logBytes keeps counting them).
+    return { compact: { firstSeq: doc.firstSeq, upToSeq: doc.nextSeq - 1, state }, bytes: state.byteLength - doc.logBytes, inMemory: true }
   }
 
   /**
