@@ -146,22 +146,18 @@ export class FairScheduler {
 
   private drain(): void {
     const started = this.now()
-    let ran = false
     for (const userId of [...this.waiting]) {
-      const user = this.users.get(userId)
-      if (!user) {
-        this.waiting.delete(userId)
-        continue
-      }
+      // A waiting user has a queue, and a user with a queue is never dropped from `users`.
+      const user = this.users.get(userId) as UserState
       if (!this.hasSlice(userId, user)) continue // waiting for its writes: keeps its place
       while (user.queue.length > 0 && this.hasSlice(userId, user)) this.run(userId, user, user.queue.shift() as Task)
-      ran = true
       // Served: to the back of the line, or out of it.
       this.waiting.delete(userId)
       if (user.queue.length > 0) this.waiting.add(userId)
       if (this.now() - started >= this.slice.ms) break
     }
-    if (this.spent.size > 0 || (ran && this.waiting.size > 0)) this.scheduleTick()
+    // Something ran (its spend is reset next turn, and the queues go on), or every waiting user waits for its writes.
+    if (this.spent.size > 0) this.scheduleTick()
     else if (this.waiting.size > 0) this.scheduleTick(true)
   }
 }
