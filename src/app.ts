@@ -20,6 +20,7 @@ import { openDocumentStore } from './repositories/open-store.js'
 import { createServices } from './services/index.js'
 import type { Services } from './services/index.js'
 import type { ServerConfig } from './types/config.js'
+import { DEFAULT_REDIS_KEY_PREFIX } from './config.js'
 import { EventLoopMonitor } from './utils/event-loop-monitor.js'
 import { Metrics } from './utils/metrics.js'
 import { Registry } from 'prom-client'
@@ -48,7 +49,7 @@ async function connectionsClosed(io: SyncServer, ms: number): Promise<void> {
 /** The cluster's Redis link; the store is closed if Redis cannot be reached at start. */
 async function openLink(url: string, keyPrefix: string | undefined, log: SyncApp['app']['log'], store: { close(): Promise<void> }): Promise<ClusterLink> {
   try {
-    return await ClusterLink.open(url, keyPrefix ?? 'superclip', log)
+    return await ClusterLink.open(url, keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX, log)
   } catch (err) {
     await store.close()
     throw err

@@ -12,6 +12,9 @@ import type { ServerConfig } from './types/config.js'
 import { readOrCreateSecret } from './utils/secrets.js'
 import { parseRetention } from './services/operators/snapshot-schedule.js'
 
+/** Prefix of the cluster's Redis channels when REDIS_KEY_PREFIX is not set. */
+export const DEFAULT_REDIS_KEY_PREFIX = 'superclip'
+
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 /** A URL of one of the schemes `scheme` matches (`what`: their names, for the message). */
 const urlOf = (scheme: RegExp, what: string) =>
@@ -30,7 +33,7 @@ const envSchema = z.object({
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of [A-Za-z0-9._:-]')
-    .default('superclip'),
+    .default(DEFAULT_REDIS_KEY_PREFIX),
   PUBLIC_URL: urlOf(/^https?:\/\//, 'an http:// or https://').optional(),
   NODE_ID: z
     .string()

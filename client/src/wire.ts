@@ -101,7 +101,7 @@ export class Decoder extends Emitter<Record<string, never>, Record<string, never
     // The count the header announces, bounded as Socket.IO's decoder bounds it, before anything is read:
     // a message of millions of empty attachments never makes millions of views.
     const count = announcesAttachments(header) ? Number(header.slice(1, header.indexOf('-'))) : Number.NaN
-    if (!Number.isInteger(count) || count < 1 || count > MAX_ATTACHMENTS) throw new Error('a binary packet header must announce 1 to 10 attachments')
+    if (!Number.isInteger(count) || count < 1 || count > MAX_ATTACHMENTS) throw new Error(`a binary packet header must announce 1 to ${MAX_ATTACHMENTS} attachments`)
     const attachments: Uint8Array[] = []
     for (let i = 0; i < count; i++) attachments.push(decoding.readVarUint8Array(reader))
     // Checked before anything is decoded: a packet is delivered whole or not at all.
