@@ -9,10 +9,13 @@
  * restart a fresh device must hold every clip acknowledged in any cycle so far.
  */
 import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
 import { useChildServers } from './helpers/child-fixture.js'
 import { ClipBurst, missingClips } from './helpers/clip-burst.js'
-import { errorLogs, killAllChildren, startChildServer, type ChildServer } from './helpers/child-server.js'
+import { errorLogs, killAllChildren, startChildServer, within, type ChildServer } from './helpers/child-server.js'
+import { waitFor, YjsDevice } from './helpers/device.js'
 import { createTestSchema, postgresForTests } from './helpers/postgres.js'
+import { tokenFor } from './helpers/server.js'
 
 const CLIPS_PER_CYCLE = 200
 const CYCLES = 4
@@ -97,6 +100,41 @@ describe('crash: SIGKILL after acknowledgements loses nothing acknowledged', () 
   it(`${COMPACTING_CYCLES} cycles of ${CLIPS_PER_CYCLE} updates while the log is compacted (COMPACT_MAX_UPDATES=40)`, async () => {
     // Compaction then runs on every load and several times per burst, so kills land on it too.
     await crashCycles(COMPACTING_CYCLES, { COMPACT_MAX_UPDATES: '40' }, 'compacting')
+  })
+
+  it('SIGKILL the moment another device holds a burst: what the server had not stored comes back with that device at its next sync', async () => {
+    // Relays go out before the commit is durable (RELAY_BEFORE_DURABLE, the default): the tail of the
+    // burst may be on the other device and not on disk. Nothing acknowledged is missing, and the rest
+    // returns when that device syncs again, as its app would after the server restarts.
+    const server = await startChildServer({ dataDir: fixture.dataDir })
+    const writer = await device(server, 'alice', 'writer')
+    const holder = await device(server, 'alice', 'holder')
+    const burst = new ClipBurst('relayed', CLIPS_PER_CYCLE)
+    void burst.send(writer) // its acks are awaited in burst.settled() below
+    await waitFor(() => missingClips(holder, burst.ids).length === 0, 'the holder to hold the whole burst')
+    server.kill('SIGKILL')
+    await server.waitForExit()
+    await burst.settled()
+    const held = Y.encodeStateAsUpdate(holder.doc)
+    closeDevices()
+
+    const restarted = await startChildServer({ dataDir: fixture.dataDir })
+    const lostOnServer = missingClips(await device(restarted, 'alice', 'check-before'), burst.ids)
+    console.log(`[crash relayed] acked ${burst.acked().length} of ${burst.sent}; missing on the server before the holder returned: ${lostOnServer.length}`)
+    expect(lostOnServer.filter((id) => burst.acked().includes(id))).toEqual([])
+
+    // The holder comes back with its stored copy (as the app keeps it) and syncs.
+    const back = new YjsDevice(restarted.url, await tokenFor('alice'), 'holder')
+    try {
+      Y.applyUpdate(back.doc, held)
+      back.socket.connect()
+      await within(back.synced(), 20_000, 'the holder to sync')
+      await within(back.flushed(), 20_000, "the holder's update to be acknowledged")
+    } finally {
+      back.close()
+    }
+    const check = await device(restarted, 'alice', 'check-after')
+    expect(missingClips(check, burst.ids)).toEqual([])
   })
 
   it.skipIf(!postgres.available)(`${COMPACTING_CYCLES} cycles of ${CLIPS_PER_CYCLE} updates on PostgreSQL (DATABASE_URL), compacting`, async () => {

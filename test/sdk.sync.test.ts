@@ -106,10 +106,11 @@ describe('SDK sync', () => {
     const release = holdNextWrite(t.server)
     const id = a.clips.create({ content: 'held' })
     expect(a.pendingChanges).toBe(1)
-    // The server has the update in memory, its write is held: no ack, still pending.
+    // The server has the update in memory, its write is held: the other device has it already
+    // (relays go out before durability), but no ack, so it is still pending on the author.
+    await waitFor(() => b.clips.get(id)?.content === 'held', 'the relay on b')
     await new Promise((r) => setTimeout(r, 300))
     expect(a.pendingChanges).toBe(1)
-    expect(b.clips.get(id)).toBeUndefined()
     release()
     await a.whenSynced()
     expect(a.pendingChanges).toBe(0)

@@ -91,7 +91,12 @@ export function nodeUrl(server: Pick<TargetServer, 'url' | 'urls'>, userId: stri
   return urls[h % urls.length] ?? server.url
 }
 
-export const OURS_ENV = { IP_CONNECTIONS_PER_SECOND: '1000000', IP_CONNECTION_BURST: '10000000' }
+export const OURS_ENV = {
+  IP_CONNECTIONS_PER_SECOND: '1000000',
+  IP_CONNECTION_BURST: '10000000',
+  // BENCH_PEERS_RELAY=durable: relays after the commit, as before issue 13's early relays (for A/B runs).
+  ...(process.env.BENCH_PEERS_RELAY === 'durable' ? { RELAY_BEFORE_DURABLE: 'false' } : {}),
+}
 
 /** Ours: the benchmark's startServer over `dataDir`, then every thread moved to SERVER_CPU. */
 export async function startOurs(dataDir: string): Promise<TargetServer> {

@@ -1,9 +1,12 @@
 /**
- * What a committed write tells the user's live devices. The sync service
- * publishes every write to the feed once it is durable, whichever way it came
- * (a socket event, an HTTP request, an operator); the transport that holds the
- * devices' connections implements the feed (`websockets/socket-feed.ts`), so
- * that no caller fans a write out by itself and none can forget to.
+ * What a write tells the user's live devices. The sync service publishes
+ * every write to the feed once it is durable, whichever way it came (a socket
+ * event, an HTTP request, an operator); the transport that holds the devices'
+ * connections implements the feed (`websockets/socket-feed.ts`), so that no
+ * caller fans a write out by itself and none can forget to. A device's Yjs
+ * update may be relayed earlier, once applied in memory (`relay`): a Yjs
+ * device that gets an update the server then fails to store hands it back at
+ * its next sync, so only the author's ack must wait for durability.
  */
 import type { SyncChange, SyncConflict } from '../types/sync.js'
 
@@ -36,8 +39,10 @@ export interface ChangeFeed {
    * nobody asked for when no such device is connected.
    */
   wantsChanges(userId: string, origin: string | undefined): boolean
+  /** Sends a write's Yjs updates to the user's live Yjs devices, before its commit is durable. */
+  relay(write: Pick<CommittedWrite, 'userId' | 'origin' | 'serverTimestamp' | 'updates'>): void
   publish(write: CommittedWrite): void
 }
 
 /** No devices to tell (services used without a transport: tools, tests). */
-export const NO_FEED: ChangeFeed = { wantsChanges: () => false, publish: () => {} }
+export const NO_FEED: ChangeFeed = { wantsChanges: () => false, relay: () => {}, publish: () => {} }

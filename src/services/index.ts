@@ -38,7 +38,7 @@ function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger
 export function createServices(
   repo: DocumentRepository,
   config: Pick<ServerConfig, 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> &
-    Partial<Pick<ServerConfig, 'plans' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
+    Partial<Pick<ServerConfig, 'plans' | 'relayBeforeDurable' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
   log: Logger,
   metrics: Metrics = new Metrics(),
   leases?: DocumentLeases,
@@ -66,7 +66,7 @@ export function createServices(
     const doc = registry.peek(docId)
     if (doc && !doc.evicted) committer.drop(doc, new Error(`the lease of ${docId} is lost`))
   })
-  const sync = new SyncService(registry, committer, repo, config.plans, metrics)
+  const sync = new SyncService(registry, committer, repo, config.plans, metrics, { relayBeforeDurable: config.relayBeforeDurable ?? true })
   const operators = new OperatorService(
     registry,
     committer,

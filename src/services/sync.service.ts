@@ -25,7 +25,7 @@ import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { checkStateVector } from './update-validator.js'
 import { toSyncChange, type IndexWrite } from './entity-index.js'
-import { applyYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
+import { stageYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
 
 export interface YjsDiff {
   /** Exactly what a holder of the given state vector lacks. */
@@ -48,6 +48,7 @@ export class SyncService {
     private readonly repo: DocumentRepository,
     private readonly plans: PlanTable = PLANS,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly options: { relayBeforeDurable: boolean } = { relayBeforeDurable: true },
   ) {}
 
   /** Where committed writes are published from now on (the transport that holds the devices). */
@@ -78,17 +79,22 @@ export class SyncService {
   /**
    * Applies a Yjs update within the limits of the author's `plan` (models/plans.ts).
    * The user's other Yjs devices get it; every Yjs device gets the values the server wrote back.
+   * They get them once applied (`relayBeforeDurable`) or once durable; the
+   * promise resolves once durable, and change records and conflicts go out then.
    */
   async applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)
-    const applied = await applyYjsUpdate(doc, this.committer, update, author, this.wantsChanges(author), this.plans[plan])
-    if (applied.stored) {
-      this.metrics.yjsWrites++
-      this.publish(author, applied.serverTimestamp, applied, [
-        { update, deviceId: author.deviceId, fromOrigin: true },
-        ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
-      ])
-    }
+    const { applied, durable } = stageYjsUpdate(doc, this.committer, update, author, this.wantsChanges(author), this.plans[plan])
+    if (!applied.stored) return applied
+    const updates: FeedUpdate[] = [
+      { update, deviceId: author.deviceId, fromOrigin: true },
+      ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
+    ]
+    const early = this.options.relayBeforeDurable
+    if (early) this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
+    await durable
+    this.metrics.yjsWrites++
+    this.publish(author, applied.serverTimestamp, applied, early ? [] : updates)
     return applied
   }
 

@@ -55,14 +55,14 @@ export async function applyYjsUpdate(
 }
 
 /**
- * Applies the update in memory and queues its commit, synchronously. Apart
- * from applyYjsUpdate so that what only the apply needs (the decoded update,
+ * Applies the update in memory and queues its commit, synchronously; `durable`
+ * settles with the commit. Apart from applyYjsUpdate so that what only the apply needs (the decoded update,
  * the Yjs transactions, the inspection) is garbage once it returns, not held
  * by an async frame until the commit is durable: with thousands of updates
  * waiting on one group commit, that was most of the server's live heap and
  * of its time in garbage collection.
  */
-function stageYjsUpdate(
+export function stageYjsUpdate(
   sync: SyncDocument,
   committer: UpdateCommitter,
   update: Uint8Array,

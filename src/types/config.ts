@@ -36,6 +36,12 @@ export interface ServerConfig {
   compressThresholdBytes: number
   /** fsync every group commit (survives power loss, not only a process crash). */
   syncWrites: boolean
+  /**
+   * Relay a Yjs update to the user's other devices once it is applied in
+   * memory, before it is durable (default true); its ack still waits for the
+   * commit. False: relays wait for the commit too.
+   */
+  relayBeforeDurable?: boolean
   /** Limits per plan (`models/plans.ts`); the table's values unless a test passes others. */
   plans: PlanTable
   /** Server-wide rate limits (`models/server-limits.ts`). */

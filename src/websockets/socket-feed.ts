@@ -41,9 +41,14 @@ export class SocketFeed implements ChangeFeed {
     return (room?.size ?? 0) - (origin !== undefined && room?.has(origin) ? 1 : 0) > 0
   }
 
-  publish(write: CommittedWrite): void {
+  relay(write: Pick<CommittedWrite, 'userId' | 'origin' | 'serverTimestamp' | 'updates'>): void {
     const { userId, origin, serverTimestamp } = write
     for (const u of write.updates) this.relays.relay(userId, u.fromOrigin ? origin : undefined, u.deviceId, u.update, serverTimestamp)
+  }
+
+  publish(write: CommittedWrite): void {
+    const { userId, origin } = write
+    this.relay(write)
     for (const change of write.changes) emitEntityChange(this.io, change, origin)
     if (write.conflicts.length === 0) return
     // After the updates they are about (a resolution's value, a write-back): the user's relays go first.

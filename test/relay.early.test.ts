@@ -1,0 +1,121 @@
+/**
+ * Relays before durability (issue 13; docs/protocol.md, "Relays"): a Yjs
+ * update reaches the user's other Yjs devices once it is applied in memory,
+ * while its author's ack still waits for the commit. Change records for JSON
+ * devices and conflicts still wait for the commit. An update the server then
+ * fails to store is not lost while a device holds it: the failure closes the
+ * user's sockets, and the device hands the update back at its next sync.
+ * `RELAY_BEFORE_DURABLE=false` keeps relays after the commit.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
+import type { Reply } from './helpers/device.js'
+import { waitFor } from './helpers/device.js'
+import { useServer } from './helpers/fixture.js'
+
+/**
+ * Holds every LevelDB batch write of the server until `release()` (then they
+ * are written) or `fail(error)` (then they fail with it, writing nothing);
+ * `calls()` counts the writes begun.
+ */
+function holdWrites() {
+  let release!: () => void
+  let fail!: (error: Error) => void
+  const gate = new Promise<void>((resolve, reject) => ((release = resolve), (fail = reject)))
+  gate.catch(() => undefined)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
+  const original = LevelDocumentRepository.prototype.write
+  const spy = vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(async function (
+    this: LevelDocumentRepository,
+    ...args: Parameters<LevelDocumentRepository['write']>
+  ) {
+    await gate
+    return original.apply(this, args)
+  })
+  return { release, fail, calls: () => spy.mock.calls.length }
+}
+
+/** Tracks whether a promise has settled yet. */
+function tracked<T>(promise: Promise<T>): { settled: () => boolean; promise: Promise<T> } {
+  let settled = false
+  void promise.finally(() => (settled = true))
+  return { settled: () => settled, promise }
+}
+
+/** Lets the server run a few turns of its event loop (same process). */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+describe('relays before durability', () => {
+  const t = useServer()
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it("reaches the other Yjs devices while the commit is still being written; the ack and the JSON devices' change records wait for it", async () => {
+    await t.start()
+    const phone = await t.device('alice', 'phone')
+    const laptop = await t.device('alice', 'laptop')
+    const web = await t.jsonDevice('alice', 'web')
+
+    const held = holdWrites()
+    const ack = tracked(phone.write(() => phone.addClip('early', 'before the commit')) as Promise<Reply>)
+    await waitFor(() => laptop.clips().has('early'), 'the relay on the laptop')
+    await waitFor(() => held.calls() > 0, 'the commit being written')
+    await turns(5)
+    expect(ack.settled()).toBe(false)
+    expect(web.live).toEqual([])
+
+    held.release()
+    expect(await ack.promise).toEqual(expect.objectContaining({ ok: true }))
+    await waitFor(() => web.live.length > 0, "the web device's change record")
+    expect(web.live).toEqual([expect.objectContaining({ entityType: 'clip', entityId: 'early', operationType: 'create' })])
+    // The relay was sent once: the commit does not relay it again.
+    await web.barrier()
+    expect(laptop.received).toHaveLength(1)
+  })
+
+  it('with RELAY_BEFORE_DURABLE=false, relays wait for the commit', async () => {
+    await t.start(undefined, { relayBeforeDurable: false })
+    const phone = await t.device('alice', 'phone')
+    const laptop = await t.device('alice', 'laptop')
+
+    const held = holdWrites()
+    phone.addClip('late', 'after the commit')
+    await waitFor(() => held.calls() > 0, 'the commit being written')
+    await turns(5)
+    expect(laptop.received).toEqual([])
+
+    held.release()
+    await phone.flushed()
+    await waitFor(() => laptop.clips().has('late'), 'the relay after the commit')
+    expect(laptop.received).toHaveLength(1)
+  })
+
+  it('an update relayed and then not stored comes back from the device that holds it, though its author never returns', async () => {
+    await t.start()
+    const phone = await t.device('alice', 'phone')
+    const laptop = await t.device('alice', 'laptop')
+
+    const held = holdWrites()
+    const failure = Object.assign(new Error('IO error: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+    phone.addClip('relayed-then-lost', 'only the laptop has it')
+    await waitFor(() => laptop.clips().has('relayed-then-lost'), 'the relay on the laptop')
+    held.fail(failure)
+
+    // The author is refused and the user's devices are disconnected; the server reloads what it stored.
+    await expect(phone.flushed()).rejects.toThrow(/UNAVAILABLE/)
+    await waitFor(() => !phone.socket.connected && !laptop.socket.connected, 'the devices disconnected')
+    const before = await t.device('alice', 'probe')
+    expect(before.clips().has('relayed-then-lost')).toBe(false)
+    phone.close() // the phone is gone for good
+    vi.restoreAllMocks() // the disk has room again
+
+    // The laptop's next sync sends what the server lacks: the relayed update.
+    await laptop.reconnect()
+    await laptop.flushed()
+    const after = await t.device('alice', 'probe-2')
+    expect(after.clips().get('relayed-then-lost')?.get('content')).toBe('only the laptop has it')
+  })
+})
