@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { openStore, type Store } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
@@ -20,6 +20,23 @@ async function storedClips(store: Store): Promise<{ entries: number; clips: stri
   const doc = new Y.Doc()
   for (const u of stored.log.updates) Y.applyUpdate(doc, u)
   return { entries: stored.log.updates.length, clips: [...doc.getMap('clips').keys()] }
+}
+
+/** Resolves once the group commit has handed its next batch to the store: that batch is being written. */
+function nextBatchWriting(): Promise<void> {
+  return new Promise((resolve) => {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
+    const original = LevelDocumentRepository.prototype.write
+    const spy = vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(function (
+      this: LevelDocumentRepository,
+      ...args: Parameters<LevelDocumentRepository['write']>
+    ) {
+      spy.mockRestore()
+      const written = original.apply(this, args)
+      resolve()
+      return written
+    })
+  })
 }
 
 describe('log compaction keeps every update', () => {
@@ -60,8 +77,9 @@ describe('log compaction keeps every update', () => {
     const client = new Y.Doc()
     for (let i = 0; i < 50; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author)
     // The 51st update's batch finds the compaction due; while that batch is being written, 100 more arrive.
+    const writing = nextBatchWriting()
     const trigger = sync.applyUpdate(doc, clipUpdate(client, 'before-50'), author)
-    await new Promise((resolve) => setImmediate(resolve))
+    await writing
     const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author))
     await trigger
     // It did not encode the compaction: the log up to it is read and merged in the worker now.
@@ -88,8 +106,9 @@ describe('log compaction keeps every update', () => {
     for (let i = 0; i < 250; i++) await sync.applyUpdate(doc, clipUpdate(client, `before-${i}`), author)
     expect(doc.logCount).toBe(250)
     // The 251st update's batch compacts the log; once that batch is being written, 100 more arrive.
+    const writing = nextBatchWriting()
     const trigger = sync.applyUpdate(doc, clipUpdate(client, 'trigger'), author)
-    await new Promise((resolve) => setImmediate(resolve))
+    await writing
     const during = Array.from({ length: 100 }, (_, i) => sync.applyUpdate(doc, clipUpdate(client, `during-${i}`), author))
     await Promise.all([trigger, ...during])
     expect(doc.logCount).toBe(101)

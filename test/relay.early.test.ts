@@ -8,10 +8,14 @@
  * `RELAY_BEFORE_DURABLE=false` keeps relays after the commit.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import * as Y from 'yjs'
+import { openStore } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
+import { createServices } from '../src/services/index.js'
 import type { Reply } from './helpers/device.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
+import { tempDir } from './helpers/server.js'
 
 /**
  * Holds every LevelDB batch write of the server until `release()` (then they
@@ -117,5 +121,43 @@ describe('relays before durability', () => {
     await laptop.flushed()
     const after = await t.device('alice', 'probe-2')
     expect(after.clips().get('relayed-then-lost')?.get('content')).toBe('only the laptop has it')
+  })
+})
+
+describe('the group commit and the output of its turn', () => {
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it("hands a batch to the store only after the turn's output has left (the write coalescer's release)", async () => {
+    // The store's thread takes the CPU for the write's own work as soon as it gets a batch; relays and
+    // acks still held in corked sockets (released in the check phase after the commit was queued) would
+    // wait behind it.
+    const store = await openStore(await tempDir())
+    const silent = { error() {}, warn() {}, info() {}, debug() {} }
+    const services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), { docIdleMs: 60_000, compactMaxUpdates: 1000, compactMaxBytes: 1 << 30 }, silent)
+    try {
+      const doc = await services.sync.openDocument('alice').document
+      const order: string[] = []
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
+      const original = LevelDocumentRepository.prototype.write
+      vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(function (
+        this: LevelDocumentRepository,
+        ...args: Parameters<LevelDocumentRepository['write']>
+      ) {
+        order.push('batch to the store')
+        return original.apply(this, args)
+      })
+      const client = new Y.Doc()
+      client.getMap('clips').set('c1', new Y.Map([['content', 'one']]))
+      // The commit is queued in this turn, then the turn's output is scheduled, as the coalescer does it.
+      const durable = services.sync.applyUpdate(doc, Y.encodeStateAsUpdate(client), { userId: 'alice', deviceId: 'phone' })
+      setImmediate(() => order.push('output released'))
+      await durable
+      expect(order).toEqual(['output released', 'batch to the store'])
+    } finally {
+      await services.close()
+      await store.close()
+    }
   })
 })
