@@ -208,6 +208,7 @@ async function main(): Promise<void> {
     { label: loadLabel, key: 'fanout100', better: 'lower', digits: 0, pick: (r: Fanout) => r.loadCpuPct, text: loadText },
     { label: `fresh device joins a ${fmt(JOIN.clips)}-clip doc: ms`, key: 'join', better: 'lower', digits: 0, pick: (r: { medianMs: number }) => r.medianMs },
     { label: `SIGKILL after relay: lost of ${LOSS.updates} (worst of ${LOSS.rounds})`, key: 'loss', better: 'lower', digits: 0, pick: (r: { maxLost: number }) => r.maxLost },
+    { label: '   lost once the device that held them synced again', key: 'loss', better: 'lower', digits: 0, pick: (r: { maxLostAfterReturn: number }) => r.maxLostAfterReturn },
     { label: 'edit to arrival on another device: p50 ms', key: 'latency', better: 'lower', digits: 2, pick: (r: { p50Ms: number }) => r.p50Ms },
     { label: '   p99 ms', key: 'latency', better: 'lower', digits: 2, pick: (r: { p99Ms: number }) => r.p99Ms },
     { label: `server RSS per loaded doc (${MEMORY.clipsPerDocument} clips, 1 device): KiB`, key: 'memory', better: 'lower', digits: 0, pick: (r: { perDocumentKiB: number }) => r.perDocumentKiB },
@@ -293,6 +294,7 @@ async function main(): Promise<void> {
   }
   if (results.loss) {
     log(`   4. lost per round: ${detail('loss', (r: { rounds: { lost: number }[] }) => r.rounds.map((x) => fmt(x.lost)).join(', '))}`)
+    log(`      lost per round once B synced again: ${detail('loss', (r: { rounds: { lostAfterReturn: number }[] }) => r.rounds.map((x) => fmt(x.lostAfterReturn)).join(', '))}`)
   }
   if (results.latency) log(`   5. max ms: ${detail('latency', (r: { maxMs: number }) => fmt(r.maxMs, 1))}`)
   if (results.memory) {

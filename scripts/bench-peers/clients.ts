@@ -92,6 +92,16 @@ export interface Device {
   refused(): number
   /** Bytes of Y.encodeStateAsUpdate of the device's doc. */
   stateBytes(): number
+  /** Y.encodeStateAsUpdate of the device's doc: what the device holds (as its app would keep it). */
+  state(): Uint8Array
+  /**
+   * Before `connect`: puts a kept state into the doc, as an app reopening it
+   * does; the connect's sync then sends the server what it lacks (`settled`
+   * resolves once the server has it: ours, its ack; the peers, at once).
+   */
+  restore(state: Uint8Array): void
+  /** Resolves once every update this device sent is acknowledged (ours), or at once (the peers have no acknowledgements). */
+  settled(timeoutMs: number): Promise<void>
   close(): void
 }
 
@@ -232,6 +242,18 @@ abstract class ProviderDevice implements Device {
     return this.m.Y.encodeStateAsUpdate(this.doc).byteLength
   }
 
+  state(): Uint8Array {
+    return this.m.Y.encodeStateAsUpdate(this.doc)
+  }
+
+  restore(state: Uint8Array): void {
+    this.m.Y.applyUpdate(this.doc, state)
+  }
+
+  settled(): Promise<void> {
+    return Promise.resolve()
+  }
+
   close(): void {
     this.closed = true
     this.doc.destroy()
@@ -342,7 +364,29 @@ export class OurDevice implements Device {
 
   async connect(timeoutMs = 30_000): Promise<void> {
     const timing = await this.bench.connectAndSync(timeoutMs)
+    // What the server lacks, encoded before the response is applied (protocol §4); nothing for a new doc.
+    const lacking = this.restored ? Y.encodeStateAsUpdate(this.bench.doc, timing.stateVector) : undefined
     Y.applyUpdate(this.bench.doc, timing.update)
+    if (lacking) {
+      this.queue.push(lacking)
+      this.pump()
+    }
+  }
+
+  private restored = false
+
+  restore(state: Uint8Array): void {
+    this.restored = true
+    Y.applyUpdate(this.bench.doc, state)
+  }
+
+  state(): Uint8Array {
+    return Y.encodeStateAsUpdate(this.bench.doc)
+  }
+
+  async settled(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (this.unacked() > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
   }
 
   addClips(count: number): void {

@@ -32,7 +32,7 @@ import { nodeUrl, type TargetServer } from './servers.js'
 import { connectEach } from './workloads.js'
 
 /** What the fan-out load needs of a device. */
-export type LoadDevice = Omit<Device, 'stateBytes'> & {
+export type LoadDevice = Omit<Device, 'stateBytes' | 'state' | 'restore' | 'settled'> & {
   /** Makes the next `count` clips' updates, one clip each, to be sent by addClips. */
   prepare(count: number): void
 }

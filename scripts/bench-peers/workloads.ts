@@ -255,12 +255,15 @@ export interface LossRound {
   /** Clips a fresh device found after the restart. */
   found: number
   lost: number
+  /** Clips still missing once B, with the doc it held at the kill, has connected and synced again. */
+  lostAfterReturn: number
 }
 
 export interface LossResult {
   updates: number
   rounds: LossRound[]
   maxLost: number
+  maxLostAfterReturn: number
   problems: Problems
 }
 
@@ -268,7 +271,10 @@ export interface LossResult {
  * Device A makes `updates` clips (one update each, sent at once); the server
  * is SIGKILLed the moment device B holds all of them; restarted over the same
  * data dir, a fresh device counts what survived (waiting up to 3 s, as a
- * peer may deliver the stored state after its sync).
+ * peer may deliver the stored state after its sync). Then B comes back with
+ * the doc it held (as its app keeps it) and syncs; once the server has what
+ * it sent, a second fresh device counts again: what is lost for good if A
+ * never returns.
  */
 export async function runLoss(start: StartServer, updates: number, rounds: number): Promise<LossResult> {
   const problems: Problems = []
@@ -284,31 +290,55 @@ export async function runLoss(start: StartServer, updates: number, rounds: numbe
         { userId, deviceId: 'b' },
       ])
       if (!a || !b) throw new Error('unreachable')
+      let held: Uint8Array
       try {
         for (let i = 0; i < updates; i++) a.addClips(1)
         const at = await b.clips.reach(updates, 30_000)
         await server.kill()
         if (at === undefined) problems.push(`round ${r}: B held ${b.clips.count} of ${updates} after 30 s (killed then)`)
+        held = b.state()
       } finally {
         a.close()
         b.close()
       }
       server = await start(dir)
-      const c = await newDevice(server, userId, 'after-restart')
+      const found = await countClips(server, userId, 'after-restart', updates, problems, r)
+      const back = await newDevice(server, userId, 'b')
       try {
-        await c.connect(30_000)
-        await c.clips.reach(updates, 3000)
-        results.push({ sent: updates, found: c.clips.count, lost: updates - c.clips.count })
-        problems.push(...deviceProblems([c]).map((p) => `round ${r}: ${p}`))
+        back.restore(held)
+        await back.connect(30_000)
+        await back.settled(3000)
+        problems.push(...deviceProblems([back]).map((p) => `round ${r}: ${p}`))
       } finally {
-        c.close()
+        back.close()
       }
+      const foundAfterReturn = await countClips(server, userId, 'after-return', updates, problems, r)
+      results.push({ sent: updates, found, lost: updates - found, lostAfterReturn: updates - foundAfterReturn })
     } finally {
       await server?.stop()
       await removeTempDir(dir)
     }
   }
-  return { updates, rounds: results, maxLost: Math.max(...results.map((x) => x.lost)), problems }
+  return {
+    updates,
+    rounds: results,
+    maxLost: Math.max(...results.map((x) => x.lost)),
+    maxLostAfterReturn: Math.max(...results.map((x) => x.lostAfterReturn)),
+    problems,
+  }
+}
+
+/** The clips a fresh device of `userId` holds after its sync (waiting up to 3 s for `expected`). */
+async function countClips(server: TargetServer, userId: string, deviceId: string, expected: number, problems: Problems, round: number): Promise<number> {
+  const c = await newDevice(server, userId, deviceId)
+  try {
+    await c.connect(30_000)
+    await c.clips.reach(expected, 3000)
+    problems.push(...deviceProblems([c]).map((p) => `round ${round}: ${p}`))
+    return c.clips.count
+  } finally {
+    c.close()
+  }
 }
 
 // ---- 5: edit to arrival on another device ----
