@@ -50,7 +50,8 @@ describe('relays of one turn are merged per device', () => {
   })
 
   it('an update committed while the server shuts down reaches the other devices before their connections close', async () => {
-    await t.start()
+    // Relays after the commit, so the relay is sent in the shutdown (the default sends it before the write).
+    await t.start(undefined, { relayBeforeDurable: false })
     const phone = await t.device('alice', 'phone')
     const laptop = await t.device('alice', 'laptop')
     // Hold the next write: the update is applied, and the shutdown waits for it to be stored.

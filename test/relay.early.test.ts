@@ -80,6 +80,39 @@ describe('relays before durability', () => {
     expect(laptop.received).toHaveLength(1)
   })
 
+  it("an update that raises a conflict, and the user's updates after it, are relayed once it is durable, in order", async () => {
+    // Its write-back and its conflict record must be stored before any device holds them: after a failed
+    // commit, a device resending the update with the write-back would no longer read as a conflict.
+    await t.start()
+    const web = await t.jsonDevice('alice', 'web')
+    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
+    const phone = await t.device('alice', 'phone')
+    const laptop = await t.device('alice', 'laptop')
+    phone.goOffline()
+    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
+    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
+    await waitFor(() => laptop.clips().get('c1')?.get('content') === 'from web', "the web's write on the laptop")
+    const before = laptop.received.length
+
+    const held = holdWrites()
+    await phone.reconnect() // its sync sends the offline write: a conflict on `content` (a manual field)
+    phone.addClip('after', 'made after the conflicting write')
+    await waitFor(() => held.calls() > 0, 'the commit being written')
+    await turns(5)
+    expect(laptop.received.slice(before)).toEqual([])
+
+    held.release()
+    await phone.flushed()
+    await waitFor(() => laptop.clips().has('after'), 'the later update on the laptop')
+    const relayed = laptop.received.slice(before)
+    // The conflicting update (and a write-back, if Yjs order let the phone's value win), then the later one.
+    expect(relayed[0]?.deviceId).toBe('phone')
+    expect(relayed.at(-1)?.deviceId).toBe('phone')
+    expect(relayed.slice(1, -1).every((r) => r.deviceId === 'server')).toBe(true)
+    expect(laptop.clips().get('c1')?.get('content')).toBe('from web')
+    expect(phone.clips().get('c1')?.get('content')).toBe('from web')
+  })
+
   it('with RELAY_BEFORE_DURABLE=false, relays wait for the commit', async () => {
     await t.start(undefined, { relayBeforeDurable: false })
     const phone = await t.device('alice', 'phone')

@@ -4,7 +4,8 @@
  * what the caller acknowledges. Each change is applied in memory and queued
  * for the group commit in the same turn; its promise resolves once durable,
  * and then the write is published to the change feed, which tells the user's
- * other live devices (relays, change records, conflicts).
+ * other live devices (relays, change records, conflicts). A Yjs update's
+ * relays may go out earlier, once applied (`applyUpdate`).
  */
 import * as Y from 'yjs'
 import { PLANS, type PlanTable } from '../models/plans.js'
@@ -24,6 +25,7 @@ import { recordCompletedSync, syncStatus, type SocketSyncState } from './status.
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { checkStateVector } from './update-validator.js'
+import { LateRelays } from './late-relays.js'
 import { toSyncChange, type IndexWrite } from './entity-index.js'
 import { stageYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
 
@@ -41,6 +43,7 @@ export const SERVER_DEVICE = 'server'
 export class SyncService {
   private closing = false
   private feed: ChangeFeed = NO_FEED
+  private readonly lateRelays = new LateRelays()
 
   constructor(
     private readonly registry: DocumentRegistry,
@@ -79,8 +82,13 @@ export class SyncService {
   /**
    * Applies a Yjs update within the limits of the author's `plan` (models/plans.ts).
    * The user's other Yjs devices get it; every Yjs device gets the values the server wrote back.
-   * They get them once applied (`relayBeforeDurable`) or once durable; the
-   * promise resolves once durable, and change records and conflicts go out then.
+   * The promise resolves once durable, and change records and conflicts go out then.
+   * The updates are relayed once applied (`relayBeforeDurable`), unless the
+   * update raised a conflict or an earlier write of the user still waits to be
+   * relayed (late-relays.ts): then once durable. A conflict's write-back and
+   * record are stored together before any device holds the write-back: a
+   * device that held it and the update, resent after a failed commit, would
+   * no longer read as a conflict, and the author's value would be lost.
    */
   async applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)
@@ -90,31 +98,38 @@ export class SyncService {
       { update, deviceId: author.deviceId, fromOrigin: true },
       ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
     ]
-    const early = this.options.relayBeforeDurable
+    const early = this.options.relayBeforeDurable && applied.conflicts.length === 0 && !this.lateRelays.pending(author.userId)
     if (early) this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
-    await durable
-    this.metrics.yjsWrites++
-    this.publish(author, applied.serverTimestamp, applied, early ? [] : updates)
-    return applied
+    const published = async () => {
+      await durable
+      this.metrics.yjsWrites++
+      this.publish(author, applied.serverTimestamp, applied, early ? [] : updates)
+      return applied
+    }
+    return early ? published() : this.lateRelays.hold(author.userId, published)
   }
 
   /** Applies a change record within the limits of the author's `plan` (models/plans.ts). */
   async applyChange(doc: SyncDocument, change: ChangeInput, author: Author, plan: Plan = 'free'): Promise<AppliedChangeResult> {
     this.assertWritable(doc)
-    const applied = await applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
-    if (!applied.duplicate) {
-      this.metrics.jsonWrites++
-      this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
-    }
-    return applied
+    return this.lateRelays.hold(author.userId, async () => {
+      const applied = await applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
+      if (!applied.duplicate) {
+        this.metrics.jsonWrites++
+        this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
+      }
+      return applied
+    })
   }
 
   async resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, plan: Plan = 'free'): Promise<ResolvedConflict> {
     this.assertWritable(doc)
-    const resolved = await resolveConflict(doc, this.committer, resolution, author, this.wantsChanges(author), this.plans[plan])
-    const { changes, conflict, serverTimestamp } = resolved
-    this.publish(author, serverTimestamp, { changes, conflicts: [conflict] }, this.serverMade(author, resolved.update))
-    return resolved
+    return this.lateRelays.hold(author.userId, async () => {
+      const resolved = await resolveConflict(doc, this.committer, resolution, author, this.wantsChanges(author), this.plans[plan])
+      const { changes, conflict, serverTimestamp } = resolved
+      this.publish(author, serverTimestamp, { changes, conflicts: [conflict] }, this.serverMade(author, resolved.update))
+      return resolved
+    })
   }
 
   changePage(doc: SyncDocument, userId: string, request: ChangeLogRequest): Promise<ChangePage> {
@@ -170,8 +185,11 @@ export class SyncService {
     removedEntities: { entityKey: string; timestamp: number }[] = [],
   ): Promise<void> {
     const changes = this.wantsChanges(author) ? indexWrites.map((w) => toSyncChange(doc, w.record, author.userId)) : []
-    await this.committer.commit(doc, { updates: update ? [update] : [], entities: indexWrites, removedEntities })
-    this.publish(author, serverTimestamp, { changes, conflicts: [] }, this.serverMade(author, update))
+    const durable = this.committer.commit(doc, { updates: update ? [update] : [], entities: indexWrites, removedEntities })
+    return this.lateRelays.hold(author.userId, async () => {
+      await durable
+      this.publish(author, serverTimestamp, { changes, conflicts: [] }, this.serverMade(author, update))
+    })
   }
 
   /** Refuses writes while the server drains, and to a document being reloaded. */

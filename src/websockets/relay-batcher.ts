@@ -1,7 +1,8 @@
 /**
  * Live `sync:update` relays to a user's Yjs sockets, gathered per turn of the
- * event loop (issue 5: fewer messages per update). A group commit settles
- * many updates in one turn; each is still acknowledged on its own, but the
+ * event loop (issue 5: fewer messages per update). Updates are relayed in the
+ * turn they are applied (or, for those that wait for durability, the turn
+ * their group commit settles); each is still acknowledged on its own, but the
  * updates one socket made within the turn reach each other device as one
  * `sync:update` of that device: `Y.mergeUpdates` of them, in order, with the
  * last `serverTimestamp`. Applying the merged update is the same as applying

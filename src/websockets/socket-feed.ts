@@ -1,7 +1,8 @@
 /**
- * The change feed over Socket.IO (services/change-feed.ts): a committed write
- * reaches the user's live Yjs sockets as `sync:update` relays (through the
- * relay batcher, once per turn), the user's live JSON sockets as
+ * The change feed over Socket.IO (services/change-feed.ts): a write reaches
+ * the user's live Yjs sockets as `sync:update` relays (through the relay
+ * batcher, once per turn; `relay` before the commit, or with `publish`
+ * after it), and once committed the user's live JSON sockets as
  * `sync:entity_*` change records, and every socket of the user as
  * `sync:conflict`. The connection that made the write gets neither its own
  * update nor its own change records back.
