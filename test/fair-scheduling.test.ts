@@ -57,9 +57,10 @@ describe('the fair scheduler', () => {
     expect(ran.join(' ')).toBe(Array.from({ length: 5 }, () => 'alice alice bob bob').join(' '))
   })
 
-  it("holds a user's events while its document has too many writes queued, and runs them once they settle", async () => {
-    const writes = new Map([['alice', 1000]])
-    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0)
+  it("holds a user's events while its document has too many writes queued beside another user's, and runs them once they settle", async () => {
+    const writes = new Map([['alice', 1000], ['carol', 1]])
+    const all = () => [...writes.values()].reduce((a, b) => a + b, 0)
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0, undefined, all)
     const ran: string[] = []
     for (let i = 0; i < 3; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
     scheduler.submit('bob', 'free', () => ran.push('bob-0'))
@@ -70,6 +71,21 @@ describe('the fair scheduler', () => {
     writes.set('alice', SLICE.writes - 1)
     await waitFor(() => ran.length === 4, "alice's events once her writes settled")
     expect(ran).toEqual(['bob-0', 'alice-0', 'alice-1', 'alice-2'])
+  })
+
+  it("does not hold a user alone with its writes: nobody else's commit waits for them", async () => {
+    const writes = new Map([['alice', 1000]])
+    const all = () => [...writes.values()].reduce((a, b) => a + b, 0)
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0, undefined, all)
+    const ran: string[] = []
+    for (let i = 0; i < 3; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
+    expect(ran).toEqual(['alice-0', 'alice-1', 'alice-2'])
+    // Once another user has a write waiting, alice is past her share.
+    writes.set('bob', 1)
+    scheduler.submit('alice', 'free', () => ran.push('alice-3'))
+    expect(ran).toHaveLength(3)
+    writes.delete('bob')
+    await waitFor(() => ran.length === 4, "alice's event once bob's write settled")
   })
 
   it('refuses RATE_LIMITED with retryAfterMs once the queue is full, and runs everything it took', async () => {

@@ -51,6 +51,6 @@ export const SERVER_LIMITS: ServerLimits = {
   ipAuthFailures: { perSecond: 1 / 6, burst: 20 },
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
-  slice: { events: 64, ms: 5, writes: 256 },
+  slice: { events: 64, ms: 5, writes: 64 },
   refusalHold: { ms: 5000, held: 1000 },
 }

@@ -17,6 +17,8 @@ export interface Services {
   registry: DocumentRegistry
   operators: OperatorService
   snapshots: SnapshotSchedule
+  /** Writes of every document queued or being written in the group commit. */
+  pendingWrites(): number
   /** Refuses new changes and finishes (acks included) every accepted one. */
   drain(): Promise<void>
   /** Drains, then unloads every document. */
@@ -93,6 +95,7 @@ export function createServices(
     registry,
     operators,
     snapshots,
+    pendingWrites: () => committer.pendingWrites,
     drain: () => sync.drain(),
     async close() {
       clearInterval(sweep)

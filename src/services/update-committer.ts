@@ -154,10 +154,18 @@ export class UpdateCommitter {
     }).finally(release)
   }
 
+  /** Writes of every document queued or being written (what a new commit waits behind). */
+  get pendingWrites(): number {
+    return this.pending
+  }
+  private pending = 0
+
   /** Counts work on `doc` as a pending write until the returned function is called: the document is not unloaded meanwhile. */
   private hold(doc: SyncDocument): () => void {
     doc.pendingWrites++
+    this.pending++
     return () => {
+      this.pending--
       if (--doc.pendingWrites > 0) return
       const waiters = this.settledWaiters.get(doc) ?? []
       this.settledWaiters.delete(doc)

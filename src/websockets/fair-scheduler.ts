@@ -16,9 +16,10 @@
  *
  * What a user's events cost does not end with them: their writes go into
  * the next group commit, which every user's writes wait for. A user whose
- * document has `slice.writes` writes queued or being written waits (its
- * events queue) until they are fewer, so one user's share of a commit stays
- * bounded.
+ * document has `slice.writes` writes queued or being written, while another
+ * user has writes of its own waiting too, waits (its events queue) until
+ * they are fewer, so one user's share of a commit stays bounded. A user
+ * alone may fill the commits.
  *
  * A user's queue holds at most its plan's `queuedEvents`; `refusal` says
  * when it is full, before the event takes anything from the rate limits, and
@@ -65,6 +66,8 @@ export class FairScheduler {
     /** Writes of the user's document queued or being written. */
     private readonly writesOf: (userId: string) => number = () => 0,
     private readonly now: () => number = () => performance.now(),
+    /** Writes of every document queued or being written. */
+    private readonly allWrites: () => number = () => 0,
   ) {
     metrics.readSchedulerFrom(() => this.depths())
   }
@@ -105,7 +108,13 @@ export class FairScheduler {
   }
 
   private hasSlice(userId: string, user: UserState): boolean {
-    return user.events < this.slice.events && user.ms < this.slice.ms && this.writesOf(userId) < this.slice.writes
+    return user.events < this.slice.events && user.ms < this.slice.ms && !this.overWrites(userId)
+  }
+
+  /** Past its share of the group commit while another user's writes wait with it. */
+  private overWrites(userId: string): boolean {
+    const own = this.writesOf(userId)
+    return own >= this.slice.writes && this.allWrites() > own
   }
 
   private run(userId: string, user: UserState, task: Task): void {
