@@ -99,36 +99,33 @@ export class SyncService {
       ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
     ]
     const early = this.options.relayBeforeDurable && applied.conflicts.length === 0 && !this.lateRelays.pending(author.userId)
-    if (early) this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
-    const published = async () => {
-      await durable
+    const published = () => {
       this.metrics.yjsWrites++
       this.publish(author, applied.serverTimestamp, applied, early ? [] : updates)
-      return applied
     }
-    return early ? published() : this.lateRelays.hold(author.userId, published)
+    if (!early) return this.lateRelays.after(author.userId, durable, published).then(() => applied)
+    this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
+    await durable
+    published()
+    return applied
   }
 
   /** Applies a change record within the limits of the author's `plan` (models/plans.ts). */
   async applyChange(doc: SyncDocument, change: ChangeInput, author: Author, plan: Plan = 'free'): Promise<AppliedChangeResult> {
     this.assertWritable(doc)
-    return this.lateRelays.hold(author.userId, async () => {
-      const applied = await applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
-      if (!applied.duplicate) {
-        this.metrics.jsonWrites++
-        this.publish(author, applied.result.serverTimestamp, applied, this.serverMade(author, applied.update))
-      }
-      return applied
+    const applied = applyJsonChange(doc, this.committer, change, author, this.wantsChanges(author), this.plans[plan])
+    return this.lateRelays.after(author.userId, applied, (a) => {
+      if (a.duplicate) return
+      this.metrics.jsonWrites++
+      this.publish(author, a.result.serverTimestamp, a, this.serverMade(author, a.update))
     })
   }
 
   async resolveConflict(doc: SyncDocument, resolution: Resolution, author: Author, plan: Plan = 'free'): Promise<ResolvedConflict> {
     this.assertWritable(doc)
-    return this.lateRelays.hold(author.userId, async () => {
-      const resolved = await resolveConflict(doc, this.committer, resolution, author, this.wantsChanges(author), this.plans[plan])
-      const { changes, conflict, serverTimestamp } = resolved
-      this.publish(author, serverTimestamp, { changes, conflicts: [conflict] }, this.serverMade(author, resolved.update))
-      return resolved
+    const resolved = resolveConflict(doc, this.committer, resolution, author, this.wantsChanges(author), this.plans[plan])
+    return this.lateRelays.after(author.userId, resolved, ({ changes, conflict, serverTimestamp, update }) => {
+      this.publish(author, serverTimestamp, { changes, conflicts: [conflict] }, this.serverMade(author, update))
     })
   }
 
@@ -186,8 +183,7 @@ export class SyncService {
   ): Promise<void> {
     const changes = this.wantsChanges(author) ? indexWrites.map((w) => toSyncChange(doc, w.record, author.userId)) : []
     const durable = this.committer.commit(doc, { updates: update ? [update] : [], entities: indexWrites, removedEntities })
-    return this.lateRelays.hold(author.userId, async () => {
-      await durable
+    await this.lateRelays.after(author.userId, durable, () => {
       this.publish(author, serverTimestamp, { changes, conflicts: [] }, this.serverMade(author, update))
     })
   }
