@@ -146,7 +146,10 @@ describe('web client in chromium', () => {
     await app.page.getByTestId('sign-in-submit').click()
     await app.status('synced', 0)
     // The shell is cached once the worker controls the page (it claims it after installing).
-    await app.page.waitForFunction('navigator.serviceWorker.controller !== null')
+    // A function, not a string: Playwright polls a string predicate with eval, which the app's CSP refuses
+    // whenever the first check is false (the worker not controlling yet).
+    type WithWorker = { navigator: { serviceWorker: { controller: unknown } } }
+    await app.page.waitForFunction(() => (globalThis as unknown as WithWorker).navigator.serviceWorker.controller !== null)
     app.deviceId = (await app.page.evaluate<string | null>("localStorage.getItem('superclip.deviceId')")) ?? ''
     expect(app.deviceId).toMatch(/^web-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     return app
