@@ -20,6 +20,7 @@ import { SocketConnections, SocketFeed } from './socket-feed.js'
 import { createRevocationMiddleware } from './middleware/revocation.middleware.js'
 import { attachRuntime, SyncRuntime } from './sync-runtime.js'
 import { holdWrites } from './write-coalescer.js'
+import { paceRead } from './read-pacer.js'
 import { createAuthMiddleware, scheduleTokenExpiry } from './middleware/auth.middleware.js'
 import { ConnectionGuard } from './middleware/connection-guard.middleware.js'
 import { ConnectionTracker, createPlanMiddleware } from './middleware/plan.middleware.js'
@@ -144,6 +145,8 @@ export function createSocketServer(
       holdWrites(socket)
       metrics.sentBytes += packetBytes(packet)
     })
+    // One slice of packets per connection per turn is read; the rest waits for the next turn.
+    socket.conn.on('packet', () => paceRead(socket, config.limits.slice.events))
     const owned = ownership?.take(socket)
     if (owned) runtime.adopt(socket, owned)
     void socket.join(userRoom(socket.data.userId))
