@@ -44,10 +44,12 @@ describe('read pacing', () => {
     await nextTurn()
     expect(busy.ws.calls).toEqual(['pause', 'resume'])
     expect(quiet.ws.calls).toEqual([])
-    // A new turn counts afresh.
+    // A new turn counts afresh: 4 pass, a fifth pauses again, and the turn's end resumes it.
     for (let i = 0; i < 4; i++) paceRead(busy.socket, 4)
-    await nextTurn()
     expect(busy.ws.calls).toEqual(['pause', 'resume'])
+    paceRead(busy.socket, 4)
+    await nextTurn()
+    expect(busy.ws.calls).toEqual(['pause', 'resume', 'pause', 'resume'])
   })
 
   it('leaves long-polling connections alone', async () => {

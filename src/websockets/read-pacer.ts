@@ -6,9 +6,11 @@
  * replied to before any other connection's read, while the fair scheduler
  * only orders what runs after admission. Once a connection has delivered
  * `perTurn` packets in a turn, its WebSocket is paused (ws's public
- * `pause()`: no more reads from the TCP socket; the chunk being parsed is
- * finished) and resumed in the turn's check phase, so the rest waits in the
- * kernel's buffer, and TCP flow control slows a client that keeps writing.
+ * `pause()`: no more reads from the TCP socket) and resumed in the turn's
+ * check phase, so the rest waits in the kernel's buffer, and TCP flow
+ * control slows a client that keeps writing. The chunk being parsed is
+ * finished first (ws parses a read of up to 64 KB whole), so the cap is
+ * about one read per turn rather than exactly `perTurn` packets.
  * Long-polling connections are not paced (one HTTP body per request).
  */
 import type { SyncSocket } from './types.js'
