@@ -516,7 +516,7 @@ async function main(): Promise<void> {
     log(
       `   Yjs path, ${label}: ${ok ? 'ok' : 'WRONG'}: per update ${fmt(p.overwritesPerUpdate, 2)} overwrites found, ` +
         `${fmt(p.conflictsPerUpdate, 2)} conflicts, ${fmt(p.fixupsPerUpdate, 2)} write-backs (expected ${conflicts}, ${conflicts}, ${writeBacks}); ` +
-        `values after applyYjsUpdate ${p.valuesRight ? 'as expected' : 'WRONG'}`,
+        `values after stageYjsUpdate ${p.valuesRight ? 'as expected' : 'WRONG'}`,
     )
   }
   floods.forEach(logFloodChecks)
@@ -878,7 +878,7 @@ function reportYjsPath(y: YjsPathResult): void {
   ]
   log(
     table(
-      ['updates', '(a) applyUpdate', '(d) decode+inspect', '(b) server work', '(c) applyYjsUpdate', 'b/a', 'c/a', 'µs/upd: a / decode / d / b-a-d / c-b'],
+      ['updates', '(a) applyUpdate', '(d) decode+inspect', '(b) server work', '(c) stageYjsUpdate', 'b/a', 'c/a', 'µs/upd: a / decode / d / b-a-d / c-b'],
       [
         row('made by a device that saw the value', y.seen),
         row('blind overwrites, Yjs keeps current value', y.blindKept),
@@ -888,9 +888,9 @@ function reportYjsPath(y: YjsPathResult): void {
   )
   log('   (a) Y.applyUpdate alone. (d) decodeClientUpdate + inspectUpdate, not applied (decode = decodeClientUpdate alone).')
   log('   (b) the server\'s Yjs path work: decode + inspect + apply in a transaction + touchedEntities/recordTouched on a')
-  log('   SyncDocument. (c) applyYjsUpdate itself, 8 calls in flight, each 8 settled by one group commit (store stubbed): (b)')
+  log('   SyncDocument. (c) stageYjsUpdate with its commit, 8 calls in flight, each 8 settled by one group commit (store stubbed): (b)')
   log('   plus conflict records, the current value written back, the commit. b/a, c/a = cost per update relative to (a).')
-  log('   b-a-d = the transaction wrapper and the entity index; c-b = the rest of applyYjsUpdate. Rates are updates per second')
+  log('   b-a-d = the transaction wrapper and the entity index; c-b = the rest of the path. Rates are updates per second')
   log('   of this process\'s CPU time (user+sys, GC included), so that a busy machine skews no path; medians over the batches.')
   log('   Blind overwrites: made on a stale replica after another device changed the field; each is a conflict. Of two')
   log('   concurrent writes Yjs keeps the one of the higher client id: when that is the stale one, the server writes the current')

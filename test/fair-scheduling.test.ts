@@ -11,14 +11,13 @@ import { SERVER_LIMITS } from '../src/models/server-limits.js'
 import { Metrics } from '../src/utils/metrics.js'
 import { FairScheduler } from '../src/websockets/fair-scheduler.js'
 import { ClipBurst } from './helpers/clip-burst.js'
-import { waitFor } from './helpers/device.js'
+import { nextTurn, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { clipsUpdate, type Reply } from './helpers/raw-client.js'
 import { NO_RATE_LIMITS } from './helpers/server.js'
 
 const SLICE = { events: 8, ms: 1000, writes: 1000 }
 const plans = (queuedEvents: number): PlanTable => ({ free: { ...PLANS.free, queuedEvents }, pro: { ...PLANS.pro, queuedEvents } })
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe('the fair scheduler', () => {
   it("runs a user's burst in slices, in order, with another user's later events in between", async () => {
@@ -42,7 +41,7 @@ describe('the fair scheduler', () => {
   it('cuts a slice by measured time as well as by count, and serves waiting users in turn', async () => {
     // A clock that each event moves 1 ms: the slices do not depend on this machine's speed.
     let clock = 0
-    const scheduler = new FairScheduler(plans(1000), { events: 1000, ms: 2, writes: 1000 }, new Metrics(), () => 0, () => clock)
+    const scheduler = new FairScheduler(plans(1000), { events: 1000, ms: 2, writes: 1000 }, new Metrics(), { now: () => clock })
     const ran: string[] = []
     const event = (user: string) => () => {
       clock += 1
@@ -60,7 +59,7 @@ describe('the fair scheduler', () => {
   it("holds a user's events while its document has too many writes queued beside another user's, and runs them once they settle", async () => {
     const writes = new Map([['alice', 1000], ['carol', 1]])
     const all = () => [...writes.values()].reduce((a, b) => a + b, 0)
-    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0, undefined, all)
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), { writesOf: (userId) => writes.get(userId) ?? 0, allWrites: all })
     const ran: string[] = []
     for (let i = 0; i < 3; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
     scheduler.submit('bob', 'free', () => ran.push('bob-0'))
@@ -76,7 +75,7 @@ describe('the fair scheduler', () => {
   it("does not hold a user alone with its writes: nobody else's commit waits for them", async () => {
     const writes = new Map([['alice', 1000]])
     const all = () => [...writes.values()].reduce((a, b) => a + b, 0)
-    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), (userId) => writes.get(userId) ?? 0, undefined, all)
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), { writesOf: (userId) => writes.get(userId) ?? 0, allWrites: all })
     const ran: string[] = []
     for (let i = 0; i < 3; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
     expect(ran).toEqual(['alice-0', 'alice-1', 'alice-2'])

@@ -8,7 +8,7 @@
  *       `inspectUpdate`), the part that finds overwritten manual fields;
  *   (b) the server's Yjs path work: decode + inspect + apply in a transaction +
  *       `touchedEntities` / `recordTouched` on a SyncDocument;
- *   (c) `applyYjsUpdate` itself, the whole path (conflict records, restoring
+ *   (c) `stageYjsUpdate` with its commit awaited, the whole path (conflict records, restoring
  *       the current value, queueing the commit), its store stubbed out.
  * Three kinds of update: made by a device that saw the current value (the
  * ordinary case: nothing to detect), and blind overwrites made on a stale
@@ -27,7 +27,7 @@ import { SyncDocument } from '../../src/services/sync-document.js'
 import { UpdateCommitter } from '../../src/services/update-committer.js'
 import { decodeClientUpdate, isEmptyUpdate } from '../../src/services/update-validator.js'
 import { inspectUpdate } from '../../src/services/yjs-inspector.js'
-import { applyYjsUpdate } from '../../src/services/yjs-updates.js'
+import { stageYjsUpdate, type AppliedUpdate } from '../../src/services/yjs-updates.js'
 import type { TransactionOrigin } from '../../src/types/origins.js'
 import type { Logger } from '../../src/utils/logger.js'
 import { CONTENT } from './device.js'
@@ -42,7 +42,7 @@ export interface PathRates {
   inspectPerSec: number
   /** (b) decode + inspect + apply in a transaction + touchedEntities/recordTouched, updates/s. */
   serverWorkPerSec: number
-  /** (c) applyYjsUpdate (store stubbed), updates/s. */
+  /** (c) stageYjsUpdate and its commit (store stubbed), updates/s. */
   applyYjsUpdatePerSec: number
   /** b ÷ a as a cost ratio: (time per update of b) ÷ (time per update of a), from the median rates. */
   costRatio: number
@@ -56,9 +56,9 @@ export interface PathRates {
   restOfPathUs: number
   /** Manual-field overwrites inspectUpdate found per update (0 when the writer saw the value; 1 when blind). */
   overwritesPerUpdate: number
-  /** Conflicts applyYjsUpdate recorded per update. */
+  /** Conflicts the Yjs path recorded per update. */
   conflictsPerUpdate: number
-  /** Updates applyYjsUpdate answered with a fixup (the current value written back). */
+  /** Updates the Yjs path answered with a fixup (the current value written back). */
   fixupsPerUpdate: number
   /** After (c), every edited clip holds the value it should (the writer's, or the current one when blind). */
   valuesRight: boolean
@@ -218,7 +218,7 @@ class Targets {
     let bRun = { done: 0, perSec: Number.NaN }
     let c = { done: 0, perSec: Number.NaN }
     let overwrites = 0
-    const applied: Awaited<ReturnType<typeof applyYjsUpdate>>[] = []
+    const applied: AppliedUpdate[] = []
     const paths: (() => Promise<void> | void)[] = [
       // (a)
       () => {
@@ -237,7 +237,7 @@ class Targets {
           if (isEmptyUpdate(decodeClientUpdate(u))) throw new Error('empty update')
         })
       },
-      // (b): the steps of applyYjsUpdate up to its conflict handling, and its indexing.
+      // (b): the steps of stageYjsUpdate up to its conflict handling, and its indexing.
       () => {
         bRun = timed(b.updates, maxMs, (u) => {
           const decoded = decodeClientUpdate(u)
@@ -258,7 +258,9 @@ class Targets {
       // (c): IN_FLIGHT calls at a time, each group settled (one group commit, store stubbed) before the next.
       async () => {
         c = await timedGroups(b.updates, maxMs, async (group) => {
-          applied.push(...(await Promise.all(group.map((u) => applyYjsUpdate(full, committer, u, author, false)))))
+          const staged = group.map((u) => stageYjsUpdate(full, committer, u, author, false, undefined))
+          await Promise.all(staged.map((s) => s.durable))
+          applied.push(...staged.map((s) => s.applied))
         })
       },
     ]

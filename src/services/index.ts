@@ -40,7 +40,7 @@ function rebuildIndex(doc: SyncDocument, committer: UpdateCommitter, log: Logger
 export function createServices(
   repo: DocumentRepository,
   config: Pick<ServerConfig, 'docIdleMs' | 'compactMaxUpdates' | 'compactMaxBytes'> &
-    Partial<Pick<ServerConfig, 'plans' | 'relayBeforeDurable' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
+    Partial<Pick<ServerConfig, 'compactOffloadBytes' | 'plans' | 'relayBeforeDurable' | 'trashRetentionDays' | 'snapshotEveryMs' | 'snapshotRetention'>>,
   log: Logger,
   metrics: Metrics = new Metrics(),
   leases?: DocumentLeases,

@@ -40,25 +40,12 @@ export interface AppliedUpdate {
   changes: SyncChange[]
 }
 
-export async function applyYjsUpdate(
-  sync: SyncDocument,
-  committer: UpdateCommitter,
-  update: Uint8Array,
-  author: Author,
-  wantChanges: boolean,
-  /** The author's plan limits (none: unlimited, for tools that call this directly). */
-  limits?: PlanLimits,
-): Promise<AppliedUpdate> {
-  const { applied, durable } = stageYjsUpdate(sync, committer, update, author, wantChanges, limits)
-  await durable
-  return applied
-}
-
 /**
  * Applies the update in memory and queues its commit, synchronously; `durable`
- * settles with the commit. Apart from applyYjsUpdate so that what only the apply needs (the decoded update,
- * the Yjs transactions, the inspection) is garbage once it returns, not held
- * by an async frame until the commit is durable: with thousands of updates
+ * settles with the commit. Synchronous, with the commit returned rather than
+ * awaited, so that what only the apply needs (the decoded update, the Yjs
+ * transactions, the inspection) is garbage once it returns, not held by an
+ * async frame until the commit is durable: with thousands of updates
  * waiting on one group commit, that was most of the server's live heap and
  * of its time in garbage collection.
  */
@@ -68,6 +55,7 @@ export function stageYjsUpdate(
   update: Uint8Array,
   author: Author,
   wantChanges: boolean,
+  /** The author's plan limits (none: unlimited, for tools that call this directly). */
   limits: PlanLimits | undefined,
 ): { applied: AppliedUpdate; durable: Promise<void> } {
   if (limits) checkUpdateBytes(update.byteLength, limits, 'the update')

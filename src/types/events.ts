@@ -101,4 +101,6 @@ export interface SocketData {
   syncInProgress: boolean
   /** The last error reported to this socket (`CODE: message`), for `sync:status`. */
   lastError: string | null
+  /** The device asked for binary packets as single messages (`auth.wire: 'single-frame'`). */
+  singleFrame: boolean
 }

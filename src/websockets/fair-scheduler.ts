@@ -59,16 +59,25 @@ export class FairScheduler {
   /** Mean measured cost of an event, ms (exponentially weighted): the queue-full retry hint. */
   private costMs = INITIAL_COST_MS
 
+  private readonly writesOf: (userId: string) => number
+  private readonly allWrites: () => number
+  private readonly now: () => number
+
   constructor(
     private readonly plans: PlanTable,
     private readonly slice: SliceLimits,
     private readonly metrics: Metrics,
-    /** Writes of the user's document queued or being written. */
-    private readonly writesOf: (userId: string) => number = () => 0,
-    private readonly now: () => number = () => performance.now(),
-    /** Writes of every document queued or being written. */
-    private readonly allWrites: () => number = () => 0,
+    options: {
+      /** Writes of the user's document queued or being written. */
+      writesOf?: (userId: string) => number
+      /** Writes of every document queued or being written. */
+      allWrites?: () => number
+      now?: () => number
+    } = {},
   ) {
+    this.writesOf = options.writesOf ?? (() => 0)
+    this.allWrites = options.allWrites ?? (() => 0)
+    this.now = options.now ?? (() => performance.now())
     metrics.readSchedulerFrom(() => this.depths())
   }
 

@@ -82,15 +82,11 @@ export function createSocketServer(
   const abuse = new AbuseMonitor(config.limits, log, metrics)
   const guard = new ConnectionGuard(config.limits, log)
   const limiter = new EventLimiter(config.plans, config.limits)
-  const router = new EventRouter(log, limiter, abuse, metrics, new FairScheduler(
-      config.plans,
-      config.limits.slice,
-      metrics,
-      (userId) => services.registry.peek(userId)?.pendingWrites ?? 0,
-      undefined,
-      () => services.pendingWrites(),
-    ),
-  )
+  const scheduler = new FairScheduler(config.plans, config.limits.slice, metrics, {
+    writesOf: (userId) => services.registry.peek(userId)?.pendingWrites ?? 0,
+    allWrites: () => services.pendingWrites(),
+  })
+  const router = new EventRouter(log, limiter, abuse, metrics, scheduler)
   const io: SyncServer = new Server(httpServer, {
     // Initial syncs of large documents travel in one message each way (1 MB is the default).
     maxHttpBufferSize: config.maxMessageBytes,

@@ -6,7 +6,7 @@
  * and the single form here, straight to the socket's engine.io connection,
  * which is what Socket.IO itself does with an encoded packet.
  */
-import { Encoder, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
+import { Encoder } from '@superclip/sync-client/wire'
 import type { ServerToClientEvents } from '../types/events.js'
 import type { SyncSocket } from './types.js'
 
@@ -17,10 +17,9 @@ const EVENT = 2
 
 const encoder = new Encoder()
 
-/** Whether the socket's device asked for binary packets as single messages. */
+/** Whether the socket's device asked for binary packets as single messages (read at the handshake). */
 export function wantsSingleFrame(socket: SyncSocket): boolean {
-  const auth: unknown = socket.handshake.auth
-  return typeof auth === 'object' && auth !== null && (auth as Record<string, unknown>).wire === WIRE_SINGLE_FRAME
+  return socket.data.singleFrame
 }
 
 /** An event of the default namespace encoded once, to write to any number of sockets with `writeEncoded`. */

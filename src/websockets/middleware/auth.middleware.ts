@@ -14,6 +14,7 @@
  * `{ code: 'UNAUTHORIZED', message: 'token expired', event: 'auth' }`. The
  * client then connects again with a new token.
  */
+import { WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 import type { ExtendedError } from 'socket.io'
 import { InvalidTokenError, verifyToken } from '../../services/token.service.js'
 import type { Ack } from '../../types/events.js'
@@ -33,7 +34,7 @@ export type AuthenticatedSocket = SyncSocket
 export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: (address: string) => void = () => {}) {
   return (socket: SyncSocket, next: (err?: ExtendedError) => void): void => {
     const auth: unknown = socket.handshake.auth
-    const { token, deviceId } = (typeof auth === 'object' && auth !== null ? auth : {}) as Record<string, unknown>
+    const { token, deviceId, wire } = (typeof auth === 'object' && auth !== null ? auth : {}) as Record<string, unknown>
     verifyToken(jwtSecret, token).then(
       (claims) => {
         if (typeof deviceId !== 'string' || !DEVICE_ID.test(deviceId)) {
@@ -50,6 +51,7 @@ export function createAuthMiddleware(jwtSecret: string, log: Logger, onRefused: 
           pausedAt: undefined,
           syncInProgress: false,
           lastError: null,
+          singleFrame: wire === WIRE_SINGLE_FRAME,
         }
         next()
       },
