@@ -4,7 +4,7 @@ import { openStore, type Store } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
 import { waitFor, YjsDevice } from './helpers/device.js'
-import { startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
+import { holdWrites, startServer, tempDir, tokenFor, type TestServer } from './helpers/server.js'
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} }
 const author = { userId: 'alice', deviceId: 'test' }
@@ -23,20 +23,11 @@ async function storedClips(store: Store): Promise<{ entries: number; clips: stri
 }
 
 /** Resolves once the group commit has handed its next batch to the store: that batch is being written. */
-function nextBatchWriting(): Promise<void> {
-  return new Promise((resolve) => {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
-    const original = LevelDocumentRepository.prototype.write
-    const spy = vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(function (
-      this: LevelDocumentRepository,
-      ...args: Parameters<LevelDocumentRepository['write']>
-    ) {
-      spy.mockRestore()
-      const written = original.apply(this, args)
-      resolve()
-      return written
-    })
-  })
+async function nextBatchWriting(): Promise<void> {
+  const held = holdWrites()
+  await waitFor(() => held.calls() > 0, 'a batch handed to the store')
+  vi.restoreAllMocks() // later batches are not held
+  held.release()
 }
 
 describe('log compaction keeps every update', () => {

@@ -7,11 +7,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { paceRead } from '../src/websockets/read-pacer.js'
 import type { SyncSocket } from '../src/websockets/types.js'
-import type { Reply } from './helpers/device.js'
+import { nextTurn, type Reply } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
 import { NO_RATE_LIMITS } from './helpers/server.js'
 
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** A socket whose transport is a WebSocket that records its pauses and resumes. */
 function fakeSocket(transport = 'websocket') {

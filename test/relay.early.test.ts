@@ -15,40 +15,13 @@ import { createServices } from '../src/services/index.js'
 import type { Reply } from './helpers/device.js'
 import { waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { tempDir } from './helpers/server.js'
-
-/**
- * Holds every LevelDB batch write of the server until `release()` (then they
- * are written) or `fail(error)` (then they fail with it, writing nothing);
- * `calls()` counts the writes begun.
- */
-function holdWrites() {
-  let release!: () => void
-  let fail!: (error: Error) => void
-  const gate = new Promise<void>((resolve, reject) => ((release = resolve), (fail = reject)))
-  gate.catch(() => undefined)
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
-  const original = LevelDocumentRepository.prototype.write
-  const spy = vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(async function (
-    this: LevelDocumentRepository,
-    ...args: Parameters<LevelDocumentRepository['write']>
-  ) {
-    await gate
-    return original.apply(this, args)
-  })
-  return { release, fail, calls: () => spy.mock.calls.length }
-}
+import { holdWrites, tempDir } from './helpers/server.js'
 
 /** Tracks whether a promise has settled yet. */
 function tracked<T>(promise: Promise<T>): { settled: () => boolean; promise: Promise<T> } {
   let settled = false
   void promise.finally(() => (settled = true))
   return { settled: () => settled, promise }
-}
-
-/** Lets the server run a few turns of its event loop (same process). */
-async function turns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
 }
 
 describe('relays before durability', () => {
@@ -67,7 +40,8 @@ describe('relays before durability', () => {
     const ack = tracked(phone.write(() => phone.addClip('early', 'before the commit')) as Promise<Reply>)
     await waitFor(() => laptop.clips().has('early'), 'the relay on the laptop')
     await waitFor(() => held.calls() > 0, 'the commit being written')
-    await turns(5)
+    await phone.barrier()
+    await web.barrier()
     expect(ack.settled()).toBe(false)
     expect(web.live).toEqual([])
 
@@ -100,7 +74,7 @@ describe('relays before durability', () => {
     phone.addClip('after', 'made after the conflicting write')
     const serverClips = () => t.server.services.registry.peek('alice')?.doc.getMap('clips')
     await waitFor(() => serverClips()?.has('after') === true, 'both updates applied on the server')
-    await turns(5)
+    await laptop.barrier()
     expect(laptop.received.slice(before)).toEqual([])
 
     held.release()
@@ -143,8 +117,8 @@ describe('relays before durability', () => {
 
     const held = holdWrites()
     phone.addClip('late', 'after the commit')
-    await waitFor(() => held.calls() > 0, 'the commit being written')
-    await turns(5)
+    await waitFor(() => t.server.services.registry.peek('alice')?.doc.getMap('clips').has('late') === true, 'the update applied')
+    await laptop.barrier()
     expect(laptop.received).toEqual([])
 
     held.release()

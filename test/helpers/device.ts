@@ -128,6 +128,12 @@ export class YjsDevice {
     return ack
   }
 
+  /** A round trip: everything the server sent this socket before it answers is received by then. */
+  async barrier(): Promise<void> {
+    const reply = (await this.socket.emitWithAck('sync:status', { deviceId: this.deviceId })) as Reply
+    if (!reply.ok) throw new Error(`status refused: ${JSON.stringify(reply)}`)
+  }
+
   /** Goes offline: edits are kept locally and sent on the next sync. */
   goOffline(): void {
     this.live = false
@@ -161,6 +167,11 @@ export class YjsDevice {
     this.socket.disconnect()
     this.doc.destroy()
   }
+}
+
+/** One turn of this process's event loop (the server's too, when it runs in the test's process). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** Polls `predicate` until it holds or `ms` pass (fails the test with `what`). */

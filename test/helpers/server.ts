@@ -2,7 +2,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { vi } from 'vitest'
 import { buildApp, type SyncApp } from '../../src/app.js'
+import { LevelDocumentRepository } from '../../src/repositories/level.repository.js'
 import type { DocumentRepository } from '../../src/repositories/document.repository.js'
 import { PLANS, type PlanLimits } from '../../src/models/plans.js'
 import { SERVER_LIMITS } from '../../src/models/server-limits.js'
@@ -100,4 +102,27 @@ export function holdNextWrite(server: TestServer): () => void {
     return write(writes)
   }
   return release
+}
+
+/**
+ * Holds every LevelDB batch write (of any server or services in this
+ * process) until `release()` (then they are written) or `fail(error)` (then
+ * they fail with it, writing nothing); `calls()` counts the writes begun.
+ * Undone by `vi.restoreAllMocks()`.
+ */
+export function holdWrites(): { release: () => void; fail: (error: Error) => void; calls: () => number } {
+  let release!: () => void
+  let fail!: (error: Error) => void
+  const gate = new Promise<void>((resolve, reject) => ((release = resolve), (fail = reject)))
+  gate.catch(() => undefined)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the repository as `this`
+  const original = LevelDocumentRepository.prototype.write
+  const spy = vi.spyOn(LevelDocumentRepository.prototype, 'write').mockImplementation(async function (
+    this: LevelDocumentRepository,
+    ...args: Parameters<LevelDocumentRepository['write']>
+  ) {
+    await gate
+    return original.apply(this, args)
+  })
+  return { release, fail, calls: () => spy.mock.calls.length }
 }
