@@ -105,6 +105,9 @@ export interface Device {
   close(): void
 }
 
+/** Ours: binary events in one frame, as the SDK sends them; BENCH_PEERS_WIRE=default for plain socket.io-client's two. */
+export const SINGLE_FRAME = process.env.BENCH_PEERS_WIRE !== 'default'
+
 /** Ours: most updates in flight per device (the server queues at most 1024 per socket). */
 export const OUR_WINDOW = 512
 
@@ -435,6 +438,6 @@ export async function newDevice(server: Pick<TargetServer, 'name' | 'url'>, user
       return new HocuspocusDevice(deviceId, server.url, userId)
     case 'ours':
     case 'floor':
-      return new OurDevice(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId), OUR_WINDOW)
+      return new OurDevice(new BenchDevice(server.url, await tokenFor(userId), deviceId, userId, { singleFrame: SINGLE_FRAME }), OUR_WINDOW)
   }
 }

@@ -27,7 +27,7 @@ import { packParts, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 import * as Y from 'yjs'
 import { putClips } from '../bench/device.js'
 import { tokenFor } from '../bench/scenarios.js'
-import { ArrivalCounter, loadPeerModules, OUR_WINDOW, type Device } from './clients.js'
+import { ArrivalCounter, loadPeerModules, OUR_WINDOW, SINGLE_FRAME, type Device } from './clients.js'
 import { nodeUrl, type TargetServer } from './servers.js'
 import { connectEach } from './workloads.js'
 
@@ -456,9 +456,6 @@ class SocketIoLight extends ProtocolDevice {
     return this.refusedCount
   }
 }
-
-/** Binary events in one frame, as the SDK sends them; BENCH_PEERS_WIRE=default for plain socket.io-client's two. */
-const SINGLE_FRAME = process.env.BENCH_PEERS_WIRE !== 'default'
 
 /** `sync:update`'s payload: the update is the event's one attachment. */
 const UPDATE_PAYLOAD = '{"update":{"_placeholder":true,"num":0}}'

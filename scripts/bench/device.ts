@@ -92,8 +92,8 @@ export class BenchDevice extends BenchSocketDevice<Relay> {
   private clipSeq = 0
   private captured: Uint8Array | undefined
 
-  /** See BenchSocketDevice (`deflate: false`: do not offer permessage-deflate). */
-  constructor(url: string, token: string, deviceId: string, userId: string, options: { deflate?: boolean } = {}) {
+  /** See BenchSocketDevice (`deflate: false`: do not offer permessage-deflate; `singleFrame`: the SDK's wire). */
+  constructor(url: string, token: string, deviceId: string, userId: string, options: { deflate?: boolean; singleFrame?: boolean } = {}) {
     super(url, token, deviceId, userId, options)
     this.doc.on('update', (update: Uint8Array) => {
       this.captured = update

@@ -5,6 +5,7 @@
  * BenchDevice (Yjs, protocol §4) and BenchJsonDevice (change records,
  * section 5) add what they send and how they read a sync.
  */
+import { singleFrameParser, WIRE_SINGLE_FRAME } from '@superclip/sync-client/wire'
 import { io, type ManagerOptions, type Socket } from 'socket.io-client'
 
 export function field(o: unknown, key: string): unknown {
@@ -60,16 +61,20 @@ export abstract class BenchSocketDevice<R> {
   /**
    * `deflate: false` makes the client not offer permessage-deflate. By default
    * it offers it, as socket.io-client in Node and every browser do.
+   * `singleFrame: true` sends and asks for binary packets as one message each,
+   * as the SDK does (client/src/wire.ts); by default the device speaks plain
+   * socket.io-client's two.
    */
   constructor(
     url: string,
     token: string,
     readonly deviceId: string,
     readonly userId: string,
-    options: { deflate?: boolean } = {},
+    options: { deflate?: boolean; singleFrame?: boolean } = {},
   ) {
     this.socket = io(url, {
-      auth: { token, deviceId },
+      auth: { token, deviceId, ...(options.singleFrame ? { wire: WIRE_SINGLE_FRAME } : {}) },
+      ...(options.singleFrame ? { parser: singleFrameParser } : {}),
       transports: ['websocket'],
       reconnection: false,
       autoConnect: false,
