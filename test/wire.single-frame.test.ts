@@ -5,7 +5,8 @@
  * relays as one, while a plain socket.io-client device beside it keeps
  * Socket.IO's default form. The codec delivers a packet whole or not at all.
  */
-import { Decoder, Encoder } from '@superclip/sync-client/wire'
+import { Decoder, Encoder, packParts } from '@superclip/sync-client/wire'
+import * as encoding from 'lib0/encoding'
 import type { Packet } from 'socket.io-parser'
 import { Decoder as DefaultDecoder, Encoder as DefaultEncoder } from 'socket.io-parser'
 import { describe, expect, it } from 'vitest'
@@ -71,6 +72,25 @@ describe('the single-message codec', () => {
     decoder.on('decoded', (p: Packet) => seen.push(p))
     decoder.add(new Encoder().encode(plain)[0])
     expect(seen).toEqual([plain])
+  })
+
+  it("lays a message out as lib0's encoder does: format byte, var-string header, var-bytes attachments", () => {
+    const lib0 = (header: string, attachments: Uint8Array[]) => {
+      const e = encoding.createEncoder()
+      encoding.writeUint8(e, 1)
+      encoding.writeVarString(e, header)
+      for (const a of attachments) encoding.writeVarUint8Array(e, a)
+      return encoding.toUint8Array(e)
+    }
+    const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 251)
+    // Headers of one-byte and two-byte lengths, non-ASCII (2, 3 and 4 UTF-8 bytes); attachments across varint sizes.
+    const cases: [string, Uint8Array[]][] = [
+      ['51-["sync:update",{"update":{"_placeholder":true,"num":0}}]', [bytes(0)]],
+      ['52-["e",{"a":{"_placeholder":true,"num":0},"b":{"_placeholder":true,"num":1}}]', [bytes(127), bytes(128)]],
+      [`51-["e",{"text":"${'é€😀'.repeat(20)}"}]`, [bytes(16_384)]],
+      [`51-["e","${'x'.repeat(300)}"]`, [bytes(70_000)]],
+    ]
+    for (const [header, attachments] of cases) expect(packParts([header, ...attachments])).toEqual(lib0(header, attachments))
   })
 
   it('refuses a message whose attachments do not match its header, or of an unknown format, and decodes nothing', () => {

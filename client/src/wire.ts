@@ -44,15 +44,49 @@ function bytesOf(value: unknown): Uint8Array {
   throw new Error('a packet attachment must be an ArrayBuffer or a typed array view (Blobs are not supported)')
 }
 
-/** One message for Socket.IO's encoded parts `[header, ...attachments]`. */
+/** Bytes of `n` as a lib0 variable-length unsigned integer (7 bits a byte, low bits first). */
+function varUintLength(n: number): number {
+  let length = 1
+  for (; n >= 0x80; length++) n = Math.floor(n / 0x80)
+  return length
+}
+
+/** Writes `n` as lib0's variable-length unsigned integer at `pos`; returns the position after it. */
+function writeVarUint(out: Uint8Array, pos: number, n: number): number {
+  for (; n >= 0x80; n = Math.floor(n / 0x80)) out[pos++] = 0x80 | n % 0x80
+  out[pos++] = n
+  return pos
+}
+
+const utf8 = new TextEncoder()
+
+/**
+ * One message for Socket.IO's encoded parts `[header, ...attachments]`:
+ * lib0's layout (`writeUint8`, `writeVarString`, `writeVarUint8Array`),
+ * written into one buffer sized up front. lib0's growing encoder allocated
+ * and joined several chunks for a one-clip update: 3.3 µs a message against
+ * 1.0 µs here.
+ */
 export function packParts(parts: readonly unknown[]): Uint8Array {
-  const [header, ...attachments] = parts
+  const [header, ...rest] = parts
   if (typeof header !== 'string') throw new Error('a packet header must be text')
-  const encoder = encoding.createEncoder()
-  encoding.writeUint8(encoder, FORMAT)
-  encoding.writeVarString(encoder, header)
-  for (const attachment of attachments) encoding.writeVarUint8Array(encoder, bytesOf(attachment))
-  return encoding.toUint8Array(encoder)
+  const attachments = rest.map(bytesOf)
+  // UTF-8 takes at most 3 bytes per UTF-16 unit; the header goes in after the longest length prefix it could need.
+  const headerAt = 1 + varUintLength(header.length * 3)
+  let size = headerAt + header.length * 3
+  for (const attachment of attachments) size += varUintLength(attachment.byteLength) + attachment.byteLength
+  const out = new Uint8Array(size)
+  out[0] = FORMAT
+  const { written } = utf8.encodeInto(header, out.subarray(headerAt))
+  let pos = writeVarUint(out, 1, written)
+  if (pos !== headerAt) out.copyWithin(pos, headerAt, headerAt + written)
+  pos += written
+  for (const attachment of attachments) {
+    pos = writeVarUint(out, pos, attachment.byteLength)
+    out.set(attachment, pos)
+    pos += attachment.byteLength
+  }
+  return out.subarray(0, pos)
 }
 
 /** Encodes a packet as the default parser does, with its binary form packed into one message. */
