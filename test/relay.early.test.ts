@@ -13,9 +13,9 @@ import { openStore } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices } from '../src/services/index.js'
 import type { Reply } from './helpers/device.js'
-import { waitFor } from './helpers/device.js'
+import { waitFor, YjsDevice } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
-import { holdWrites, tempDir } from './helpers/server.js'
+import { holdWrites, tempDir, tokenFor } from './helpers/server.js'
 
 /** Tracks whether a promise has settled yet. */
 function tracked<T>(promise: Promise<T>): { settled: () => boolean; promise: Promise<T> } {
@@ -89,6 +89,44 @@ describe('relays before durability', () => {
     expect(replay.getMap('clips').has('after')).toBe(false)
     expect(laptop.clips().get('c1')?.get('content')).toBe('from web')
     expect(phone.clips().get('c1')?.get('content')).toBe('from web')
+  })
+
+  it("a device that syncs while a conflict's commit is pending gets its diff once that commit settles: after a failed commit it holds no write-back to resend", async () => {
+    // Were the write-back handed out from memory, a device resending it with the update after a failed
+    // commit would make the update no longer read as a conflict: the phone's value lost without a record.
+    await t.start()
+    const web = await t.jsonDevice('alice', 'web')
+    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
+    const phone = await t.device('alice', 'phone')
+    phone.goOffline()
+    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
+    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
+    const loaded = () => t.server.services.registry.peek('alice')
+
+    const held = holdWrites()
+    const phoneSync = phone.reconnect() // its sync sends the offline write: a conflict on `content` (a manual field)
+    await waitFor(() => (loaded()?.conflicts.size ?? 0) > 0 && held.calls() > 0, 'the conflict applied, its commit being written')
+    const tablet = t.track(new YjsDevice(t.server.url, await tokenFor('alice'), 'tablet'))
+    tablet.socket.connect()
+    await tablet.barrier()
+    expect(tablet.responses).toEqual([])
+
+    held.fail(Object.assign(new Error('IO error: No space left on device'), { code: 'LEVEL_IO_ERROR' }))
+    await waitFor(() => !tablet.socket.connected && !phone.socket.connected, 'the devices disconnected')
+    await phoneSync.catch(() => undefined)
+    expect(tablet.responses).toEqual([])
+    expect(tablet.clips().get('c1')).toBeUndefined()
+    vi.restoreAllMocks() // the disk has room again
+
+    // The tablet syncs first and sends what it holds; then the phone resends its offline write: still a conflict.
+    await tablet.reconnect()
+    await tablet.flushed()
+    await phone.reconnect()
+    await phone.flushed()
+    await waitFor(() => (loaded()?.conflicts.size ?? 0) > 0, 'the conflict recorded again')
+    const [conflict] = [...(loaded()?.conflicts.values() ?? [])]
+    expect(JSON.stringify(conflict)).toContain('from phone')
+    expect(tablet.clips().get('c1')?.get('content')).toBe('from web')
   })
 
   it("a JSON change and the user's Yjs update after it, committed in one batch, are relayed in that order", async () => {

@@ -18,6 +18,11 @@ export class LateRelays {
     return this.tails.has(userId)
   }
 
+  /** Resolves once no write of `userId` waits: those waiting now, and any made while they wait, are published or have failed. */
+  async settled(userId: string): Promise<void> {
+    for (let tail = this.tails.get(userId); tail; tail = this.tails.get(userId)) await tail
+  }
+
   /**
    * Publishes `work`'s result with `publish` once it has settled and the
    * user's earlier waiting writes are published. Call it in the turn the

@@ -69,9 +69,19 @@ export class SyncService {
     return this.registry.acquire(userId)
   }
 
-  /** The diff for a device whose document has state vector `stateVector`. */
-  diff(doc: SyncDocument, stateVector: Uint8Array): YjsDiff {
+  /**
+   * The diff for a device whose document has state vector `stateVector`, once
+   * none of the user's writes waits for its commit to be published
+   * (late-relays.ts). Such a write raised a conflict, or came by another path
+   * than a Yjs update: a device that got its write-back from memory before
+   * the commit, and resent it after the commit failed, would erase the
+   * conflict, and the author's value would be lost without a record. Rejects
+   * `UNAVAILABLE` if the commit failed meanwhile (the document is reloaded).
+   */
+  async diff(doc: SyncDocument, userId: string, stateVector: Uint8Array): Promise<YjsDiff> {
     checkStateVector(stateVector)
+    if (this.lateRelays.pending(userId)) await this.lateRelays.settled(userId)
+    if (doc.evicted) throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: 100 })
     return {
       update: Y.encodeStateAsUpdate(doc.doc, stateVector),
       stateVector: Y.encodeStateVector(doc.doc),

@@ -160,7 +160,7 @@ async function syncRequest(io: SyncServer, socket: SyncSocket, payload: unknown)
   const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   const { deviceId } = socket.data
   if (request.stateVector) {
-    const diff = services.sync.diff(doc, request.stateVector)
+    const diff = await services.sync.diff(doc, socket.data.userId, request.stateVector)
     socket.emit(SyncEventType.SYNC_START, { deviceId, mode: 'yjs' })
     emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
@@ -256,16 +256,20 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
   const { services } = runtimeOf(io)
   const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   const { deviceId, userId } = socket.data
-  // Live again from the last reply below, in the same turn (goLive joins the live room).
-  socket.data.paused = false
-  socket.data.pausedAt = undefined
+  const live = () => {
+    // Live again from the last reply below, in the same turn (goLive joins the live room).
+    socket.data.paused = false
+    socket.data.pausedAt = undefined
+  }
   if ('stateVector' in missedSince) {
-    const diff = services.sync.diff(doc, missedSince.stateVector)
+    const diff = await services.sync.diff(doc, userId, missedSince.stateVector)
+    live()
     emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
+  live()
   let cursor = missedSince.cursor
   for (;;) {
     const page = await services.sync.changePage(doc, userId, { lastSyncTimestamp: cursor, limit: RESUME_PAGE })
