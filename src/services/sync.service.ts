@@ -115,6 +115,8 @@ export class SyncService {
     }
     if (!early) return this.lateRelays.after(author.userId, durable, published).then(() => applied)
     this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
+    // Not through LateRelays: nothing of the user waits, and a later write's publish follows its own commit,
+    // which settles with or after this one; this path from the commit to the publish is the shortest.
     await durable
     published()
     return applied
