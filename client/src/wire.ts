@@ -22,7 +22,6 @@
  */
 import { Emitter } from '@socket.io/component-emitter'
 import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import { Decoder as DefaultDecoder, Encoder as DefaultEncoder, type Packet } from 'socket.io-parser'
 
 /** The handshake's `auth.wire` value that asks the server for binary packets as single messages. */
