@@ -71,12 +71,15 @@ export class SyncService {
 
   /**
    * The diff for a device whose document has state vector `stateVector`, once
-   * none of the user's writes waits for its commit to be published
-   * (late-relays.ts). Such a write raised a conflict, or came by another path
-   * than a Yjs update: a device that got its write-back from memory before
-   * the commit, and resent it after the commit failed, would erase the
-   * conflict, and the author's value would be lost without a record. Rejects
-   * `UNAVAILABLE` if the commit failed meanwhile (the document is reloaded).
+   * the user's writes that wait for their commit to be published
+   * (late-relays.ts) when it is asked for are published. Such a write raised
+   * a conflict, or came by another path than a Yjs update (or waits behind
+   * one): a device that got a conflict's write-back from memory before the
+   * commit, and resent it after the commit failed, would erase the conflict,
+   * and the author's value would be lost without a record. Writes made
+   * during the wait are not waited for, so a user writing without pause
+   * cannot hold the sync. Rejects `UNAVAILABLE` if a commit failed meanwhile
+   * (the document is being reloaded).
    */
   async diff(doc: SyncDocument, userId: string, stateVector: Uint8Array): Promise<YjsDiff> {
     checkStateVector(stateVector)

@@ -256,20 +256,17 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
   const { services } = runtimeOf(io)
   const doc = runtimeOf(io).loaded(socket) ?? (await runtimeOf(io).document(socket))
   const { deviceId, userId } = socket.data
-  const live = () => {
-    // Live again from the last reply below, in the same turn (goLive joins the live room).
-    socket.data.paused = false
-    socket.data.pausedAt = undefined
-  }
+  // Live again from the last reply below (goLive joins the live room). Before the diff's wait: a pause
+  // that comes meanwhile is a pause of a live socket, which goLive then keeps.
+  socket.data.paused = false
+  socket.data.pausedAt = undefined
   if ('stateVector' in missedSince) {
     const diff = await services.sync.diff(doc, userId, missedSince.stateVector)
-    live()
     emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
     return { serverTimestamp: diff.serverTimestamp }
   }
-  live()
   let cursor = missedSince.cursor
   for (;;) {
     const page = await services.sync.changePage(doc, userId, { lastSyncTimestamp: cursor, limit: RESUME_PAGE })
