@@ -132,6 +132,35 @@ describe('relays before durability', () => {
     expect(tablet.clips().get('c1')?.get('content')).toBe('from web')
   })
 
+  it("a device that syncs while a conflict's commit is pending gets the stored write-back and the conflict once the commit succeeds", async () => {
+    await t.start()
+    const web = await t.jsonDevice('alice', 'web')
+    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
+    const phone = await t.device('alice', 'phone')
+    phone.goOffline()
+    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
+    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
+    const loaded = () => t.server.services.registry.peek('alice')
+
+    const held = holdWrites()
+    const phoneSync = phone.reconnect()
+    await waitFor(() => (loaded()?.conflicts.size ?? 0) > 0 && held.calls() > 0, 'the conflict applied, its commit being written')
+    const tablet = t.track(new YjsDevice(t.server.url, await tokenFor('alice'), 'tablet'))
+    const tabletSynced = tablet.synced()
+    tablet.socket.connect()
+    await tablet.barrier()
+    expect(tablet.responses).toEqual([])
+
+    held.release()
+    await tabletSynced
+    await phoneSync
+    await phone.flushed()
+    expect(tablet.responses).toHaveLength(1)
+    expect(tablet.clips().get('c1')?.get('content')).toBe('from web')
+    await waitFor(() => phone.clips().get('c1')?.get('content') === 'from web', "the server's value back on the phone")
+    expect(loaded()?.conflicts.size).toBe(1)
+  })
+
   it("a JSON change and the user's Yjs update after it, committed in one batch, are relayed in that order", async () => {
     await t.start()
     const web = await t.jsonDevice('alice', 'web')
