@@ -29,6 +29,24 @@ describe('relays before durability', () => {
   afterEach(() => {
     vi.restoreAllMocks()
   })
+  const loaded = () => t.server.services.registry.peek('alice')
+
+  /**
+   * Alice's clip c1, made by her web device; her phone, offline, writes its
+   * content, and so does the web: the phone's next sync raises a conflict on
+   * `content` (a manual field). `keepPhoneValue`: the phone's doc keeps
+   * deleted content (no `gc`).
+   */
+  async function offlineConflict(options: { keepPhoneValue?: boolean } = {}): Promise<YjsDevice> {
+    const web = await t.jsonDevice('alice', 'web')
+    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
+    const phone = await t.device('alice', 'phone')
+    if (options.keepPhoneValue) phone.doc.gc = false
+    phone.goOffline()
+    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
+    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
+    return phone
+  }
 
   it("reaches the other Yjs devices while the commit is still being written; the ack and the JSON devices' change records wait for it", async () => {
     await t.start()
@@ -95,16 +113,9 @@ describe('relays before durability', () => {
     // Were the write-back handed out from memory, a device resending it with the update after a failed
     // commit would make the update no longer read as a conflict: the phone's value lost without a record.
     await t.start()
-    const web = await t.jsonDevice('alice', 'web')
-    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
-    const phone = await t.device('alice', 'phone')
     // Should the phone's value lose Yjs's tie-break with the web's, its own doc would collect it once it
     // applies the server's: then its resend below would carry no value at all. Kept, it carries it.
-    phone.doc.gc = false
-    phone.goOffline()
-    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
-    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
-    const loaded = () => t.server.services.registry.peek('alice')
+    const phone = await offlineConflict({ keepPhoneValue: true })
 
     const held = holdWrites()
     const phoneSync = phone.reconnect() // its sync sends the offline write: a conflict on `content` (a manual field)
@@ -134,13 +145,7 @@ describe('relays before durability', () => {
 
   it("a device that syncs while a conflict's commit is pending gets the stored write-back and the conflict once the commit succeeds", async () => {
     await t.start()
-    const web = await t.jsonDevice('alice', 'web')
-    await web.write('create', { entityType: 'clip', entityId: 'c1', data: { content: 'v0' } })
-    const phone = await t.device('alice', 'phone')
-    phone.goOffline()
-    ;(phone.clips().get('c1') as Y.Map<unknown>).set('content', 'from phone')
-    await web.write('update', { entityType: 'clip', entityId: 'c1', data: { content: 'from web' }, version: 1 })
-    const loaded = () => t.server.services.registry.peek('alice')
+    const phone = await offlineConflict()
 
     const held = holdWrites()
     const phoneSync = phone.reconnect()
