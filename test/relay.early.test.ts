@@ -166,6 +166,34 @@ describe('relays before durability', () => {
     expect(loaded()?.conflicts.size).toBe(1)
   })
 
+  it("a pause that comes while a resume waits for a conflict's commit is kept: no live updates after it", async () => {
+    await t.start()
+    const phone = await offlineConflict()
+    const laptop = await t.device('alice', 'laptop')
+    const tablet = await t.device('alice', 'tablet')
+    expect(await laptop.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })
+
+    const held = holdWrites()
+    const phoneSync = phone.reconnect()
+    await waitFor(() => (loaded()?.conflicts.size ?? 0) > 0 && held.calls() > 0, 'the conflict applied, its commit being written')
+    const resume = tracked(laptop.socket.emitWithAck('sync:resume', {}) as Promise<Reply>)
+    // The resume waits for the conflict's commit; the pause comes meanwhile.
+    expect(await laptop.socket.emitWithAck('sync:pause', {})).toEqual({ ok: true })
+    expect(resume.settled()).toBe(false)
+    expect(laptop.responses).toHaveLength(1) // its initial sync's only
+
+    held.release()
+    expect(await resume.promise).toMatchObject({ ok: true })
+    await phoneSync
+    await phone.flushed()
+    expect(laptop.responses).toHaveLength(2)
+    tablet.addClip('after-the-pause', 'not for the paused laptop')
+    await tablet.flushed()
+    await laptop.barrier()
+    expect(laptop.clips().has('after-the-pause')).toBe(false)
+    expect(laptop.received).toEqual([])
+  })
+
   it("a JSON change and the user's Yjs update after it, committed in one batch, are relayed in that order", async () => {
     await t.start()
     const web = await t.jsonDevice('alice', 'web')

@@ -19,15 +19,6 @@ export class LateRelays {
   }
 
   /**
-   * Resolves once the writes of `userId` waiting now are published or have
-   * failed (not those made meanwhile: a user writing without pause would
-   * hold a caller forever).
-   */
-  settled(userId: string): Promise<void> {
-    return this.tails.get(userId) ?? Promise.resolve()
-  }
-
-  /**
    * Publishes `work`'s result with `publish` once it has settled and the
    * user's earlier waiting writes are published. Call it in the turn the
    * write is applied. Resolves with the result; rejects as `work` does

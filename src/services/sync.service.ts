@@ -25,6 +25,7 @@ import { recordCompletedSync, syncStatus, type SocketSyncState } from './status.
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
 import { checkStateVector } from './update-validator.js'
+import { ConflictCommits } from './conflict-commits.js'
 import { LateRelays } from './late-relays.js'
 import { toSyncChange, type IndexWrite } from './entity-index.js'
 import { stageYjsUpdate, type AppliedUpdate, type Author } from './yjs-updates.js'
@@ -44,6 +45,7 @@ export class SyncService {
   private closing = false
   private feed: ChangeFeed = NO_FEED
   private readonly lateRelays = new LateRelays()
+  private readonly conflictCommits = new ConflictCommits()
 
   constructor(
     private readonly registry: DocumentRegistry,
@@ -71,19 +73,16 @@ export class SyncService {
 
   /**
    * The diff for a device whose document has state vector `stateVector`, once
-   * the user's writes that wait for their commit to be published
-   * (late-relays.ts) when it is asked for are published. Such a write raised
-   * a conflict, or came by another path than a Yjs update (or waits behind
-   * one): a device that got a conflict's write-back from memory before the
-   * commit, and resent it after the commit failed, would erase the conflict,
-   * and the author's value would be lost without a record. Writes made
-   * during the wait are not waited for, so a user writing without pause
-   * cannot hold the sync. Rejects `UNAVAILABLE` if a commit failed meanwhile
-   * (the document is being reloaded).
+   * the commits of the user's updates that raised a conflict are settled
+   * (conflict-commits.ts says why). Rejects `UNAVAILABLE` if a commit failed
+   * meanwhile (the document is being reloaded), or if the user's conflicts
+   * kept coming.
    */
   async diff(doc: SyncDocument, userId: string, stateVector: Uint8Array): Promise<YjsDiff> {
     checkStateVector(stateVector)
-    if (this.lateRelays.pending(userId)) await this.lateRelays.settled(userId)
+    if (!(await this.conflictCommits.settled(userId))) {
+      throw new SyncError(ErrorCode.UNAVAILABLE, "this user's conflicts are still being stored; sync again", { retryAfterMs: jittered(100) })
+    }
     if (doc.evicted) throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: 100 })
     return {
       update: Y.encodeStateAsUpdate(doc.doc, stateVector),
@@ -111,6 +110,7 @@ export class SyncService {
       { update, deviceId: author.deviceId, fromOrigin: true },
       ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
     ]
+    if (applied.conflicts.length > 0) this.conflictCommits.track(author.userId, durable)
     const early = this.options.relayBeforeDurable && applied.conflicts.length === 0 && !this.lateRelays.pending(author.userId)
     const published = () => {
       this.metrics.yjsWrites++

@@ -261,7 +261,11 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
   socket.data.paused = false
   socket.data.pausedAt = undefined
   if ('stateVector' in missedSince) {
-    const diff = await services.sync.diff(doc, userId, missedSince.stateVector)
+    const diff = await services.sync.diff(doc, userId, missedSince.stateVector).catch((err: unknown) => {
+      // Refused (to retry): still paused where it was, unless it paused again meanwhile.
+      if (!socket.data.paused) Object.assign(socket.data, { paused: true, pausedAt: missedSince })
+      throw err
+    })
     emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
     socket.emit(SyncEventType.SYNC_COMPLETE, { deviceId, mode: 'yjs', serverTimestamp: diff.serverTimestamp })
     goLive(io, socket, doc, { stateVector: diff.stateVector }, diff.serverTimestamp)
