@@ -19,7 +19,7 @@ export class ConflictCommits {
     commits.add(durable)
     const settled = () => {
       commits.delete(durable)
-      if (commits.size === 0 && this.pending.get(userId) === commits) this.pending.delete(userId)
+      if (commits.size === 0) this.pending.delete(userId)
     }
     durable.then(settled, settled)
   }

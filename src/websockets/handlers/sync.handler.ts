@@ -263,7 +263,10 @@ async function syncResume(io: SyncServer, socket: SyncSocket, payload: unknown):
   if ('stateVector' in missedSince) {
     const diff = await services.sync.diff(doc, userId, missedSince.stateVector).catch((err: unknown) => {
       // Refused (to retry): still paused where it was, unless it paused again meanwhile.
-      if (!socket.data.paused) Object.assign(socket.data, { paused: true, pausedAt: missedSince })
+      if (!socket.data.paused) {
+        socket.data.paused = true
+        socket.data.pausedAt = missedSince
+      }
       throw err
     })
     emitBinary(socket, SyncEventType.SYNC_RESPONSE, { mode: 'yjs', ...diff })
