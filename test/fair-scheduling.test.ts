@@ -10,6 +10,7 @@ import { PLANS, type PlanTable } from '../src/models/plans.js'
 import { SERVER_LIMITS } from '../src/models/server-limits.js'
 import { Metrics } from '../src/utils/metrics.js'
 import { FairScheduler } from '../src/websockets/fair-scheduler.js'
+import { HeavyUserThrottle } from '../src/websockets/heavy-user-throttle.js'
 import { ClipBurst } from './helpers/clip-burst.js'
 import { nextTurn, waitFor } from './helpers/device.js'
 import { useServer } from './helpers/fixture.js'
@@ -87,6 +88,38 @@ describe('the fair scheduler', () => {
     await waitFor(() => ran.length === 4, "alice's event once bob's write settled")
   })
 
+  it("caps a user whose burst queues while another user is active: its events run at the cap, in order, the other's at once", async () => {
+    const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond: 100 }, { timer: false })
+    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), { throttle })
+    const ran: string[] = []
+    scheduler.submit('bob', 'free', () => ran.push('bob-0'))
+    for (let i = 0; i < 40; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
+    // The first slice ran; the rest queued, and at a slice's worth queued alice was capped.
+    expect(ran).toHaveLength(1 + SLICE.events)
+    expect(throttle.capped().free).toBe(1)
+    expect(scheduler.refusal('alice', 'free')).toBeUndefined()
+    const started = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // At 100 events a second, about 10 more in 100 ms (a quarter window's burst at most on top).
+    const inTime = (ms: number) => Math.ceil((ms / 1000) * 100) + 3
+    expect(ran.length - 1 - SLICE.events).toBeLessThanOrEqual(inTime(performance.now() - started))
+    scheduler.submit('bob', 'free', () => ran.push('bob-1'))
+    expect(ran[ran.length - 1]).toBe('bob-1')
+    await waitFor(() => ran.length === 42, "every one of alice's events")
+    expect(ran.filter((r) => r.startsWith('alice'))).toEqual(Array.from({ length: 40 }, (_, i) => `alice-${i}`))
+  })
+
+  it("gives a capped user's full queue the cap's drain time as its retry hint", () => {
+    const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond: 10 }, { timer: false })
+    const scheduler = new FairScheduler(plans(SLICE.events), SLICE, new Metrics(), { throttle })
+    scheduler.submit('bob', 'free', () => undefined)
+    for (let i = 0; i < 2 * SLICE.events; i++) scheduler.submit('alice', 'free', () => undefined)
+    const refusal = scheduler.refusal('alice', 'free')
+    // 8 queued at 10 a second: 800 ms, jittered.
+    expect(refusal?.retryAfterMs).toBeGreaterThanOrEqual(800)
+    expect(refusal?.retryAfterMs).toBeLessThanOrEqual(1600)
+  })
+
   it('refuses RATE_LIMITED with retryAfterMs once the queue is full, and runs everything it took', async () => {
     const scheduler = new FairScheduler(plans(5), SLICE, new Metrics())
     let ran = 0
@@ -154,6 +187,45 @@ describe('fair scheduling on a real server', () => {
     const metrics = await (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
     expect(metrics).toMatch(/superclip_scheduler_slice_seconds_count\{plan="free"\} [1-9]/)
     expect(metrics).toMatch(/superclip_scheduler_queued_events\{plan="free"\} 0/)
+  })
+
+  it("a burst beside another user's steady writes is capped (the gauge shows it), applied in order, all stored; the cap is lifted after", async () => {
+    await t.start(undefined, NO_RATE_LIMITS)
+    const importer = await t.device('alice', 'importer')
+    const watcher = await t.device('alice', 'watcher')
+    const arrived: string[] = []
+    watcher.clips().observe((e) => arrived.push(...e.keysChanged))
+    const bob = await t.device('bob', 'phone')
+    const throttled = async () => {
+      const text = await (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
+      return Number(/superclip_scheduler_throttled_users\{plan="free"\} (\d+)/.exec(text)?.[1])
+    }
+    // Bob writes every 20 ms, before and during alice's burst.
+    const bobAcks: Promise<Reply>[] = []
+    let n = 0
+    const steady = setInterval(() => {
+      const ack = bob.write(() => bob.addClip(`bob-${n++}`, 'steady'))
+      if (ack) bobAcks.push(ack)
+    }, 20)
+    try {
+      await waitFor(() => bobAcks.length >= 3, "bob's first writes")
+      const burst = new ClipBurst('burst', 1500)
+      void burst.send(importer)
+      let seen = 0
+      await waitFor(async () => (seen = await throttled()) === 1, 'alice capped')
+      expect(seen).toBe(1)
+      await burst.settled(60_000)
+      expect(burst.acked()).toHaveLength(1500)
+      await waitFor(() => watcher.clips().size === 1500, 'the burst on the watcher', 30_000)
+      expect(arrived).toEqual(burst.ids)
+    } finally {
+      clearInterval(steady)
+    }
+    for (const ack of await Promise.all(bobAcks)) expect(ack).toMatchObject({ ok: true })
+    // Alice has stopped: her cap goes.
+    await waitFor(async () => (await throttled()) === 0, 'the cap lifted')
+    const reader = await t.device('bob', 'reader')
+    expect(reader.clips().size).toBe(bobAcks.length)
   })
 
   it('a full queue refuses RATE_LIMITED with retryAfterMs; refused updates change nothing, acknowledged ones are all stored', async () => {

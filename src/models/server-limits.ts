@@ -18,11 +18,14 @@
  *   Each takes a token; a socket whose bucket is empty is disconnected.
  * - `slice`: how much of one user's work runs before other users' turn
  *   (websockets/fair-scheduler.ts): events, and their measured time in ms.
+ * - `throttle`: when a user that runs far more events than the others is
+ *   capped, and how (websockets/heavy-user-throttle.ts).
  * - `refusalHold`: a handshake refused `rate_limited` is answered after its
  *   `retryAfterMs`, up to `ms`, for at most `held` handshakes at once
  *   (websockets/refusal-tarpit.ts).
  */
 import type { Rate } from '../utils/token-bucket.js'
+import type { ThrottleLimits } from '../websockets/heavy-user-throttle.js'
 
 export interface SliceLimits {
   /** Events of one user run back to back at most. */
@@ -43,6 +46,7 @@ export interface ServerLimits {
   socketQueue: { events: number; bytes: number }
   strikes: Rate
   slice: SliceLimits
+  throttle: ThrottleLimits
   refusalHold: { ms: number; held: number }
 }
 
@@ -52,5 +56,6 @@ export const SERVER_LIMITS: ServerLimits = {
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
   slice: { events: 64, ms: 5, writes: 64 },
+  throttle: { windowMs: 100, busy: 0.6, targetMs: 5, minEvents: 10, factor: 4, decrease: 0.7, increase: 1.15, startPerSecond: 200, floorPerSecond: 50 },
   refusalHold: { ms: 5000, held: 1000 },
 }

@@ -75,6 +75,7 @@ export class Metrics {
 
   private sources: GaugeSources | undefined
   private schedulerDepths: (() => Record<string, number>) | undefined
+  private schedulerThrottled: (() => Record<string, number>) | undefined
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry]
@@ -161,6 +162,15 @@ export class Metrics {
         for (const [plan, depth] of Object.entries(this.schedulerDepths?.() ?? {})) queued.set({ plan }, depth)
       },
     })
+    const throttled: Gauge<'plan'> = new Gauge({
+      name: `${PREFIX}scheduler_throttled_users`,
+      help: 'Users whose event rate is capped because they take far more than the others while those feel it (heavy-user-throttle.ts), by plan',
+      labelNames: ['plan'],
+      registers,
+      collect: () => {
+        for (const [plan, users] of Object.entries(this.schedulerThrottled?.() ?? {})) throttled.set({ plan }, users)
+      },
+    })
     this.sliceSeconds = histogram(
       'scheduler_slice_seconds',
       "One user's events run back to back in one turn of the event loop (their measured time), by plan",
@@ -169,9 +179,10 @@ export class Metrics {
     )
   }
 
-  /** Where the queue-depth gauge reads from (fair-scheduler.ts). */
-  readSchedulerFrom(depths: () => Record<string, number>): void {
+  /** Where the queue-depth and throttled-users gauges read from (fair-scheduler.ts). */
+  readSchedulerFrom(depths: () => Record<string, number>, throttled: () => Record<string, number>): void {
     this.schedulerDepths = depths
+    this.schedulerThrottled = throttled
   }
 
   /** A user's slice of `seconds` on `plan` (once per user and turn: the labelled child is kept). */

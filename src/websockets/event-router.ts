@@ -69,10 +69,12 @@ export class EventRouter {
     }
     this.metrics.receivedBytes += bytes
     this.inflight++
+    const admitted = performance.now()
     return new Promise<void>((answered) => {
       const finish = () => {
         this.limiter.done(socket, bytes)
         this.settled()
+        this.scheduler.answered(userId, performance.now() - admitted)
         answered()
       }
       this.scheduler.submit(userId, plan, () => {

@@ -21,10 +21,16 @@
  * they are fewer, so one user's share of a commit stays bounded. A user
  * alone may fill the commits.
  *
+ * Slices bound how long a user holds the others in one turn, not its share
+ * of the server: a user far above the others while they are slowed is also
+ * capped to a rate (`throttle`, heavy-user-throttle.ts); its events wait in
+ * its queue for the cap's tokens.
+ *
  * A user's queue holds at most its plan's `queuedEvents`; `refusal` says
  * when it is full, before the event takes anything from the rate limits, and
  * the event is refused `RATE_LIMITED` with a `retryAfterMs` from the queue's
- * measured drain time. Queue depths and slice times are metrics, by plan.
+ * drain time (measured, or at its cap). Queue depths, slice times and capped
+ * users are metrics, by plan.
  */
 import type { PlanTable } from '../models/plans.js'
 import type { SliceLimits } from '../models/server-limits.js'
@@ -32,6 +38,7 @@ import type { Plan } from '../types/events.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { Metrics } from '../utils/metrics.js'
 import { jittered } from '../utils/retry.js'
+import type { HeavyUserThrottle } from './heavy-user-throttle.js'
 
 /** Bounds of a queue-full retry hint, ms. */
 const MIN_RETRY_MS = 50
@@ -62,6 +69,7 @@ export class FairScheduler {
   private readonly writesOf: (userId: string) => number
   private readonly allWrites: () => number
   private readonly now: () => number
+  private readonly throttle: HeavyUserThrottle | undefined
 
   constructor(
     private readonly plans: PlanTable,
@@ -73,12 +81,18 @@ export class FairScheduler {
       /** Writes of every document queued or being written. */
       allWrites?: () => number
       now?: () => number
+      /** Caps the rate of a user that takes far more than the others while they feel it. */
+      throttle?: HeavyUserThrottle
     } = {},
   ) {
     this.writesOf = options.writesOf ?? (() => 0)
     this.allWrites = options.allWrites ?? (() => 0)
     this.now = options.now ?? (() => performance.now())
-    metrics.readSchedulerFrom(() => this.depths())
+    this.throttle = options.throttle
+    metrics.readSchedulerFrom(
+      () => this.depths(),
+      () => this.throttle?.capped() ?? { free: 0, pro: 0 },
+    )
   }
 
   /** The refusal for one more event of `userId` when its queue is full, else undefined. */
@@ -86,7 +100,7 @@ export class FairScheduler {
     const queued = this.users.get(userId)?.queue.length ?? 0
     const limit = this.plans[plan].queuedEvents
     if (queued < limit) return undefined
-    const drainMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, queued * this.costMs))
+    const drainMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, this.throttle?.drainMs(userId, queued) ?? queued * this.costMs))
     return new SyncError(ErrorCode.RATE_LIMITED, `too many events of this user waiting to be processed (at most ${limit} on the ${plan} plan)`, {
       retryAfterMs: jittered(drainMs),
     })
@@ -102,8 +116,14 @@ export class FairScheduler {
     } else {
       user.queue.push(task)
       this.waiting.add(userId)
+      if (user.queue.length === this.slice.events) this.throttle?.bursting(userId, plan)
     }
     this.scheduleTick()
+  }
+
+  /** One event of `userId` answered `ms` after it was admitted (what the others feel of a heavy user). */
+  answered(userId: string, ms: number): void {
+    this.throttle?.answered(userId, ms)
   }
 
   /** Events queued now, by plan. */
@@ -117,7 +137,7 @@ export class FairScheduler {
   }
 
   private hasSlice(userId: string, user: UserState): boolean {
-    return user.events < this.slice.events && user.ms < this.slice.ms && !this.overWrites(userId)
+    return user.events < this.slice.events && user.ms < this.slice.ms && !this.overWrites(userId) && (this.throttle?.allows(userId) ?? true)
   }
 
   /** Past its share of the group commit while another user's writes wait with it. */
@@ -136,15 +156,16 @@ export class FairScheduler {
       user.ms += ms
       this.costMs += (ms - this.costMs) / 64
       this.spent.add(userId)
+      this.throttle?.ran(userId, user.plan)
     }
   }
 
-  /** The next turn; `later`: every waiting user waits for its writes, so nothing can run before some settle. */
-  private scheduleTick(later = false): void {
+  /** The next turn; `laterMs`: every waiting user waits for its writes or its cap, so nothing can run before then. */
+  private scheduleTick(laterMs?: number): void {
     if (this.tickScheduled) return
     this.tickScheduled = true
-    if (later) setTimeout(() => this.tick(), 1)
-    else setImmediate(() => this.tick())
+    if (laterMs === undefined) setImmediate(() => this.tick())
+    else setTimeout(() => this.tick(), laterMs)
   }
 
   /** A new turn: every user's slice is whole again; then one drain of the queues. */
@@ -164,18 +185,24 @@ export class FairScheduler {
 
   private drain(): void {
     const started = this.now()
+    /** When a user held by its writes (looked at again in 1 ms) or by its cap may run. */
+    let laterMs = Infinity
     for (const userId of [...this.waiting]) {
       // A waiting user has a queue, and a user with a queue is never dropped from `users`.
       const user = this.users.get(userId) as UserState
-      if (!this.hasSlice(userId, user)) continue // waiting for its writes: keeps its place
+      if (!this.hasSlice(userId, user)) {
+        // Held: keeps its place.
+        laterMs = Math.min(laterMs, Math.max(1, this.throttle?.waitMs(userId) ?? 0))
+        continue
+      }
       while (user.queue.length > 0 && this.hasSlice(userId, user)) this.run(userId, user, user.queue.shift() as Task)
       // Served: to the back of the line, or out of it.
       this.waiting.delete(userId)
       if (user.queue.length > 0) this.waiting.add(userId)
       if (this.now() - started >= this.slice.ms) break
     }
-    // Something ran (its spend is reset next turn, and the queues go on), or every waiting user waits for its writes.
+    // Something ran (its spend is reset next turn, and the queues go on), or every waiting user is held.
     if (this.spent.size > 0) this.scheduleTick()
-    else if (this.waiting.size > 0) this.scheduleTick(true)
+    else if (this.waiting.size > 0) this.scheduleTick(laterMs)
   }
 }

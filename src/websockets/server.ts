@@ -13,6 +13,7 @@ import { EventLimiter } from './event-limiter.js'
 import { EventRouter } from './event-router.js'
 import { registerSyncHandlers } from './handlers/sync.handler.js'
 import { FairScheduler } from './fair-scheduler.js'
+import { HeavyUserThrottle } from './heavy-user-throttle.js'
 import { RefusalTarpit } from './refusal-tarpit.js'
 import { RelayBatcher } from './relay-batcher.js'
 import { dualParser } from './single-frame.js'
@@ -85,6 +86,7 @@ export function createSocketServer(
   const scheduler = new FairScheduler(config.plans, config.limits.slice, metrics, {
     writesOf: (userId) => services.registry.peek(userId)?.pendingWrites ?? 0,
     allWrites: () => services.pendingWrites(),
+    throttle: new HeavyUserThrottle(config.limits.throttle),
   })
   const router = new EventRouter(log, limiter, abuse, metrics, scheduler)
   const io: SyncServer = new Server(httpServer, {

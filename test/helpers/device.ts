@@ -175,9 +175,9 @@ export function nextTurn(): Promise<void> {
 }
 
 /** Polls `predicate` until it holds or `ms` pass (fails the test with `what`). */
-export async function waitFor(predicate: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))
   }

@@ -28,7 +28,7 @@ export const NO_RATE_LIMITS: Pick<ServerConfig, 'plans' | 'limits'> = (() => {
   const lift = (p: PlanLimits): PlanLimits => ({ ...p, userEvents: unlimited, socketEvents: unlimited, userBytes: unlimited, socketBytes: unlimited, newClientIds: unlimited, queuedEvents: 1e9 })
   return {
     plans: { free: lift(PLANS.free), pro: lift(PLANS.pro) },
-    limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited, slice: SERVER_LIMITS.slice, refusalHold: { ms: 0, held: 0 } },
+    limits: { ipConnections: unlimited, ipAuthFailures: unlimited, socketQueue: { events: 1e9, bytes: 1e12 }, strikes: unlimited, slice: SERVER_LIMITS.slice, throttle: SERVER_LIMITS.throttle, refusalHold: { ms: 0, held: 0 } },
   }
 })()
 

@@ -1,0 +1,258 @@
+/**
+ * A rate cap for a user that takes far more of the server than the others
+ * while they feel it (issue 15). Slices (fair-scheduler.ts) order a bursting
+ * user's events between the others', but they do not bound its share: with
+ * the loop never idle, a bulk import got almost every turn, its acks and
+ * commits filled the rest, the store's thread was left short of CPU on a
+ * small machine, and the other users' acks took 10–20× longer. Smaller
+ * slices did not help: the loop stays just as busy, in more turns.
+ *
+ * Every `windowMs`, the events each user ran are counted, and two things
+ * are read: the event loop's utilization, and the time the other users'
+ * events took from admission to answer (their 90th percentile; a write is
+ * answered once durable, so this includes waiting for the group commit,
+ * which the loop's utilization does not show). A user is heavy when it ran
+ * at least `minEvents` in the window and more than `factor` times the mean
+ * rate of the other active users (a user alone is never heavy: nobody waits
+ * for it). While the others are slowed (the loop busier than `busy`, or their
+ * p90 over the target: `targetMs`, or twice their p90 while nobody was heavy
+ * if that is more), each heavy user's rate is capped below what it ran
+ * (×`decrease`, never below `floorPerSecond`); while their p90 is under half
+ * the target, caps grow (×`increase`), and a cap is lifted when its user asks
+ * for less than half of it, runs within `factor / 2` times the others' mean,
+ * or is alone. A burst is not left a whole window: a user whose events start
+ * to queue (more than a slice at once) while another user is active is
+ * capped at once, at `startPerSecond`.
+ *
+ * A capped user's events wait in its queue (in order; nothing is dropped), so
+ * its acks and commits slow with them; a client that keeps writing fills its
+ * queue and is refused `RATE_LIMITED`, with the cap's drain time as the hint.
+ */
+import type { Plan } from '../types/events.js'
+
+export interface ThrottleLimits {
+  /** How often rates, the loop's utilization and the others' answer times are read, ms. */
+  windowMs: number
+  /** Loop utilization (0–1) above which heavy users are slowed. */
+  busy: number
+  /**
+   * The other users' 90th-percentile answer time, ms, above which heavy users
+   * are slowed: at least this, and at least twice what it is while nobody is
+   * heavy (so a slow disk does not hold every heavy user at the floor).
+   */
+  targetMs: number
+  /** Events in one window under which a user is never heavy. */
+  minEvents: number
+  /** How many times the other active users' mean rate makes a user heavy. */
+  factor: number
+  /** A cap's factor per window while the others are slowed, and while they are not (their p90 under half the target). */
+  decrease: number
+  increase: number
+  /** The cap of a user whose events start to queue (more than a slice at once) while others are active, events per second. */
+  startPerSecond: number
+  /** The lowest cap, events per second: a capped user always progresses. */
+  floorPerSecond: number
+}
+
+interface UserRate {
+  plan: Plan
+  /** Events run in the current window. */
+  count: number
+  /** Events per window, exponentially weighted: who is active, and how much. */
+  average: number
+  /** Answer times of its events in the current window, ms (at most `MAX_SAMPLES`). */
+  answers: number[]
+}
+
+interface Cap {
+  perSecond: number
+  tokens: number
+  at: number
+}
+
+/** How much a window's count weighs in a user's average. */
+const WEIGHT = 0.3
+/** An average under this and the user is no longer active. */
+const INACTIVE = 0.05
+/** Answer times kept per user and window. */
+const MAX_SAMPLES = 256
+/** Answer times of other users needed in a window to judge their latency. */
+const MIN_SAMPLES = 20
+
+export class HeavyUserThrottle {
+  private readonly users = new Map<string, UserRate>()
+  private readonly caps = new Map<string, Cap>()
+  private timer: NodeJS.Timeout | undefined
+  private windowStart = 0
+  /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
+  private calmP90 = 0
+  private readonly now: () => number
+  private readonly utilization: () => number
+  private readonly timed: boolean
+
+  constructor(
+    private readonly limits: ThrottleLimits,
+    options: {
+      now?: () => number
+      /** The event loop's utilization since the previous call, 0–1. */
+      utilization?: () => number
+      /** False: no timer; the caller runs `adjust` once per window (tests). */
+      timer?: boolean
+    } = {},
+  ) {
+    this.now = options.now ?? (() => performance.now())
+    this.utilization = options.utilization ?? loopUtilization()
+    this.timed = options.timer ?? true
+    this.windowStart = this.now()
+  }
+
+  /** Whether `userId` may run one more event now. */
+  allows(userId: string): boolean {
+    const cap = this.caps.get(userId)
+    return !cap || this.refill(cap) >= 1
+  }
+
+  /** Ms until `userId` may run one more event (0 if it may now or is not capped). */
+  waitMs(userId: string): number {
+    const cap = this.caps.get(userId)
+    return cap ? Math.max(0, ((1 - this.refill(cap)) / cap.perSecond) * 1000) : 0
+  }
+
+  /** How long `queued` events of `userId` take at its cap, ms, or undefined when it is not capped. */
+  drainMs(userId: string, queued: number): number | undefined {
+    const cap = this.caps.get(userId)
+    return cap ? (queued / cap.perSecond) * 1000 : undefined
+  }
+
+  /**
+   * `userId`'s events start to queue: it sent more than a slice at once. With
+   * another user active, it is capped at once (the next window is too late for
+   * a burst: its first commits already hold everyone's), at `startPerSecond`.
+   */
+  bursting(userId: string, plan: Plan): void {
+    if (this.caps.has(userId)) return
+    const others = this.users.size - (this.users.has(userId) ? 1 : 0)
+    if (others === 0) return
+    if (!this.users.has(userId)) this.users.set(userId, { plan, count: 0, average: 0, answers: [] })
+    this.caps.set(userId, { perSecond: this.limits.startPerSecond, tokens: 0, at: this.now() })
+  }
+
+  /** Counts one event of `userId` run now; a capped user spends a token. */
+  ran(userId: string, plan: Plan): void {
+    let user = this.users.get(userId)
+    if (!user) this.users.set(userId, (user = { plan, count: 0, average: 0, answers: [] }))
+    user.plan = plan
+    user.count++
+    const cap = this.caps.get(userId)
+    if (cap) cap.tokens -= 1
+    if (this.timed && !this.timer) {
+      this.windowStart = this.now()
+      this.utilization() // the first window's utilization starts now
+      this.timer = setInterval(() => this.adjust(), this.limits.windowMs)
+      this.timer.unref()
+    }
+  }
+
+  /** One event of `userId` answered `ms` after it was admitted. */
+  answered(userId: string, ms: number): void {
+    const answers = this.users.get(userId)?.answers
+    if (answers && answers.length < MAX_SAMPLES) answers.push(ms)
+  }
+
+  /** Users capped now, by plan. */
+  capped(): Record<Plan, number> {
+    const byPlan: Record<Plan, number> = { free: 0, pro: 0 }
+    for (const userId of this.caps.keys()) {
+      const plan = this.users.get(userId)?.plan
+      if (plan) byPlan[plan]++
+    }
+    return byPlan
+  }
+
+  /** The window's end: reads what each user ran and what the others felt, and moves the caps. */
+  adjust(): void {
+    const now = this.now()
+    const seconds = Math.max(0.001, (now - this.windowStart) / 1000)
+    this.windowStart = now
+    const utilization = this.utilization()
+    const { busy, targetMs, minEvents, factor, decrease, increase, floorPerSecond } = this.limits
+    let total = 0
+    for (const [userId, user] of this.users) {
+      user.average += (user.count - user.average) * WEIGHT
+      if (user.average < INACTIVE && user.count === 0) {
+        this.users.delete(userId)
+        this.caps.delete(userId)
+      } else total += user.average
+    }
+    const heavy = new Set<string>()
+    for (const [userId, user] of this.users) {
+      // Both sides weighted alike: users that start together ramp up together.
+      const othersMean = this.users.size > 1 ? (total - user.average) / (this.users.size - 1) : Infinity
+      if (user.count >= minEvents && user.average > factor * Math.max(WEIGHT, othersMean)) heavy.add(userId)
+      const cap = this.caps.get(userId)
+      // Lifted: alone, asking for less than half its cap, or back within half the heavy factor of the others.
+      if (cap && (othersMean === Infinity || user.count < cap.perSecond * seconds * 0.5 || user.average <= (factor / 2) * othersMean)) {
+        this.caps.delete(userId)
+      }
+    }
+    if (heavy.size === 0 && this.caps.size === 0) {
+      const p90 = this.othersP90(heavy)
+      if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
+    } else {
+      const p90 = this.othersP90(heavy)
+      const target = Math.max(targetMs, 2 * this.calmP90)
+      if (utilization > busy || p90 > target) {
+        for (const userId of heavy) {
+          const ran = (this.users.get(userId)?.count ?? 0) / seconds
+          const cap = this.caps.get(userId)
+          const perSecond = Math.max(floorPerSecond, Math.min(ran, cap?.perSecond ?? ran) * decrease)
+          if (cap) cap.perSecond = perSecond
+          else this.caps.set(userId, { perSecond, tokens: 0, at: now })
+        }
+      } else if (p90 < target / 2) {
+        for (const cap of this.caps.values()) cap.perSecond *= increase
+      }
+    }
+    for (const user of this.users.values()) {
+      user.count = 0
+      user.answers.length = 0
+    }
+    if (this.users.size === 0) this.stop()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** The 90th percentile of this window's answer times of users neither heavy nor capped, ms (0 with too few). */
+  private othersP90(heavy: ReadonlySet<string>): number {
+    const answers: number[] = []
+    for (const [userId, user] of this.users) {
+      if (!heavy.has(userId) && !this.caps.has(userId)) answers.push(...user.answers)
+    }
+    if (answers.length < MIN_SAMPLES) return 0
+    answers.sort((a, b) => a - b)
+    return answers[Math.floor(answers.length * 0.9)] ?? 0
+  }
+
+  /** Tokens of `cap` now: its rate since the last refill, at most a quarter window's worth (events spread over the window). */
+  private refill(cap: Cap): number {
+    const now = this.now()
+    const burst = Math.max(1, (cap.perSecond * this.limits.windowMs) / 4000)
+    cap.tokens = Math.min(burst, cap.tokens + ((now - cap.at) / 1000) * cap.perSecond)
+    cap.at = now
+    return cap.tokens
+  }
+}
+
+/** The event loop's utilization since the previous call (perf_hooks). */
+function loopUtilization(): () => number {
+  let last = performance.eventLoopUtilization()
+  return () => {
+    const next = performance.eventLoopUtilization()
+    const { utilization } = performance.eventLoopUtilization(next, last)
+    last = next
+    return utilization
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The heavy-user throttle (issue 15; websockets/heavy-user-throttle.ts): a
+ * user that runs far more events than the others is capped while they feel
+ * it, at once when its events start to queue, never when it is alone; caps
+ * shrink while the others' answer times are over the target, grow back when
+ * they are not, and are lifted once the user asks for less. Driven by hand:
+ * an injected clock and loop utilization, `adjust` called per window.
+ */
+import { describe, expect, it } from 'vitest'
+import { HeavyUserThrottle, type ThrottleLimits } from '../src/websockets/heavy-user-throttle.js'
+
+const LIMITS: ThrottleLimits = {
+  windowMs: 100,
+  busy: 0.9,
+  targetMs: 5,
+  minEvents: 10,
+  factor: 4,
+  decrease: 0.5,
+  increase: 2,
+  startPerSecond: 200,
+  floorPerSecond: 50,
+}
+
+function harness(limits: Partial<ThrottleLimits> = {}) {
+  let clock = 0
+  let utilization = 0.2
+  const throttle = new HeavyUserThrottle({ ...LIMITS, ...limits }, { now: () => clock, utilization: () => utilization, timer: false })
+  return {
+    throttle,
+    advance: (ms: number) => (clock += ms),
+    setUtilization: (u: number) => (utilization = u),
+    /**
+     * One window: each user runs `events[user]` events, and `light` other
+     * users one event each, answered in `lightMs`; then `adjust`.
+     */
+    window(events: Record<string, number>, light = 0, lightMs = 1) {
+      for (const [user, n] of Object.entries(events)) for (let i = 0; i < n; i++) throttle.ran(user, 'free')
+      for (let i = 0; i < light; i++) {
+        throttle.ran(`light-${i}`, 'free')
+        throttle.answered(`light-${i}`, lightMs)
+      }
+      clock += LIMITS.windowMs
+      throttle.adjust()
+    },
+  }
+}
+
+/** Cap of `user` now, events per second, read from how long its next event waits. */
+function capOf(throttle: HeavyUserThrottle, user: string): number | undefined {
+  return throttle.drainMs(user, 1000) === undefined ? undefined : 1000 / ((throttle.drainMs(user, 1000) as number) / 1000)
+}
+
+describe('the heavy-user throttle', () => {
+  it('never caps a user alone, however much it runs or the loop is busy', () => {
+    const h = harness()
+    h.setUtilization(1)
+    for (let w = 0; w < 5; w++) h.window({ alice: 500 })
+    h.throttle.bursting('alice', 'free')
+    expect(h.throttle.allows('alice')).toBe(true)
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+  })
+
+  it('caps a user whose events start to queue while another is active, and spreads its events at the cap', () => {
+    const h = harness()
+    h.window({ bob: 1 })
+    h.throttle.bursting('alice', 'pro')
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 1 })
+    expect(h.throttle.allows('alice')).toBe(false)
+    expect(h.throttle.waitMs('alice')).toBeCloseTo(1000 / LIMITS.startPerSecond)
+    expect(h.throttle.drainMs('alice', 100)).toBeCloseTo((100 / LIMITS.startPerSecond) * 1000)
+    h.advance(1000 / LIMITS.startPerSecond)
+    expect(h.throttle.allows('alice')).toBe(true)
+    h.throttle.ran('alice', 'pro')
+    expect(h.throttle.allows('alice')).toBe(false)
+    // Bob is not capped.
+    expect(h.throttle.allows('bob')).toBe(true)
+    expect(h.throttle.waitMs('bob')).toBe(0)
+  })
+
+  it("slows a heavy user while the others' answers are over the target, down to the floor; grows it back, then lifts it", () => {
+    const h = harness()
+    // Alice runs 30 events a window (300/s) beside 25 users of one event each, whose answers take 20 ms.
+    h.window({ alice: 30 }, 25, 20)
+    // Heavy and the others slowed: capped at half what she ran.
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(150)
+    h.window({ alice: 15 }, 25, 20)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(75)
+    h.window({ alice: 10 }, 25, 20)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(LIMITS.floorPerSecond)
+    // The others' answers are fast again: the cap doubles per window.
+    h.window({ alice: 5 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(100)
+    // Alice asks for less than half her cap: lifted.
+    h.window({ alice: 2 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+  })
+
+  it('leaves a heavy user alone while the others are not slowed, and judges them only on enough answers', () => {
+    const h = harness()
+    h.window({ alice: 30 }, 25, 2)
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+    // Five answers, however slow, are too few to judge by.
+    h.window({ alice: 30 }, 5, 50)
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+  })
+
+  it('slows a heavy user while the loop is busier than `busy`, whatever the answer times', () => {
+    const h = harness()
+    h.setUtilization(0.95)
+    h.window({ alice: 40 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+  })
+
+  it('does not count a user as heavy next to users of the same rate, even as they start', () => {
+    const h = harness()
+    h.setUtilization(1)
+    h.window({ alice: 10, bob: 1, carol: 1 })
+    // Bob and carol start their work a window after alice.
+    for (let w = 0; w < 5; w++) h.window({ alice: 40, bob: 40, carol: 40 })
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+  })
+
+  it("judges the others' answers against twice what they take while nobody is heavy", () => {
+    const h = harness()
+    // A slow store: answers take 8 ms while nobody is heavy, so the target is 16 ms, not 5.
+    for (let w = 0; w < 20; w++) h.window({}, 25, 8)
+    h.window({ alice: 40 }, 25, 12)
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+    h.window({ alice: 40 }, 25, 20)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+  })
+})
