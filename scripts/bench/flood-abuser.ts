@@ -9,8 +9,10 @@
  * `{"type":"ready"}`; on the line `go` (stdin) it emits `sync:update` as fast as
  * it can, keeping up to FLOOD_WINDOW (default 1,000) unacknowledged, yielding
  * with setImmediate every 200 emits. Each update is a valid one on its own: one
- * new clip under a new client id (nextUpdate), so a refused update never makes
- * a later one depend on something the server lacks. (FLOOD_CLIENTS=one: every
+ * new clip under a new client id (makeUpdate; the first 5,000, or a whole
+ * import, are made before `ready`, so that making them takes no CPU from the
+ * server while it is measured), so a refused update never makes a later one
+ * depend on something the server lacks. (FLOOD_CLIENTS=one: every
  * update from one Y.Doc, as a real client sends them.) Disconnected by the
  * server (strikes: `sync:error` event `abuse`) or refused at the handshake, it
  * connects again at once, ignoring every retry hint. On the line `stop` it
@@ -141,15 +143,16 @@ const capture = (update: Uint8Array) => (captured = update)
 doc.on('update', capture)
 
 /**
- * One new clip under a new client id: it depends on nothing (a new key of the
- * top-level `clips` map, no deletions), so it is valid whatever the server has
- * applied or refused before. About 30 µs, against 200 for a fresh Y.Doc each.
- * With FLOOD_CLIENTS=one, the next update of one Y.Doc instead (as a real
- * client would send): once one is refused, the later ones miss it.
+ * Update `n` (made in order): one new clip under a new client id, which
+ * depends on nothing (a new key of the top-level `clips` map, no deletions),
+ * so it is valid whatever the server has applied or refused before. About
+ * 30 µs, against 200 for a fresh Y.Doc each. With FLOOD_CLIENTS=one (and
+ * for an import), the next update of one Y.Doc instead, as a real client
+ * sends them: once one is refused, the later ones miss it.
  */
-function nextUpdate(): Uint8Array {
+function makeUpdate(n: number): Uint8Array {
   if (CLIENTS === 'new') {
-    if (seq % UPDATES_PER_DOC === 0 && seq > 0) {
+    if (n % UPDATES_PER_DOC === 0 && n > 0) {
       doc.destroy()
       doc = new Y.Doc()
       doc.on('update', capture)
@@ -157,9 +160,21 @@ function nextUpdate(): Uint8Array {
     doc.clientID = Math.floor(Math.random() * 2 ** 32)
   }
   captured = undefined
-  putClips(Y, doc, 'abuser', seq++, 1)
+  putClips(Y, doc, 'abuser', n, 1)
   if (!captured) throw new Error('the transaction produced no update')
   return captured
+}
+
+/**
+ * Updates made before `ready`, so that making them takes no CPU from the
+ * server while it is measured: the whole import, or the first
+ * FLOOD_PREPARED (5,000) of a flood; any beyond are made as they are sent.
+ */
+const prepared = Array.from({ length: IMPORT ? IMPORT_CLIPS : Number(process.env.FLOOD_PREPARED ?? 5000) }, (_, n) => makeUpdate(n))
+
+function nextUpdate(): Uint8Array {
+  const n = seq++
+  return prepared[n] ?? makeUpdate(n)
 }
 
 const socket = io(url, {
