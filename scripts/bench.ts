@@ -58,6 +58,7 @@ import {
 } from './bench/changes.js'
 import { PLANS } from '../src/models/plans.js'
 import { runFloods, type FloodPhase, type FloodResult, type FloodSpec } from './bench/flood.js'
+import { LOAD_CPU, SERVER_CPU } from './bench-peers/servers.js'
 import { runOperators, type OperatorsResult, type OperatorsSpec } from './bench/operators.js'
 import { runGrowth, type GrowthResult, type GrowthSpec } from './bench/growth.js'
 import { logReconnectChecks, reportReconnect, runReconnect, type ReconnectSpec } from './bench/reconnect.js'
@@ -602,13 +603,18 @@ function reportFlood(f: FloodResult): void {
     const rate = PLANS[spec.abuserPlan].socketEvents
     log(`   Importer: one ${spec.abuserPlan}-plan socket in a child process, one-clip sync:updates from one Y.Doc, up to ${fmt(spec.abuserWindow)} unacked,`)
     log(`   paced to its plan's socket rate (${fmt(rate.burst)} at once, then ${fmt(rate.perSecond)}/s); it starts with "with abuser", which the run`)
-    log('   calls that phase; the next phase waits until the import is done. The 2-core machine is shared by the server, this process and the importer.')
+    log('   calls that phase; the next phase waits until the import is done.')
   } else {
     const clients = spec.abuserClients === 'new' ? 'each under a new client id' : 'all from one Y.Doc'
     log(`   Abuser: one ${spec.abuserPlan}-plan socket in a child process, valid one-clip sync:updates (${clients}), up to`)
     log(`   ${fmt(spec.abuserWindow)} unacked; connected (idle) from the start, flooding only in "with abuser"; disconnected or refused, it connects`)
-    log('   again at once. The 2-core machine is shared by the server, this process (the 100 devices) and the abuser.')
+    log('   again at once.')
   }
+  log(
+    f.pinned
+      ? `   The server runs on CPU ${SERVER_CPU}, this process (the 100 devices) and the ${spec.mode === 'import' ? 'importer' : 'abuser'} on CPU ${LOAD_CPU} (taskset; BENCH_FLOOD_PIN=0 unpins).`
+      : `   UNPINNED: the server, this process (the 100 devices) and the ${spec.mode === 'import' ? 'importer' : 'abuser'} share every core.`,
+  )
   const row = (p: FloodPhase) => [
     p.name,
     fmt(p.acked),

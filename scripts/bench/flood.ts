@@ -14,6 +14,7 @@
  * connected (idle) before the first phase and floods only in the second.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
@@ -22,6 +23,7 @@ import { PLANS } from '../../src/models/plans.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { Plan } from '../../src/types/events.js'
 import { REPO_ROOT } from '../lib/server-process.js'
+import { LOAD_CPU, SERVER_CPU } from '../bench-peers/servers.js'
 import type { BenchDevice } from './device.js'
 import type { FloodAbuserReport } from './flood-abuser.js'
 import { paced, SendTally } from './load.js'
@@ -30,6 +32,7 @@ import {
   BENCH_SECRET,
   machineCpu,
   makeTempDir,
+  pinProcess,
   removeTempDir,
   startServer,
   trackChild,
@@ -130,6 +133,8 @@ export interface FloodPhase {
 }
 
 export interface FloodResult {
+  /** The server ran on CPU SERVER_CPU, this process and the abuser on LOAD_CPU (BENCH_FLOOD_PIN, default on; needs taskset and 2 cores). */
+  pinned: boolean
   spec: FloodSpec
   devices: number
   phases: FloodPhase[]
@@ -333,7 +338,10 @@ async function measurePhase(
 export async function runFlood(spec: FloodSpec, progress: (line: string) => void = () => {}): Promise<FloodResult> {
   const started = performance.now()
   const dir = await makeTempDir('superclip-bench-data-')
-  const server = await startServer(dir)
+  // The load (this process, and the abuser it spawns) on one core, the server on the other, as in bench:peers:
+  // unpinned, the importer's and the devices' CPU took the server's core from it at random moments.
+  const pinned = process.env.BENCH_FLOOD_PIN !== '0' && os.cpus().length >= 2 && pinProcess(process.pid, LOAD_CPU)
+  const server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU } : {})
   let devices: BenchDevice[] = []
   let abuser: Abuser | undefined
   try {
@@ -371,6 +379,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     const abuserFound = await clipsAfterBan(server, ABUSER_USER)
     const [without, withAbuser, after] = phases
     return {
+      pinned,
       spec,
       devices: devices.length,
       phases,
@@ -397,6 +406,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
       wallSec: (performance.now() - started) / 1000,
     }
   } finally {
+    if (pinned) pinProcess(process.pid, `0-${os.cpus().length - 1}`)
     abuser?.kill()
     for (const d of devices) d.close()
     await server.stop()
