@@ -23,7 +23,7 @@ import { PLANS } from '../../src/models/plans.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { Plan } from '../../src/types/events.js'
 import { REPO_ROOT } from '../lib/server-process.js'
-import { LOAD_CPU, SERVER_CPU } from '../bench-peers/servers.js'
+import { allowedCpus, LOAD_CPU, SERVER_CPU } from '../bench-peers/servers.js'
 import type { BenchDevice } from './device.js'
 import type { FloodAbuserReport } from './flood-abuser.js'
 import { paced, SendTally } from './load.js'
@@ -340,8 +340,18 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
   const dir = await makeTempDir('superclip-bench-data-')
   // The load (this process, and the abuser it spawns) on one core, the server on the other, as in bench:peers:
   // unpinned, the importer's and the devices' CPU took the server's core from it at random moments.
-  const pinned = process.env.BENCH_FLOOD_PIN !== '0' && os.cpus().length >= 2 && pinProcess(process.pid, LOAD_CPU)
-  const server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU } : {})
+  const affinity = await allowedCpus(process.pid)
+  const pinned = process.env.BENCH_FLOOD_PIN !== '0' && os.cpus().length >= 2 && affinity !== undefined && pinProcess(process.pid, LOAD_CPU)
+  const unpin = () => {
+    if (pinned) pinProcess(process.pid, affinity)
+  }
+  let server: ServerHandle
+  try {
+    server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU } : {})
+  } catch (err) {
+    unpin()
+    throw err
+  }
   let devices: BenchDevice[] = []
   let abuser: Abuser | undefined
   try {
@@ -406,7 +416,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
       wallSec: (performance.now() - started) / 1000,
     }
   } finally {
-    if (pinned) pinProcess(process.pid, `0-${os.cpus().length - 1}`)
+    unpin()
     abuser?.kill()
     for (const d of devices) d.close()
     await server.stop()
