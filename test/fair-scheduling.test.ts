@@ -88,11 +88,50 @@ describe('the fair scheduler', () => {
     await waitFor(() => ran.length === 4, "alice's event once bob's write settled")
   })
 
+  /** A scheduler whose throttle caps a bursting user at `startPerSecond`, with bob active (5 events in the last window). */
+  function besideBob(startPerSecond: number, queuedEvents = 1000) {
+    const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond }, { timer: false })
+    const scheduler = new FairScheduler(plans(queuedEvents), SLICE, new Metrics(), { throttle })
+    for (let i = 0; i < 5; i++) scheduler.submit('bob', 'free', () => undefined)
+    throttle.adjust()
+    return { throttle, scheduler }
+  }
+
+  it("runs another user's events at once while the scheduler waits for a capped user's next token", async () => {
+    const { throttle, scheduler } = besideBob(2)
+    const ran: string[] = []
+    await nextTurn()
+    for (let i = 0; i < 2 * SLICE.events; i++) scheduler.submit('alice', 'free', () => ran.push('alice'))
+    expect(throttle.capped().free).toBe(1)
+    await nextTurn()
+    await nextTurn()
+    // Now the scheduler sleeps until alice's next token (500 ms at 2 a second); bob sends two slices' worth.
+    for (let i = 0; i < 2 * SLICE.events; i++) scheduler.submit('bob', 'free', () => ran.push('bob'))
+    await nextTurn()
+    await nextTurn()
+    expect(ran.filter((r) => r === 'bob')).toHaveLength(2 * SLICE.events)
+  })
+
+  it("answers at once the queued events of a capped user's socket that has gone, without waiting for its cap", async () => {
+    const { throttle, scheduler } = besideBob(1)
+    await nextTurn()
+    let connected = true
+    const answered: number[] = []
+    for (let i = 0; i < 3 * SLICE.events; i++) scheduler.submit('alice', 'free', () => answered.push(i), () => connected)
+    expect(throttle.capped().free).toBe(1)
+    const before = answered.length
+    connected = false
+    scheduler.submit('bob', 'free', () => undefined) // a turn of the scheduler
+    await waitFor(() => answered.length === 3 * SLICE.events, 'every queued event answered', 2000)
+    expect(before).toBe(SLICE.events)
+    expect(answered).toEqual(Array.from({ length: 3 * SLICE.events }, (_, i) => i))
+  })
+
   it("caps a user whose burst queues while another user is active: its events run at the cap, in order, the other's at once", async () => {
-    const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond: 100 }, { timer: false })
-    const scheduler = new FairScheduler(plans(1000), SLICE, new Metrics(), { throttle })
+    const { throttle, scheduler } = besideBob(100)
     const ran: string[] = []
     scheduler.submit('bob', 'free', () => ran.push('bob-0'))
+    await nextTurn()
     for (let i = 0; i < 40; i++) scheduler.submit('alice', 'free', () => ran.push(`alice-${i}`))
     // The first slice ran; the rest queued, and at a slice's worth queued alice was capped.
     expect(ran).toHaveLength(1 + SLICE.events)
@@ -110,9 +149,7 @@ describe('the fair scheduler', () => {
   })
 
   it("gives a capped user's full queue the cap's drain time as its retry hint", () => {
-    const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond: 10 }, { timer: false })
-    const scheduler = new FairScheduler(plans(SLICE.events), SLICE, new Metrics(), { throttle })
-    scheduler.submit('bob', 'free', () => undefined)
+    const { scheduler } = besideBob(10, SLICE.events)
     for (let i = 0; i < 2 * SLICE.events; i++) scheduler.submit('alice', 'free', () => undefined)
     const refusal = scheduler.refusal('alice', 'free')
     // 8 queued at 10 a second: 800 ms, jittered.
@@ -144,13 +181,22 @@ describe('the fair scheduler', () => {
 describe('fair scheduling on a real server', () => {
   const t = useServer()
 
-  it("a device's 3,000-update burst is applied over many turns, in order, with another user's update in between; all stored", async () => {
+  /** A server without rate limits; alice's importer and watcher (with the clip keys in the order they arrive), bob's phone. */
+  async function importerBesideBob() {
     await t.start(undefined, NO_RATE_LIMITS)
     const importer = await t.device('alice', 'importer')
     const watcher = await t.device('alice', 'watcher')
     const arrived: string[] = []
     watcher.clips().observe((e) => arrived.push(...e.keysChanged))
     const bob = await t.device('bob', 'phone')
+    return { importer, watcher, arrived, bob }
+  }
+
+  const metricsText = async (): Promise<string> =>
+    (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
+
+  it("a device's 3,000-update burst is applied over many turns, in order, with another user's update in between; all stored", async () => {
+    const { importer, watcher, arrived, bob } = await importerBesideBob()
     // The server runs in this process: count its event-loop turns, and note the turn of every update applied.
     let turn = 0
     let counting = true
@@ -184,20 +230,15 @@ describe('fair scheduling on a real server', () => {
     // In the order sent: the watcher gets alice's clips in burst order.
     await waitFor(() => watcher.clips().size === 3000, 'the burst on the watcher', 30_000)
     expect(arrived).toEqual(burst.ids)
-    const metrics = await (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
+    const metrics = await metricsText()
     expect(metrics).toMatch(/superclip_scheduler_slice_seconds_count\{plan="free"\} [1-9]/)
     expect(metrics).toMatch(/superclip_scheduler_queued_events\{plan="free"\} 0/)
   })
 
   it("a burst beside another user's steady writes is capped (the gauge shows it), applied in order, all stored; the cap is lifted after", async () => {
-    await t.start(undefined, NO_RATE_LIMITS)
-    const importer = await t.device('alice', 'importer')
-    const watcher = await t.device('alice', 'watcher')
-    const arrived: string[] = []
-    watcher.clips().observe((e) => arrived.push(...e.keysChanged))
-    const bob = await t.device('bob', 'phone')
+    const { importer, watcher, arrived, bob } = await importerBesideBob()
     const throttled = async () => {
-      const text = await (await fetch(`${t.server.url}/metrics`, { headers: { authorization: `Bearer ${t.server.config.adminToken}` } })).text()
+      const text = await metricsText()
       return Number(/superclip_scheduler_throttled_users\{plan="free"\} (\d+)/.exec(text)?.[1])
     }
     // Bob writes every 20 ms, before and during alice's burst.
@@ -208,12 +249,11 @@ describe('fair scheduling on a real server', () => {
       if (ack) bobAcks.push(ack)
     }, 20)
     try {
-      await waitFor(() => bobAcks.length >= 3, "bob's first writes")
+      // Bob is active (his rate over a window) before alice's burst.
+      await waitFor(() => bobAcks.length >= 10, "bob's first writes")
       const burst = new ClipBurst('burst', 1500)
       void burst.send(importer)
-      let seen = 0
-      await waitFor(async () => (seen = await throttled()) === 1, 'alice capped')
-      expect(seen).toBe(1)
+      await waitFor(async () => (await throttled()) === 1, 'alice capped')
       await burst.settled(60_000)
       expect(burst.acked()).toHaveLength(1500)
       await waitFor(() => watcher.clips().size === 1500, 'the burst on the watcher', 30_000)

@@ -30,13 +30,14 @@ function harness(limits: Partial<ThrottleLimits> = {}) {
     advance: (ms: number) => (clock += ms),
     setUtilization: (u: number) => (utilization = u),
     /**
-     * One window: each user runs `events[user]` events, and `light` other
-     * users one event each, answered in `lightMs`; then `adjust`.
+     * One window: each user runs `events[user]` events (`queued` of its
+     * events still waiting after its last), and `light` other users one
+     * event each, answered in `lightMs`; then `adjust`.
      */
-    window(events: Record<string, number>, light = 0, lightMs = 1) {
-      for (const [user, n] of Object.entries(events)) for (let i = 0; i < n; i++) throttle.ran(user, 'free')
+    window(events: Record<string, number>, light = 0, lightMs = 1, queued = 1) {
+      for (const [user, n] of Object.entries(events)) for (let i = 0; i < n; i++) throttle.ran(user, 'free', i === n - 1 ? queued : queued + 1)
       for (let i = 0; i < light; i++) {
-        throttle.ran(`light-${i}`, 'free')
+        throttle.ran(`light-${i}`, 'free', 0)
         throttle.answered(`light-${i}`, lightMs)
       }
       clock += LIMITS.windowMs
@@ -45,7 +46,7 @@ function harness(limits: Partial<ThrottleLimits> = {}) {
   }
 }
 
-/** Cap of `user` now, events per second, read from how long its next event waits. */
+/** Cap of `user` now, events per second, read from the time 1,000 of its events take at it. */
 function capOf(throttle: HeavyUserThrottle, user: string): number | undefined {
   return throttle.drainMs(user, 1000) === undefined ? undefined : 1000 / ((throttle.drainMs(user, 1000) as number) / 1000)
 }
@@ -62,7 +63,11 @@ describe('the heavy-user throttle', () => {
 
   it('caps a user whose events start to queue while another is active, and spreads its events at the cap', () => {
     const h = harness()
-    h.window({ bob: 1 })
+    h.window({ bob: 5 })
+    // Not above the others yet: alice has run nothing in this window.
+    h.throttle.bursting('alice', 'pro')
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+    for (let i = 0; i < 64; i++) h.throttle.ran('alice', 'pro', 64)
     h.throttle.bursting('alice', 'pro')
     expect(h.throttle.capped()).toEqual({ free: 0, pro: 1 })
     expect(h.throttle.allows('alice')).toBe(false)
@@ -70,7 +75,7 @@ describe('the heavy-user throttle', () => {
     expect(h.throttle.drainMs('alice', 100)).toBeCloseTo((100 / LIMITS.startPerSecond) * 1000)
     h.advance(1000 / LIMITS.startPerSecond)
     expect(h.throttle.allows('alice')).toBe(true)
-    h.throttle.ran('alice', 'pro')
+    h.throttle.ran('alice', 'pro', 10)
     expect(h.throttle.allows('alice')).toBe(false)
     // Bob is not capped.
     expect(h.throttle.allows('bob')).toBe(true)
@@ -90,8 +95,11 @@ describe('the heavy-user throttle', () => {
     // The others' answers are fast again: the cap doubles per window.
     h.window({ alice: 5 }, 25, 1)
     expect(capOf(h.throttle, 'alice')).toBeCloseTo(100)
-    // Alice asks for less than half her cap: lifted.
+    // Alice runs under half her cap but still has events waiting: kept.
     h.window({ alice: 2 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+    // Nothing waiting any more: lifted.
+    h.window({ alice: 2 }, 25, 1, 0)
     expect(capOf(h.throttle, 'alice')).toBeUndefined()
     expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
   })
@@ -112,13 +120,13 @@ describe('the heavy-user throttle', () => {
     expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
   })
 
-  it('does not count a user as heavy next to users of the same rate, even as they start', () => {
+  it('does not count a user as heavy next to users of the same rate, from their first window on', () => {
     const h = harness()
     h.setUtilization(1)
-    h.window({ alice: 10, bob: 1, carol: 1 })
-    // Bob and carol start their work a window after alice.
-    for (let w = 0; w < 5; w++) h.window({ alice: 40, bob: 40, carol: 40 })
-    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+    for (let w = 0; w < 5; w++) {
+      h.window({ alice: 40 + w, bob: 40, carol: 39 })
+      expect(h.throttle.capped(), `window ${w}`).toEqual({ free: 0, pro: 0 })
+    }
   })
 
   it("judges the others' answers against twice what they take while nobody is heavy", () => {
@@ -129,5 +137,34 @@ describe('the heavy-user throttle', () => {
     expect(capOf(h.throttle, 'alice')).toBeUndefined()
     h.window({ alice: 40 }, 25, 20)
     expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+  })
+
+  it('does not cap a heavy user beside others too quiet to feel it, however busy the loop', () => {
+    const h = harness()
+    h.setUtilization(0.95)
+    // Another user's one event every 500 ms: its rate never reaches an event per window.
+    for (let w = 0; w < 20; w++) h.window(w % 5 === 0 ? { alice: 100, bob: 1 } : { alice: 100 })
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+  })
+
+  it('does not cap a queued user that runs no more than the others (a saturated server), nor any user once released', () => {
+    const h = harness()
+    h.setUtilization(1)
+    const users = Array.from({ length: 10 }, (_, i) => `user-${i}`)
+    h.window(Object.fromEntries(users.map((u) => [u, 20])))
+    for (const u of users) {
+      for (let i = 0; i < 20; i++) h.throttle.ran(u, 'free', 64)
+      h.throttle.bursting(u, 'free')
+    }
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
+    h.window({ bob: 5 })
+    for (let i = 0; i < 64; i++) h.throttle.ran('alice', 'free', 64)
+    h.throttle.bursting('alice', 'free')
+    expect(h.throttle.capped().free).toBe(1)
+    h.throttle.release()
+    expect(h.throttle.allows('alice')).toBe(true)
+    h.throttle.bursting('alice', 'free')
+    h.window({ alice: 100 }, 25, 50)
+    expect(h.throttle.capped()).toEqual({ free: 0, pro: 0 })
   })
 })

@@ -153,24 +153,26 @@ export class Metrics {
     this.eventLoopDelayP99 = gauge('event_loop_delay_p99_seconds', `${delay}: 99th percentile`, (s) => s.eventLoop.read().p99Ms / 1000)
     this.eventLoopDelayMean = gauge('event_loop_delay_mean_seconds', `${delay}: mean`, (s) => s.eventLoop.read().meanMs / 1000)
     this.eventLoopWindow = gauge('event_loop_delay_window_seconds', 'How long the event-loop delay window has run', (s) => s.eventLoop.read().windowMs / 1000)
-    const queued: Gauge<'plan'> = new Gauge({
-      name: `${PREFIX}scheduler_queued_events`,
-      help: "Socket events admitted and waiting for their user's turn (fair scheduling), by plan",
-      labelNames: ['plan'],
-      registers,
-      collect: () => {
-        for (const [plan, depth] of Object.entries(this.schedulerDepths?.() ?? {})) queued.set({ plan }, depth)
-      },
-    })
-    const throttled: Gauge<'plan'> = new Gauge({
-      name: `${PREFIX}scheduler_throttled_users`,
-      help: 'Users whose event rate is capped because they take far more than the others while those feel it (heavy-user-throttle.ts), by plan',
-      labelNames: ['plan'],
-      registers,
-      collect: () => {
-        for (const [plan, users] of Object.entries(this.schedulerThrottled?.() ?? {})) throttled.set({ plan }, users)
-      },
-    })
+    /** A gauge by plan, read on scrape. */
+    const byPlan = (name: string, help: string, read: () => Record<string, number> | undefined): void => {
+      const g: Gauge<'plan'> = new Gauge({
+        name: PREFIX + name,
+        help,
+        labelNames: ['plan'],
+        registers,
+        collect: () => {
+          for (const [plan, value] of Object.entries(read() ?? {})) g.set({ plan }, value)
+        },
+      })
+    }
+    byPlan('scheduler_queued_events', "Socket events admitted and waiting for their user's turn (fair scheduling), by plan", () =>
+      this.schedulerDepths?.(),
+    )
+    byPlan(
+      'scheduler_throttled_users',
+      'Users whose event rate is capped because they take far more than the others while those feel it (heavy-user-throttle.ts), by plan',
+      () => this.schedulerThrottled?.(),
+    )
     this.sliceSeconds = histogram(
       'scheduler_slice_seconds',
       "One user's events run back to back in one turn of the event loop (their measured time), by plan",

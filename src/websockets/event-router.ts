@@ -86,7 +86,7 @@ export class EventRouter {
             (err: unknown) => this.refuse(socket, event, payload, ack, err),
           )
           .finally(finish)
-      })
+      }, () => socket.connected)
     })
   }
 

@@ -48,9 +48,17 @@ const INITIAL_COST_MS = 0.1
 
 type Task = () => void
 
+/** A queued event: `live` false once its socket has gone (it then runs at once, as the no-op it is). */
+interface Queued {
+  run: Task
+  live: () => boolean
+}
+
+const ALWAYS = (): boolean => true
+
 interface UserState {
   plan: Plan
-  queue: Task[]
+  queue: Queued[]
   /** This turn: events run and their measured time, ms. */
   events: number
   ms: number
@@ -63,6 +71,8 @@ export class FairScheduler {
   /** Users that ran events this turn (their turn's spend is reset at the next tick). */
   private readonly spent = new Set<string>()
   private tickScheduled = false
+  /** The timer of a tick scheduled for later (every waiting user held), which an immediate tick replaces. */
+  private laterTimer: NodeJS.Timeout | undefined
   /** Mean measured cost of an event, ms (exponentially weighted): the queue-full retry hint. */
   private costMs = INITIAL_COST_MS
 
@@ -106,18 +116,30 @@ export class FairScheduler {
     })
   }
 
-  /** Runs `task` now if `userId` has slice left in this turn and nothing queued, else queues it (see `refusal`). */
-  submit(userId: string, plan: Plan, task: Task): void {
+  /**
+   * Runs `task` now if `userId` has slice left in this turn and nothing
+   * queued, else queues it (see `refusal`). `live`: false once the event's
+   * socket has gone, so that a queued event of it does not wait for the
+   * user's cap.
+   */
+  submit(userId: string, plan: Plan, task: Task, live: () => boolean = ALWAYS): void {
     let user = this.users.get(userId)
     if (!user) this.users.set(userId, (user = { plan, queue: [], events: 0, ms: 0 }))
     user.plan = plan
     if (user.queue.length === 0 && this.hasSlice(userId, user)) {
       this.run(userId, user, task)
     } else {
-      user.queue.push(task)
+      user.queue.push({ run: task, live })
       this.waiting.add(userId)
-      if (user.queue.length === this.slice.events) this.throttle?.bursting(userId, plan)
+      // A burst (not a user waiting on its writes): the throttle may cap it at once.
+      if (user.queue.length === this.slice.events && !this.overWrites(userId)) this.throttle?.bursting(userId, plan)
     }
+    this.scheduleTick()
+  }
+
+  /** Shutdown: caps are lifted, so that the queues drain as fast as they can. */
+  release(): void {
+    this.throttle?.release()
     this.scheduleTick()
   }
 
@@ -156,21 +178,30 @@ export class FairScheduler {
       user.ms += ms
       this.costMs += (ms - this.costMs) / 64
       this.spent.add(userId)
-      this.throttle?.ran(userId, user.plan)
+      this.throttle?.ran(userId, user.plan, user.queue.length)
     }
   }
 
-  /** The next turn; `laterMs`: every waiting user waits for its writes or its cap, so nothing can run before then. */
+  /**
+   * The next turn; `laterMs`: every waiting user waits for its writes or its
+   * cap, so none of them can run before then. An event submitted meanwhile
+   * replaces that timer with the next turn.
+   */
   private scheduleTick(laterMs?: number): void {
-    if (this.tickScheduled) return
+    if (this.tickScheduled) {
+      if (laterMs !== undefined || !this.laterTimer) return
+      clearTimeout(this.laterTimer)
+    }
     this.tickScheduled = true
+    this.laterTimer = undefined
     if (laterMs === undefined) setImmediate(() => this.tick())
-    else setTimeout(() => this.tick(), laterMs)
+    else this.laterTimer = setTimeout(() => this.tick(), laterMs)
   }
 
   /** A new turn: every user's slice is whole again; then one drain of the queues. */
   private tick(): void {
     this.tickScheduled = false
+    this.laterTimer = undefined
     for (const userId of this.spent) {
       const user = this.users.get(userId)
       if (!user) continue
@@ -183,6 +214,11 @@ export class FairScheduler {
     this.drain()
   }
 
+  /** Runs the events at the head of `user`'s queue whose socket has gone: each only answers itself (nothing is applied). */
+  private dropDead(user: UserState): void {
+    while (user.queue.length > 0 && !(user.queue[0] as Queued).live()) (user.queue.shift() as Queued).run()
+  }
+
   private drain(): void {
     const started = this.now()
     /** When a user held by its writes (looked at again in 1 ms) or by its cap may run. */
@@ -190,12 +226,20 @@ export class FairScheduler {
     for (const userId of [...this.waiting]) {
       // A waiting user has a queue, and a user with a queue is never dropped from `users`.
       const user = this.users.get(userId) as UserState
+      this.dropDead(user)
+      if (user.queue.length === 0) {
+        this.waiting.delete(userId)
+        continue
+      }
       if (!this.hasSlice(userId, user)) {
         // Held: keeps its place.
         laterMs = Math.min(laterMs, Math.max(1, this.throttle?.waitMs(userId) ?? 0))
         continue
       }
-      while (user.queue.length > 0 && this.hasSlice(userId, user)) this.run(userId, user, user.queue.shift() as Task)
+      while (user.queue.length > 0 && this.hasSlice(userId, user)) {
+        this.run(userId, user, (user.queue.shift() as Queued).run)
+        this.dropDead(user)
+      }
       // Served: to the back of the line, or out of it.
       this.waiting.delete(userId)
       if (user.queue.length > 0) this.waiting.add(userId)

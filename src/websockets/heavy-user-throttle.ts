@@ -9,24 +9,29 @@
  *
  * Every `windowMs`, the events each user ran are counted, and two things
  * are read: the event loop's utilization, and the time the other users'
- * events took from admission to answer (their 90th percentile; a write is
- * answered once durable, so this includes waiting for the group commit,
- * which the loop's utilization does not show). A user is heavy when it ran
- * at least `minEvents` in the window and more than `factor` times the mean
- * rate of the other active users (a user alone is never heavy: nobody waits
- * for it). While the others are slowed (the loop busier than `busy`, or their
- * p90 over the target: `targetMs`, or twice their p90 while nobody was heavy
- * if that is more), each heavy user's rate is capped below what it ran
- * (×`decrease`, never below `floorPerSecond`); while their p90 is under half
- * the target, caps grow (×`increase`), and a cap is lifted when its user asks
- * for less than half of it, runs within `factor / 2` times the others' mean,
- * or is alone. A burst is not left a whole window: a user whose events start
- * to queue (more than a slice at once) while another user is active is
- * capped at once, at `startPerSecond`.
+ * events took from admission to answer (their 90th percentile, from at least
+ * 20 answers; a write is answered once durable, so this includes waiting for
+ * the group commit, which the loop's utilization does not show). A user is
+ * heavy when it ran at least `minEvents` in the window and its rate is more
+ * than `factor` times the other active users' mean (a user alone is never
+ * heavy). While the others are there to feel it (their rates add up to an
+ * event per window) and slowed (the loop busier than `busy`, or their p90
+ * over the target: `targetMs`, or twice their p90 while nobody was heavy if
+ * that is more), each heavy user's rate is capped below what it ran
+ * (×`decrease`, never below `floorPerSecond`). While they are neither slowed
+ * nor near it (p90 under half the target, or too few answers to tell), caps
+ * grow (×`increase`). A cap is lifted when its user is alone, asks for less
+ * than half of it (ran under half, and nothing of it waits), or is back
+ * within `factor / 2` times the others' mean. A burst is not left a whole
+ * window: a user whose queue reaches a slice (not because it waits on its
+ * writes) while the others are active, and that ran more than `factor` times
+ * their mean in this window, is capped at once at `startPerSecond`. At
+ * shutdown `release` lifts every cap for good.
  *
  * A capped user's events wait in its queue (in order; nothing is dropped), so
  * its acks and commits slow with them; a client that keeps writing fills its
  * queue and is refused `RATE_LIMITED`, with the cap's drain time as the hint.
+ * Events of a socket that has gone do not wait for the cap (fair-scheduler.ts).
  */
 import type { Plan } from '../types/events.js'
 
@@ -62,6 +67,8 @@ interface UserRate {
   average: number
   /** Answer times of its events in the current window, ms (at most `MAX_SAMPLES`). */
   answers: number[]
+  /** Its events waiting in the scheduler's queue when it last ran one. */
+  queued: number
 }
 
 interface Cap {
@@ -74,9 +81,10 @@ interface Cap {
 const WEIGHT = 0.3
 /** An average under this and the user is no longer active. */
 const INACTIVE = 0.05
-/** Answer times kept per user and window. */
-const MAX_SAMPLES = 256
-/** Answer times of other users needed in a window to judge their latency. */
+/** Answer times kept per user and window, and in all (the percentile's sort stays small with thousands of users). */
+const MAX_SAMPLES = 32
+const MAX_ALL_SAMPLES = 2048
+/** Answer times of other users needed in a window to judge their latency: fewer, and nobody is there to feel a heavy user. */
 const MIN_SAMPLES = 20
 
 export class HeavyUserThrottle {
@@ -86,6 +94,10 @@ export class HeavyUserThrottle {
   private windowStart = 0
   /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
   private calmP90 = 0
+  /** The sum of every user's average: the others' mean without recounting. */
+  private totalAverage = 0
+  /** Shutting down: nobody is capped any more (the queues drain as fast as they can). */
+  private released = false
   private readonly now: () => number
   private readonly utilization: () => number
   private readonly timed: boolean
@@ -104,6 +116,9 @@ export class HeavyUserThrottle {
     this.utilization = options.utilization ?? loopUtilization()
     this.timed = options.timer ?? true
     this.windowStart = this.now()
+    if (!(limits.windowMs > 0 && limits.floorPerSecond > 0 && limits.startPerSecond > 0)) {
+      throw new Error('throttle limits: windowMs, floorPerSecond and startPerSecond must be positive')
+    }
   }
 
   /** Whether `userId` may run one more event now. */
@@ -125,27 +140,40 @@ export class HeavyUserThrottle {
   }
 
   /**
-   * `userId`'s events start to queue: it sent more than a slice at once. With
-   * another user active, it is capped at once (the next window is too late for
-   * a burst: its first commits already hold everyone's), at `startPerSecond`.
+   * `userId`'s events start to queue: it sent more than a slice at once. If
+   * the other users are active (their rates add up to an event per window)
+   * and it has run more than `factor` times their mean in this window, it is
+   * capped at once at `startPerSecond`: the next window is too late for a
+   * burst, whose first commits already hold everyone's.
    */
   bursting(userId: string, plan: Plan): void {
-    if (this.caps.has(userId)) return
-    const others = this.users.size - (this.users.has(userId) ? 1 : 0)
-    if (others === 0) return
-    if (!this.users.has(userId)) this.users.set(userId, { plan, count: 0, average: 0, answers: [] })
+    if (this.released || this.caps.has(userId)) return
+    const user = this.users.get(userId)
+    const others = this.users.size - (user ? 1 : 0)
+    const othersTotal = this.totalAverage - (user?.average ?? 0)
+    if (others === 0 || othersTotal < 1) return
+    if ((user?.count ?? 0) <= this.limits.factor * Math.max(1, othersTotal / others)) return
+    if (!user) this.users.set(userId, { plan, count: 0, average: 0, answers: [], queued: 0 })
     this.caps.set(userId, { perSecond: this.limits.startPerSecond, tokens: 0, at: this.now() })
   }
 
-  /** Counts one event of `userId` run now; a capped user spends a token. */
-  ran(userId: string, plan: Plan): void {
+  /** The server shuts down: every cap is lifted for good, and the timer stops. */
+  release(): void {
+    this.released = true
+    this.caps.clear()
+    this.stop()
+  }
+
+  /** Counts one event of `userId` run now, with `queued` more of it waiting; a capped user spends a token. */
+  ran(userId: string, plan: Plan, queued: number): void {
     let user = this.users.get(userId)
-    if (!user) this.users.set(userId, (user = { plan, count: 0, average: 0, answers: [] }))
+    if (!user) this.users.set(userId, (user = { plan, count: 0, average: 0, answers: [], queued }))
     user.plan = plan
+    user.queued = queued
     user.count++
     const cap = this.caps.get(userId)
     if (cap) cap.tokens -= 1
-    if (this.timed && !this.timer) {
+    if (this.timed && !this.timer && !this.released) {
       this.windowStart = this.now()
       this.utilization() // the first window's utilization starts now
       this.timer = setInterval(() => this.adjust(), this.limits.windowMs)
@@ -184,24 +212,30 @@ export class HeavyUserThrottle {
         this.caps.delete(userId)
       } else total += user.average
     }
+    this.totalAverage = total
     const heavy = new Set<string>()
     for (const [userId, user] of this.users) {
       // Both sides weighted alike: users that start together ramp up together.
       const othersMean = this.users.size > 1 ? (total - user.average) / (this.users.size - 1) : Infinity
       if (user.count >= minEvents && user.average > factor * Math.max(WEIGHT, othersMean)) heavy.add(userId)
       const cap = this.caps.get(userId)
-      // Lifted: alone, asking for less than half its cap, or back within half the heavy factor of the others.
-      if (cap && (othersMean === Infinity || user.count < cap.perSecond * seconds * 0.5 || user.average <= (factor / 2) * othersMean)) {
-        this.caps.delete(userId)
+      // Lifted: alone; asking for less than half its cap (nothing waiting, and it ran under half); or back near the others.
+      if (cap) {
+        const asksLess = user.queued === 0 && user.count < cap.perSecond * seconds * 0.5
+        if (othersMean === Infinity || asksLess || user.average <= (factor / 2) * othersMean) this.caps.delete(userId)
       }
     }
     if (heavy.size === 0 && this.caps.size === 0) {
       const p90 = this.othersP90(heavy)
       if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
-    } else {
+    } else if (!this.released) {
+      // The others must be there to feel it: their rates add up to an event per window at least.
+      let others = 0
+      for (const [userId, user] of this.users) if (!heavy.has(userId) && !this.caps.has(userId)) others += user.average
+      // 0 when the others gave too few answers in the window to judge their latency.
       const p90 = this.othersP90(heavy)
       const target = Math.max(targetMs, 2 * this.calmP90)
-      if (utilization > busy || p90 > target) {
+      if (others >= 1 && (utilization > busy || p90 > target)) {
         for (const userId of heavy) {
           const ran = (this.users.get(userId)?.count ?? 0) / seconds
           const cap = this.caps.get(userId)
@@ -229,6 +263,7 @@ export class HeavyUserThrottle {
   private othersP90(heavy: ReadonlySet<string>): number {
     const answers: number[] = []
     for (const [userId, user] of this.users) {
+      if (answers.length >= MAX_ALL_SAMPLES) break
       if (!heavy.has(userId) && !this.caps.has(userId)) answers.push(...user.answers)
     }
     if (answers.length < MIN_SAMPLES) return 0

@@ -154,6 +154,8 @@ export function createSocketServer(
   })
   const closeConnections = (): void => {
     guard.close()
+    // Events still queued are answered as fast as they can be (the app waits for them): no user stays capped.
+    scheduler.release()
     // Relays of the last commits are sent at the end of the turn: before the connections close, not after.
     relays.flush()
     for (const socket of io.of('/').sockets.values()) {
