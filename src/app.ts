@@ -105,6 +105,8 @@ export async function buildApp(config: ServerConfig): Promise<SyncApp> {
     open = false
     // Refuse new updates, let every accepted one be stored and acknowledged, and only then
     // disconnect: engine.io flushes a socket's buffered acks before closing it.
+    // Queued events of a capped user are answered as fast as they can be: the wait below is for them too.
+    sockets.releaseCaps()
     await services.drain()
     await router.idle()
     sockets.closeConnections()

@@ -127,6 +127,18 @@ describe('the fair scheduler', () => {
     expect(answered).toEqual(Array.from({ length: 3 * SLICE.events }, (_, i) => i))
   })
 
+  it('lifts every cap for good on release (shutdown): a capped queue drains at once, in order', async () => {
+    const { throttle, scheduler } = besideBob(1)
+    await nextTurn()
+    const ran: number[] = []
+    for (let i = 0; i < 4 * SLICE.events; i++) scheduler.submit('alice', 'free', () => ran.push(i))
+    expect(throttle.capped().free).toBe(1)
+    scheduler.release()
+    await waitFor(() => ran.length === 4 * SLICE.events, "alice's queue", 2000)
+    expect(ran).toEqual(Array.from({ length: 4 * SLICE.events }, (_, i) => i))
+    expect(throttle.capped().free).toBe(0)
+  })
+
   it("caps a user whose burst queues while another user is active: its events run at the cap, in order, the other's at once", async () => {
     const { throttle, scheduler } = besideBob(100)
     const ran: string[] = []

@@ -132,7 +132,7 @@ export class FairScheduler {
       user.queue.push({ run: task, live })
       this.waiting.add(userId)
       // A burst (not a user waiting on its writes): the throttle may cap it at once.
-      if (user.queue.length === this.slice.events && !this.overWrites(userId)) this.throttle?.bursting(userId, plan)
+      if (user.queue.length >= this.slice.events && !this.overWrites(userId)) this.throttle?.bursting(userId, plan)
     }
     this.scheduleTick()
   }
@@ -229,6 +229,7 @@ export class FairScheduler {
       this.dropDead(user)
       if (user.queue.length === 0) {
         this.waiting.delete(userId)
+        if (!this.spent.has(userId)) this.users.delete(userId) // nothing ran: no spend to reset next turn
         continue
       }
       if (!this.hasSlice(userId, user)) {

@@ -20,9 +20,9 @@
  * that is more), each heavy user's rate is capped below what it ran
  * (×`decrease`, never below `floorPerSecond`). While they are neither slowed
  * nor near it (p90 under half the target, or too few answers to tell), caps
- * grow (×`increase`). A cap is lifted when its user is alone, asks for less
- * than half of it (ran under half, and nothing of it waits), or is back
- * within `factor / 2` times the others' mean. A burst is not left a whole
+ * grow (×`increase`). A cap is lifted when its user is alone or, with
+ * nothing of it waiting, ran under half of it or is back within `factor / 2`
+ * times the others' mean. A burst is not left a whole
  * window: a user whose queue reaches a slice (not because it waits on its
  * writes) while the others are active, and that ran more than `factor` times
  * their mean in this window, is capped at once at `startPerSecond`. At
@@ -94,8 +94,10 @@ export class HeavyUserThrottle {
   private windowStart = 0
   /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
   private calmP90 = 0
-  /** The sum of every user's average: the others' mean without recounting. */
-  private totalAverage = 0
+  /** The users neither heavy nor capped at the last window: the sum of their averages, and how many. */
+  private calmTotal = 0
+  private calmUsers = 0
+  private readonly calmOnes = new Set<string>()
   /** Shutting down: nobody is capped any more (the queues drain as fast as they can). */
   private released = false
   private readonly now: () => number
@@ -149,11 +151,15 @@ export class HeavyUserThrottle {
   bursting(userId: string, plan: Plan): void {
     if (this.released || this.caps.has(userId)) return
     const user = this.users.get(userId)
-    const others = this.users.size - (user ? 1 : 0)
-    const othersTotal = this.totalAverage - (user?.average ?? 0)
+    // A user that has run nothing in this window is not above anyone.
+    if (!user || this.calmTotal < 1) return
+    // The others: the users neither heavy nor capped at the last window, this one aside if it was one of them.
+    const wasCalm = this.calmOnes.has(userId)
+    const others = this.calmUsers - (wasCalm ? 1 : 0)
+    const othersTotal = this.calmTotal - (wasCalm ? user.average : 0)
     if (others === 0 || othersTotal < 1) return
-    if ((user?.count ?? 0) <= this.limits.factor * Math.max(1, othersTotal / others)) return
-    if (!user) this.users.set(userId, { plan, count: 0, average: 0, answers: [], queued: 0 })
+    if (user.count <= this.limits.factor * Math.max(1, othersTotal / others)) return
+    user.plan = plan
     this.caps.set(userId, { perSecond: this.limits.startPerSecond, tokens: 0, at: this.now() })
   }
 
@@ -212,26 +218,33 @@ export class HeavyUserThrottle {
         this.caps.delete(userId)
       } else total += user.average
     }
-    this.totalAverage = total
+
     const heavy = new Set<string>()
     for (const [userId, user] of this.users) {
       // Both sides weighted alike: users that start together ramp up together.
       const othersMean = this.users.size > 1 ? (total - user.average) / (this.users.size - 1) : Infinity
       if (user.count >= minEvents && user.average > factor * Math.max(WEIGHT, othersMean)) heavy.add(userId)
       const cap = this.caps.get(userId)
-      // Lifted: alone; asking for less than half its cap (nothing waiting, and it ran under half); or back near the others.
-      if (cap) {
-        const asksLess = user.queued === 0 && user.count < cap.perSecond * seconds * 0.5
-        if (othersMean === Infinity || asksLess || user.average <= (factor / 2) * othersMean) this.caps.delete(userId)
+      // Lifted: alone; or, with nothing of it waiting (a capped user's rate says nothing of what it asks for while
+      // its queue holds events), running under half its cap or back within half the heavy factor of the others.
+      if (cap && (othersMean === Infinity || (user.queued === 0 && (user.count < cap.perSecond * seconds * 0.5 || user.average <= (factor / 2) * othersMean)))) {
+        this.caps.delete(userId)
       }
     }
+    this.calmTotal = 0
+    this.calmOnes.clear()
+    for (const [userId, user] of this.users) {
+      if (heavy.has(userId) || this.caps.has(userId)) continue
+      this.calmTotal += user.average
+      this.calmOnes.add(userId)
+    }
+    this.calmUsers = this.calmOnes.size
     if (heavy.size === 0 && this.caps.size === 0) {
       const p90 = this.othersP90(heavy)
       if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
     } else if (!this.released) {
       // The others must be there to feel it: their rates add up to an event per window at least.
-      let others = 0
-      for (const [userId, user] of this.users) if (!heavy.has(userId) && !this.caps.has(userId)) others += user.average
+      const others = this.calmTotal
       // 0 when the others gave too few answers in the window to judge their latency.
       const p90 = this.othersP90(heavy)
       const target = Math.max(targetMs, 2 * this.calmP90)

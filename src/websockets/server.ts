@@ -45,6 +45,8 @@ export interface SocketServer {
    * with its own backoff, once the server is back.
    */
   closeConnections(): void
+  /** Shutdown, before waiting for the accepted events: no user stays capped, so their queues drain at once. */
+  releaseCaps(): void
 }
 
 type Middleware = (socket: SyncSocket, next: (err?: ExtendedError) => void) => void
@@ -154,8 +156,6 @@ export function createSocketServer(
   })
   const closeConnections = (): void => {
     guard.close()
-    // Events still queued are answered as fast as they can be (the app waits for them): no user stays capped.
-    scheduler.release()
     // Relays of the last commits are sent at the end of the turn: before the connections close, not after.
     relays.flush()
     for (const socket of io.of('/').sockets.values()) {
@@ -168,5 +168,5 @@ export function createSocketServer(
       socket.conn.close()
     }
   }
-  return { io, router, limiter, closeConnections }
+  return { io, router, limiter, closeConnections, releaseCaps: () => scheduler.release() }
 }
