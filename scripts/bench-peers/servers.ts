@@ -7,11 +7,12 @@
  * the benchmark's cleanup kills it on abort.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort, REPO_ROOT } from '../lib/server-process.js'
 import { processCpu, processRssMiB, startServer, trackChild } from '../bench/server.js'
+
+export { allowedCpus } from '../bench/server.js'
 import { sleep } from '../bench/stats.js'
 import { PEERS_DIR } from './install.js'
 
@@ -38,15 +39,6 @@ export function pinning(): { ok: boolean; note: string } {
     pinningState = { ok: false, note: `UNPINNED (${why}): servers and load share all cores` }
   }
   return pinningState
-}
-
-/** The CPUs a process may run on (`Cpus_allowed_list` of its main thread), for the record. */
-export async function allowedCpus(pid: number): Promise<string | undefined> {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]
-  } catch {
-    return undefined
-  }
 }
 
 /** 'floor': not a sync server, the Socket.IO floor of our protocol (socketio-floor-server.mjs). */

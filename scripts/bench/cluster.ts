@@ -22,13 +22,12 @@
  * with the reason.
  */
 import { readdir, readFile } from 'node:fs/promises'
-import os from 'node:os'
 import pg from 'pg'
 import { createClient } from 'redis'
 import { connectionConfig } from '../../src/repositories/postgres.repository.js'
 import { freePort } from '../lib/server-process.js'
 import { createSchema } from '../lib/postgres-schema.js'
-import { BENCH_ADMIN_TOKEN, clockTicksPerSecond, pinProcess, startServer, type ServerHandle } from './server.js'
+import { BENCH_ADMIN_TOKEN, clockTicksPerSecond, pinSelf, startServer, type ServerHandle } from './server.js'
 import { fmt } from './stats.js'
 import { runFanout, type FanoutResult, type FanoutSpec } from '../bench-peers/workloads.js'
 import { LOAD_CPU, OURS_ENV, SERVER_CPU, type TargetServer } from '../bench-peers/servers.js'
@@ -227,11 +226,12 @@ export async function runCluster(spec: ClusterSpec, progress: (line: string) => 
   // SocketIoLight's ws comes from .bench/peers, installed on first use.
   await ensurePeers(progress)
   // Pinned here, not by an earlier part: the SDK part gives this process every CPU again when it ends.
-  pinned = pinProcess(process.pid, LOAD_CPU)
+  const unpin = await pinSelf(LOAD_CPU)
+  pinned = unpin !== undefined
   try {
     return { spec, skipped: null, pinned, setups: await runSetups(spec, progress) }
   } finally {
-    if (pinned) pinProcess(process.pid, `0-${os.cpus().length - 1}`)
+    unpin?.()
   }
 }
 

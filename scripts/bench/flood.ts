@@ -14,7 +14,6 @@
  * connected (idle) before the first phase and floods only in the second.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
-import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
@@ -23,7 +22,7 @@ import { PLANS } from '../../src/models/plans.js'
 import { signToken } from '../../src/services/token.service.js'
 import type { Plan } from '../../src/types/events.js'
 import { REPO_ROOT } from '../lib/server-process.js'
-import { allowedCpus, LOAD_CPU, SERVER_CPU } from '../bench-peers/servers.js'
+import { LOAD_CPU, SERVER_CPU } from '../bench-peers/servers.js'
 import type { BenchDevice } from './device.js'
 import type { FloodAbuserReport } from './flood-abuser.js'
 import { paced, SendTally } from './load.js'
@@ -32,7 +31,7 @@ import {
   BENCH_SECRET,
   machineCpu,
   makeTempDir,
-  pinProcess,
+  pinSelf,
   removeTempDir,
   startServer,
   trackChild,
@@ -340,16 +339,13 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
   const dir = await makeTempDir('superclip-bench-data-')
   // The load (this process, and the abuser it spawns) on one core, the server on the other, as in bench:peers:
   // unpinned, the importer's and the devices' CPU took the server's core from it at random moments.
-  const affinity = await allowedCpus(process.pid)
-  const pinned = process.env.BENCH_FLOOD_PIN !== '0' && os.cpus().length >= 2 && affinity !== undefined && pinProcess(process.pid, LOAD_CPU)
-  const unpin = () => {
-    if (pinned) pinProcess(process.pid, affinity)
-  }
+  const unpin = process.env.BENCH_FLOOD_PIN === '0' ? undefined : await pinSelf(LOAD_CPU)
+  const pinned = unpin !== undefined
   let server: ServerHandle
   try {
     server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU } : {})
   } catch (err) {
-    unpin()
+    unpin?.()
     throw err
   }
   let devices: BenchDevice[] = []
@@ -416,7 +412,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
       wallSec: (performance.now() - started) / 1000,
     }
   } finally {
-    unpin()
+    unpin?.()
     abuser?.kill()
     for (const d of devices) d.close()
     await server.stop()

@@ -23,7 +23,6 @@
  * clients. When taskset can pin, the servers run on CPU 0 and the client
  * processes (sender and receiver together) on CPU 1.
  */
-import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { signToken } from '../../src/services/token.service.js'
@@ -31,7 +30,7 @@ import { ensurePeers } from '../bench-peers/install.js'
 import { pinning, startYWebsocket, type TargetServer } from '../bench-peers/servers.js'
 import { REPO_ROOT } from '../lib/server-process.js'
 import type { SdkReply, SdkRequest, SdkTarget } from './sdk-worker.js'
-import { BENCH_ADMIN_TOKEN, BENCH_SECRET, makeTempDir, removeTempDir, startServer, type ServerHandle } from './server.js'
+import { BENCH_ADMIN_TOKEN, BENCH_SECRET, makeTempDir, pinProcess, removeTempDir, startServer, type ServerHandle } from './server.js'
 import { fmt, median, table } from './stats.js'
 import { canPin, epochNow, LOAD_CPU, loadCpuTotal, SATURATED_PCT, SERVER_CPU, WorkerProcess } from './workers.js'
 
@@ -283,13 +282,7 @@ export async function runSdkCost(spec: SdkCostSpec, progress: (line: string) => 
     await removeTempDir(oursDir)
     await removeTempDir(peerDir)
     // bench-peers' pinning() moved this process to the load CPU: give it every CPU back for the parts after this one.
-    if (pinning().ok && os.cpus().length > 1) {
-      try {
-        execFileSync('taskset', ['-a', '-p', '-c', `0-${os.cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' })
-      } catch {
-        // stays pinned
-      }
-    }
+    if (pinning().ok && os.cpus().length > 1) pinProcess(process.pid, `0-${os.cpus().length - 1}`) // stays pinned if it fails
   }
 }
 

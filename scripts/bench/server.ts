@@ -198,6 +198,26 @@ export interface StartOptions {
   onSpawn?: (pid: number) => void
 }
 
+/** The CPUs a process may run on (`Cpus_allowed_list` of its main thread), for the record. */
+export async function allowedCpus(pid: number): Promise<string | undefined> {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Pins this process (every thread, and the children it spawns from now on)
+ * to `cpus` for one part of a benchmark. Returns what gives it back the CPUs
+ * it had, or undefined when it could not pin (one core, no taskset).
+ */
+export async function pinSelf(cpus: string): Promise<(() => void) | undefined> {
+  const before = await allowedCpus(process.pid)
+  if (before === undefined || os.cpus().length < 2 || !pinProcess(process.pid, cpus)) return undefined
+  return () => void pinProcess(process.pid, before)
+}
+
 /** `taskset -a -p -c <cpus> <pid>`: pins every thread of `pid`; false when taskset is missing or fails. */
 export function pinProcess(pid: number, cpus: string): boolean {
   try {
