@@ -21,11 +21,13 @@ export class TokenBucket {
   private tokens: number
   private at: number
 
+  /** `tokens`: what it holds at first (full by default). */
   constructor(
-    readonly rate: Rate,
+    private rate: Rate,
     now: number,
+    tokens = rate.burst,
   ) {
-    this.tokens = rate.burst
+    this.tokens = tokens
     this.at = now
   }
 
@@ -59,6 +61,17 @@ export class TokenBucket {
     const wait = this.waitMs(n, now)
     if (wait === 0) this.take(n, now)
     return wait
+  }
+
+  /** The rate from now on: tokens gained until now are counted at the old one, and kept up to the new burst. */
+  retune(rate: Rate, now: number): void {
+    this.refill(now)
+    this.rate = rate
+    this.tokens = Math.min(this.tokens, rate.burst)
+  }
+
+  get perSecond(): number {
+    return this.rate.perSecond
   }
 
   /** Whether the bucket is full: then it is no different from a new one and may be dropped. */

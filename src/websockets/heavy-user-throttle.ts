@@ -34,6 +34,7 @@
  * Events of a socket that has gone do not wait for the cap (fair-scheduler.ts).
  */
 import type { Plan } from '../types/events.js'
+import { TokenBucket, type Rate } from '../utils/token-bucket.js'
 
 export interface ThrottleLimits {
   /** How often rates, the loop's utilization and the others' answer times are read, ms. */
@@ -71,12 +72,6 @@ interface UserRate {
   queued: number
 }
 
-interface Cap {
-  perSecond: number
-  tokens: number
-  at: number
-}
-
 /** How much a window's count weighs in a user's average. */
 const WEIGHT = 0.3
 /** An average under this and the user is no longer active. */
@@ -89,15 +84,15 @@ const MIN_SAMPLES = 20
 
 export class HeavyUserThrottle {
   private readonly users = new Map<string, UserRate>()
-  private readonly caps = new Map<string, Cap>()
+  /** Capped users' buckets: their rate, at most a quarter window's worth at once; empty at first (the user has just run its share). */
+  private readonly caps = new Map<string, TokenBucket>()
   private timer: NodeJS.Timeout | undefined
   private windowStart = 0
   /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
   private calmP90 = 0
-  /** The users neither heavy nor capped at the last window: the sum of their averages, and how many. */
-  private calmTotal = 0
-  private calmUsers = 0
+  /** The users neither heavy nor capped at the last window, and the sum of their averages. */
   private readonly calmOnes = new Set<string>()
+  private calmTotal = 0
   /** Shutting down: nobody is capped any more (the queues drain as fast as they can). */
   private released = false
   private readonly now: () => number
@@ -125,14 +120,12 @@ export class HeavyUserThrottle {
 
   /** Whether `userId` may run one more event now. */
   allows(userId: string): boolean {
-    const cap = this.caps.get(userId)
-    return !cap || this.refill(cap) >= 1
+    return this.waitMs(userId) === 0
   }
 
   /** Ms until `userId` may run one more event (0 if it may now or is not capped). */
   waitMs(userId: string): number {
-    const cap = this.caps.get(userId)
-    return cap ? Math.max(0, ((1 - this.refill(cap)) / cap.perSecond) * 1000) : 0
+    return this.caps.get(userId)?.waitMs(1, this.now()) ?? 0
   }
 
   /** How long `queued` events of `userId` take at its cap, ms, or undefined when it is not capped. */
@@ -155,12 +148,12 @@ export class HeavyUserThrottle {
     if (!user || this.calmTotal < 1) return
     // The others: the users neither heavy nor capped at the last window, this one aside if it was one of them.
     const wasCalm = this.calmOnes.has(userId)
-    const others = this.calmUsers - (wasCalm ? 1 : 0)
+    const others = this.calmOnes.size - (wasCalm ? 1 : 0)
     const othersTotal = this.calmTotal - (wasCalm ? user.average : 0)
     if (others === 0 || othersTotal < 1) return
     if (user.count <= this.limits.factor * Math.max(1, othersTotal / others)) return
     user.plan = plan
-    this.caps.set(userId, { perSecond: this.limits.startPerSecond, tokens: 0, at: this.now() })
+    this.caps.set(userId, new TokenBucket(this.rate(this.limits.startPerSecond), this.now(), 0))
   }
 
   /** The server shuts down: every cap is lifted for good, and the timer stops. */
@@ -177,8 +170,7 @@ export class HeavyUserThrottle {
     user.plan = plan
     user.queued = queued
     user.count++
-    const cap = this.caps.get(userId)
-    if (cap) cap.tokens -= 1
+    this.caps.get(userId)?.take(1, this.now())
     if (this.timed && !this.timer && !this.released) {
       this.windowStart = this.now()
       this.utilization() // the first window's utilization starts now
@@ -238,26 +230,23 @@ export class HeavyUserThrottle {
       this.calmTotal += user.average
       this.calmOnes.add(userId)
     }
-    this.calmUsers = this.calmOnes.size
+    // 0 when the calm users gave too few answers in the window to judge their latency.
+    const p90 = this.calmP90Now()
     if (heavy.size === 0 && this.caps.size === 0) {
-      const p90 = this.othersP90(heavy)
       if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
     } else if (!this.released) {
-      // The others must be there to feel it: their rates add up to an event per window at least.
-      const others = this.calmTotal
-      // 0 when the others gave too few answers in the window to judge their latency.
-      const p90 = this.othersP90(heavy)
       const target = Math.max(targetMs, 2 * this.calmP90)
-      if (others >= 1 && (utilization > busy || p90 > target)) {
+      // The others must be there to feel it: their rates add up to an event per window at least.
+      if (this.calmTotal >= 1 && (utilization > busy || p90 > target)) {
         for (const userId of heavy) {
           const ran = (this.users.get(userId)?.count ?? 0) / seconds
           const cap = this.caps.get(userId)
           const perSecond = Math.max(floorPerSecond, Math.min(ran, cap?.perSecond ?? ran) * decrease)
-          if (cap) cap.perSecond = perSecond
-          else this.caps.set(userId, { perSecond, tokens: 0, at: now })
+          if (cap) cap.retune(this.rate(perSecond), now)
+          else this.caps.set(userId, new TokenBucket(this.rate(perSecond), now, 0))
         }
       } else if (p90 < target / 2) {
-        for (const cap of this.caps.values()) cap.perSecond *= increase
+        for (const cap of this.caps.values()) cap.retune(this.rate(cap.perSecond * increase), now)
       }
     }
     for (const user of this.users.values()) {
@@ -272,25 +261,21 @@ export class HeavyUserThrottle {
     this.timer = undefined
   }
 
-  /** The 90th percentile of this window's answer times of users neither heavy nor capped, ms (0 with too few). */
-  private othersP90(heavy: ReadonlySet<string>): number {
+  /** The 90th percentile of this window's answer times of the calm users, ms (0 with too few). */
+  private calmP90Now(): number {
     const answers: number[] = []
-    for (const [userId, user] of this.users) {
+    for (const userId of this.calmOnes) {
       if (answers.length >= MAX_ALL_SAMPLES) break
-      if (!heavy.has(userId) && !this.caps.has(userId)) answers.push(...user.answers)
+      answers.push(...(this.users.get(userId)?.answers ?? []))
     }
     if (answers.length < MIN_SAMPLES) return 0
     answers.sort((a, b) => a - b)
     return answers[Math.floor(answers.length * 0.9)] ?? 0
   }
 
-  /** Tokens of `cap` now: its rate since the last refill, at most a quarter window's worth (events spread over the window). */
-  private refill(cap: Cap): number {
-    const now = this.now()
-    const burst = Math.max(1, (cap.perSecond * this.limits.windowMs) / 4000)
-    cap.tokens = Math.min(burst, cap.tokens + ((now - cap.at) / 1000) * cap.perSecond)
-    cap.at = now
-    return cap.tokens
+  /** A cap of `perSecond`: at most a quarter window's worth at once, so a capped user's events spread over the window. */
+  private rate(perSecond: number): Rate {
+    return { perSecond, burst: Math.max(1, (perSecond * this.limits.windowMs) / 4000) }
   }
 }
 
