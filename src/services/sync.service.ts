@@ -83,7 +83,7 @@ export class SyncService {
     if (!(await this.conflictCommits.settled(userId))) {
       throw new SyncError(ErrorCode.UNAVAILABLE, "this user's conflicts are still being stored; sync again", { retryAfterMs: jittered(100) })
     }
-    if (doc.evicted) throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: 100 })
+    if (doc.evicted) throw new SyncError(ErrorCode.UNAVAILABLE, 'the document is being reloaded; sync again', { retryAfterMs: jittered(100) })
     return {
       update: Y.encodeStateAsUpdate(doc.doc, stateVector),
       stateVector: Y.encodeStateVector(doc.doc),

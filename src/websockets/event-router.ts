@@ -74,18 +74,21 @@ export class EventRouter {
       const finish = () => {
         this.limiter.done(socket, bytes)
         this.settled()
-        this.scheduler.answered(userId, performance.now() - admitted)
         answered()
       }
       this.scheduler.submit(userId, plan, () => {
-        // Queued events of a socket that has gone are dropped unanswered: none of them was acknowledged.
+        // Queued events of a socket that has gone are dropped unanswered: none of them was acknowledged
+        // (nor is their wait an answer time the throttle should judge others by).
         if (socket.disconnected) return finish()
         void started(handler, payload)
           .then(
             (result) => ack?.({ ok: true, ...result }),
             (err: unknown) => this.refuse(socket, event, payload, ack, err),
           )
-          .finally(finish)
+          .finally(() => {
+            this.scheduler.answered(userId, performance.now() - admitted)
+            finish()
+          })
       }, () => socket.connected)
     })
   }
