@@ -91,7 +91,11 @@ export function pump(count: number, window: number, deadline: number, send: (ans
  * A paced device: one send every `periodMs` from `start` until `deadline`,
  * with at most one send unanswered. A send whose tick comes while the
  * previous one is still unanswered goes out as soon as the answer is in (the
- * missed ticks are skipped, not made up), and counts as late. `send` makes one
+ * missed ticks are skipped, not made up), counts as late, and takes the
+ * device's next tick: its later ticks stay on its own grid. (They used to
+ * restart from the answer: a stall's answers arrive together, so every device
+ * late in it sent in the same millisecond from then on, 40 of 100 at once each
+ * period, and the phase's latency was the bench's own bursts.) `send` makes one
  * send and calls `answered` once its answer is in. Resolves with the late
  * count when the last send is answered (or `deadline + ACK_GRACE_MS` passes).
  */
@@ -120,9 +124,9 @@ export function paced(periodMs: number, start: number, deadline: number, send: (
         due += periodMs
         if (due < now) {
           late++
-          due = now
-        }
-        timer = setTimeout(tick, due - now)
+          due += Math.ceil((now - due) / periodMs) * periodMs
+          timer = setTimeout(tick, 0)
+        } else timer = setTimeout(tick, due - now)
       })
     }
     timer = setTimeout(tick, Math.max(0, start - performance.now()))
