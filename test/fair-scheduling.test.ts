@@ -89,9 +89,10 @@ describe('the fair scheduler', () => {
   })
 
   /** A scheduler whose throttle caps a bursting user at `startPerSecond`, with bob active (5 events in the last window). */
-  function besideBob(startPerSecond: number, queuedEvents = 1000) {
+  function besideBob(startPerSecond: number, queuedEvents = 1000, slice = SLICE, writes = new Map<string, number>()) {
     const throttle = new HeavyUserThrottle({ ...SERVER_LIMITS.throttle, startPerSecond }, { timer: false })
-    const scheduler = new FairScheduler(plans(queuedEvents), SLICE, new Metrics(), { throttle })
+    const all = () => [...writes.values()].reduce((a, b) => a + b, 0)
+    const scheduler = new FairScheduler(plans(queuedEvents), slice, new Metrics(), { throttle, writesOf: (userId) => writes.get(userId) ?? 0, allWrites: all })
     for (let i = 0; i < 5; i++) scheduler.submit('bob', 'free', () => undefined)
     throttle.adjust()
     return { throttle, scheduler }
@@ -158,6 +159,29 @@ describe('the fair scheduler', () => {
     expect(ran[ran.length - 1]).toBe('bob-1')
     await waitFor(() => ran.length === 42, "every one of alice's events")
     expect(ran.filter((r) => r.startsWith('alice'))).toEqual(Array.from({ length: 40 }, (_, i) => `alice-${i}`))
+  })
+
+  it('caps a burst at once while its first slice is still being written beside the others: the writes do not hide the burst', async () => {
+    // Alice's first slice of 8 events is queued for the group commit with one of bob's; the rest of her burst waits on those writes.
+    const writes = new Map<string, number>()
+    const { throttle, scheduler } = besideBob(100, 1000, { ...SLICE, writes: SLICE.events }, writes)
+    await nextTurn()
+    writes.set('bob', 1)
+    let ran = 0
+    for (let i = 0; i < 3 * SLICE.events; i++) {
+      scheduler.submit('alice', 'free', () => {
+        ran++
+        writes.set('alice', (writes.get('alice') ?? 0) + 1)
+      })
+    }
+    expect(ran).toBe(SLICE.events)
+    expect(throttle.capped().free).toBe(1)
+    // Once her writes are durable her queue runs at the cap, not a slice a turn.
+    writes.delete('alice')
+    writes.delete('bob')
+    await nextTurn()
+    await nextTurn()
+    expect(ran).toBeLessThan(2 * SLICE.events)
   })
 
   it("gives a capped user's full queue the cap's drain time as its retry hint", () => {

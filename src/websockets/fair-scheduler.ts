@@ -131,8 +131,9 @@ export class FairScheduler {
     } else {
       user.queue.push({ run: task, live })
       this.waiting.add(userId)
-      // A burst (not a user waiting on its writes): the throttle may cap it at once.
-      if (user.queue.length >= this.slice.events && !this.overWrites(userId)) this.throttle?.bursting(userId, plan)
+      // More than a slice waiting: the throttle may cap it at once (it judges by what the user ran, so a user
+      // queued behind its writes at an ordinary rate is not capped; one whose burst fills the commits is).
+      if (user.queue.length >= this.slice.events) this.throttle?.bursting(userId, plan)
     }
     this.scheduleTick()
   }
