@@ -112,7 +112,7 @@ const FLOOD_BASE = {
   users: 50,
   devicesPerUser: 2,
   periodMs: 100,
-  warmupMs: 2000,
+  warmupMs: 5000,
   phaseMs: 6000,
   abuserWindow: 1000,
   importClips: 20_000,
