@@ -134,6 +134,8 @@ export interface FloodPhase {
 export interface FloodResult {
   /** The server ran on CPU SERVER_CPU, this process and the abuser on LOAD_CPU (BENCH_FLOOD_PIN, default on; needs taskset and 2 cores). */
   pinned: boolean
+  /** Node flags the server ran with besides BENCH_SERVER_NODE_ARGS's (oneCoreFlags when pinned). */
+  serverFlags: string[]
   spec: FloodSpec
   devices: number
   phases: FloodPhase[]
@@ -333,6 +335,17 @@ async function measurePhase(
   }
 }
 
+/**
+ * Node flags of the server pinned to one core: the README's advice for a
+ * one-core deployment, `--single-threaded-gc` (BENCH_FLOOD_GC=default runs
+ * V8's defaults instead). With the defaults, V8's four GC helper threads
+ * share the one core with the event loop while they mark: the first major
+ * GC of a run held every ack 130-250 ms (docs/benchmarks.md).
+ */
+function oneCoreFlags(): string[] {
+  return process.env.BENCH_FLOOD_GC === 'default' ? [] : ['--single-threaded-gc']
+}
+
 /** The flood run: its own server over a fresh data dir, torn down at the end. */
 export async function runFlood(spec: FloodSpec, progress: (line: string) => void = () => {}): Promise<FloodResult> {
   const started = performance.now()
@@ -341,9 +354,10 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
   // unpinned, the importer's and the devices' CPU took the server's core from it at random moments.
   const unpin = process.env.BENCH_FLOOD_PIN === '0' ? undefined : await pinSelf(LOAD_CPU)
   const pinned = unpin !== undefined
+  const serverFlags = pinned ? oneCoreFlags() : []
   let server: ServerHandle
   try {
-    server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU } : {})
+    server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU, nodeArgs: serverFlags } : {})
   } catch (err) {
     unpin?.()
     throw err
@@ -386,6 +400,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     const [without, withAbuser, after] = phases
     return {
       pinned,
+      serverFlags,
       spec,
       devices: devices.length,
       phases,

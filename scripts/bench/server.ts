@@ -196,6 +196,8 @@ export interface StartOptions {
   cpus?: string
   /** Called with the child's pid right after the spawn, before it is healthy (e.g. to sample its CPU from the start). */
   onSpawn?: (pid: number) => void
+  /** Node flags for this server, before BENCH_SERVER_NODE_ARGS's. */
+  nodeArgs?: readonly string[]
 }
 
 /** The CPUs a process may run on (`Cpus_allowed_list` of its main thread), for the record. */
@@ -239,7 +241,7 @@ export async function startServer(dataDir: string, env: Record<string, string> =
   const port = options.port ?? (await freePort())
   const started = performance.now()
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=.bench/prof`.
-  const extraArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+  const extraArgs = [...(options.nodeArgs ?? []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)]
   // Server settings the benchmark leaves at their defaults, whatever the caller's shell says (NODE_OPTIONS too).
   const child = spawnServerProcess({
     env: {
