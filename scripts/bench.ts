@@ -612,8 +612,11 @@ function reportFlood(f: FloodResult): void {
   }
   log(
     f.pinned
-      ? `   The server runs on CPU ${SERVER_CPU} (node ${f.serverFlags.join(' ') || 'with V8\'s default GC'}: one core; BENCH_FLOOD_GC=default for V8's), this process (the 100 devices) and the ${spec.mode === 'import' ? 'importer' : 'abuser'} on CPU ${LOAD_CPU} (taskset; BENCH_FLOOD_PIN=0 unpins).`
+      ? `   The server runs on CPU ${SERVER_CPU}, this process (the 100 devices) and the ${spec.mode === 'import' ? 'importer' : 'abuser'} on CPU ${LOAD_CPU} (taskset; BENCH_FLOOD_PIN=0 unpins).`
       : `   UNPINNED: the server, this process (the 100 devices) and the ${spec.mode === 'import' ? 'importer' : 'abuser'} share every core.`,
+  )
+  log(
+    `   Server node flags: ${f.serverFlags.join(' ') || 'none'}${f.pinned ? ' (one core: --single-threaded-gc unless BENCH_FLOOD_GC=default; BENCH_SERVER_NODE_ARGS adds more)' : ''}.`,
   )
   const row = (p: FloodPhase) => [
     p.name,

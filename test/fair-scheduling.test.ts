@@ -182,6 +182,7 @@ describe('the fair scheduler', () => {
     await nextTurn()
     await nextTurn()
     expect(ran).toBeLessThan(2 * SLICE.events)
+    await waitFor(() => ran > SLICE.events, 'her queue going on at the cap', 2000)
   })
 
   it("gives a capped user's full queue the cap's drain time as its retry hint", () => {

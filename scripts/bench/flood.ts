@@ -134,8 +134,8 @@ export interface FloodPhase {
 export interface FloodResult {
   /** The server ran on CPU SERVER_CPU, this process and the abuser on LOAD_CPU (BENCH_FLOOD_PIN, default on; needs taskset and 2 cores). */
   pinned: boolean
-  /** Node flags the server ran with besides BENCH_SERVER_NODE_ARGS's (oneCoreFlags when pinned). */
-  serverFlags: string[]
+  /** Node flags the server ran with (oneCoreFlags when pinned, then BENCH_SERVER_NODE_ARGS's). */
+  serverFlags: readonly string[]
   spec: FloodSpec
   devices: number
   phases: FloodPhase[]
@@ -354,10 +354,9 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
   // unpinned, the importer's and the devices' CPU took the server's core from it at random moments.
   const unpin = process.env.BENCH_FLOOD_PIN === '0' ? undefined : await pinSelf(LOAD_CPU)
   const pinned = unpin !== undefined
-  const serverFlags = pinned ? oneCoreFlags() : []
   let server: ServerHandle
   try {
-    server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU, nodeArgs: serverFlags } : {})
+    server = await startServer(dir, {}, pinned ? { cpus: SERVER_CPU, nodeArgs: oneCoreFlags() } : {})
   } catch (err) {
     unpin?.()
     throw err
@@ -400,7 +399,7 @@ export async function runFlood(spec: FloodSpec, progress: (line: string) => void
     const [without, withAbuser, after] = phases
     return {
       pinned,
-      serverFlags,
+      serverFlags: server.nodeArgs,
       spec,
       devices: devices.length,
       phases,

@@ -95,7 +95,8 @@ export function pump(count: number, window: number, deadline: number, send: (ans
  * device's next tick: its later ticks stay on its own grid. (They used to
  * restart from the answer: a stall's answers arrive together, so every device
  * late in it sent in the same millisecond from then on, 40 of 100 at once each
- * period, and the phase's latency was the bench's own bursts.) `send` makes one
+ * period, and the phase's latency was the bench's own bursts.) So the send
+ * after a late one has one to two periods before it is late in turn. `send` makes one
  * send and calls `answered` once its answer is in. Resolves with the late
  * count when the last send is answered (or `deadline + ACK_GRACE_MS` passes).
  */

@@ -180,6 +180,8 @@ export interface ServerHandle {
   startMs: number
   /** Lines the server printed (LOG_LEVEL=warn: warnings and errors only). */
   output: string[]
+  /** The node flags it ran with: the caller's (`StartOptions.nodeArgs`), then BENCH_SERVER_NODE_ARGS's. */
+  nodeArgs: readonly string[]
   cpu(): Promise<CpuTimes>
   writeBytes(): Promise<number | undefined>
   rssMiB(): Promise<number | undefined>
@@ -299,6 +301,7 @@ export async function startServer(dataDir: string, env: Record<string, string> =
 
   return {
     url,
+    nodeArgs: extraArgs,
     pid,
     dataDir,
     startMs,

@@ -131,8 +131,8 @@ export class FairScheduler {
     } else {
       user.queue.push({ run: task, live })
       this.waiting.add(userId)
-      // More than a slice waiting: the throttle may cap it at once (it judges by what the user ran, so a user
-      // queued behind its writes at an ordinary rate is not capped; one whose burst fills the commits is).
+      // A slice or more waiting: the throttle may cap it at once. It judges by what the user ran in its window
+      // against the others, so a burst held by its own writes is capped (they always hold it after its first slice).
       if (user.queue.length >= this.slice.events) this.throttle?.bursting(userId, plan)
     }
     this.scheduleTick()

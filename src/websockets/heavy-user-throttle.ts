@@ -23,9 +23,9 @@
  * grow (×`increase`). A cap is lifted when its user is alone or, with
  * nothing of it waiting, ran under half of it or is back within `factor / 2`
  * times the others' mean. A burst is not left a whole
- * window: a user whose queue reaches a slice (not because it waits on its
- * writes) while the others are active, and that ran more than `factor` times
- * their mean in this window, is capped at once at `startPerSecond`. At
+ * window: a user whose queue reaches a slice (held by its own writes or not)
+ * while the others are active, and that ran more than `factor` times their
+ * mean in this window, is capped at once at `startPerSecond`. At
  * shutdown `release` lifts every cap for good.
  *
  * A capped user's events wait in its queue (in order; nothing is dropped), so
