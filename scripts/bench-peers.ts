@@ -25,12 +25,12 @@
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
+import { allowedCpus, cleanupSync, clockTicksPerSecond, machineCpu, runBench } from './bench/server.js'
 import { buildServer } from './lib/server-process.js'
 import { fmt, rounded, table } from './bench/stats.js'
 import { ensurePeers, peerPackages, PEERS_DIR } from './bench-peers/install.js'
 import { LOAD_BOUND_PCT, LOAD_PROCS } from './bench-peers/load.js'
-import { allowedCpus, LOAD_CPU, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
+import { LOAD_CPU, pinning, startFloor, startHocuspocus, startOurs, startYWebsocket, type TargetName, type TargetServer } from './bench-peers/servers.js'
 import {
   runColdLoad,
   runFanout,

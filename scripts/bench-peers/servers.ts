@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url'
 import { freePort, REPO_ROOT } from '../lib/server-process.js'
 import { processCpu, processRssMiB, startServer, trackChild } from '../bench/server.js'
 
-export { allowedCpus } from '../bench/server.js'
 import { sleep } from '../bench/stats.js'
 import { PEERS_DIR } from './install.js'
 

@@ -75,7 +75,7 @@ export class Metrics {
 
   private sources: GaugeSources | undefined
   private schedulerDepths: (() => Record<string, number>) | undefined
-  private schedulerThrottled: (() => Record<string, number>) | undefined
+  private schedulerThrottled: (() => Record<string, number> | undefined) | undefined
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry]
@@ -182,7 +182,7 @@ export class Metrics {
   }
 
   /** Where the queue-depth and throttled-users gauges read from (fair-scheduler.ts). */
-  readSchedulerFrom(depths: () => Record<string, number>, throttled: () => Record<string, number>): void {
+  readSchedulerFrom(depths: () => Record<string, number>, throttled: () => Record<string, number> | undefined): void {
     this.schedulerDepths = depths
     this.schedulerThrottled = throttled
   }

@@ -101,7 +101,7 @@ export class FairScheduler {
     this.throttle = options.throttle
     metrics.readSchedulerFrom(
       () => this.depths(),
-      () => this.throttle?.capped() ?? { free: 0, pro: 0 },
+      () => this.throttle?.capped(),
     )
   }
 
@@ -133,7 +133,7 @@ export class FairScheduler {
       this.waiting.add(userId)
       // A slice or more waiting: the throttle may cap it at once. It judges by what the user ran in its window
       // against the others, so a burst held by its own writes is capped (they always hold it after its first slice).
-      if (user.queue.length >= this.slice.events) this.throttle?.bursting(userId, plan)
+      if (user.queue.length >= this.slice.events) this.throttle?.bursting(userId)
     }
     this.scheduleTick()
   }

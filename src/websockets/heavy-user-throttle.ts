@@ -141,7 +141,7 @@ export class HeavyUserThrottle {
    * capped at once at `startPerSecond`: the next window is too late for a
    * burst, whose first commits already hold everyone's.
    */
-  bursting(userId: string, plan: Plan): void {
+  bursting(userId: string): void {
     if (this.released || this.caps.has(userId)) return
     const user = this.users.get(userId)
     // A user that has run nothing in this window is not above anyone.
@@ -152,7 +152,6 @@ export class HeavyUserThrottle {
     const othersTotal = this.calmTotal - (wasCalm ? user.average : 0)
     if (others === 0 || othersTotal < 1) return
     if (user.count <= this.limits.factor * Math.max(1, othersTotal / others)) return
-    user.plan = plan
     this.caps.set(userId, new TokenBucket(this.rate(this.limits.startPerSecond), this.now(), 0))
   }
 
