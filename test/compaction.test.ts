@@ -91,6 +91,30 @@ describe('log compaction keeps every update', () => {
     expect(clips).toHaveLength(151)
   })
 
+  it('by default a log over 32 KiB is merged off the event loop (smaller ones, as in the test above, in the batch)', async () => {
+    // An import's first compaction (1,163 entries, 188 KB) was encoded inside its batch: 40-60 ms on a busy
+    // core, every other user's events and commits waiting (issue 15).
+    const { sync, doc } = await open(50)
+    const client = new Y.Doc()
+    const clip = (id: string) => {
+      const sv = Y.encodeStateVector(client)
+      client.getMap('clips').set(id, new Y.Map([['content', `${id} `.repeat(200)]]))
+      return Y.encodeStateAsUpdate(client, sv)
+    }
+    for (let i = 0; i < 50; i++) await sync.applyUpdate(doc, clip(`c${i}`), author)
+    expect(doc.logBytes).toBeGreaterThan(32 << 10)
+    // The 51st update's batch finds the compaction due: the log is merged in the worker, not in the batch.
+    await sync.applyUpdate(doc, clip('c50'), author)
+    expect(doc.firstSeq).toBe(0)
+    await waitFor(() => doc.firstSeq > 0, 'the merged state written')
+    expect(doc.firstSeq).toBe(50)
+    await services?.drain()
+    expect(doc.logCount).toBe(1)
+    await services?.close()
+    const { clips } = await storedClips(store as Store)
+    expect(clips).toHaveLength(51)
+  })
+
   it('updates submitted while a compaction is being written are kept', async () => {
     const { sync, doc } = await open(250)
     const client = new Y.Doc()

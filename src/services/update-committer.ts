@@ -8,9 +8,10 @@
  * at flush time memory holds exactly what is on disk plus this batch, so its
  * encoded state replaces its whole log atomically (encoding the loaded doc is
  * linear; `Y.mergeUpdates` over thousands of small updates is not, yjs#710).
- * A document whose log is larger than `compactOffloadBytes` is not encoded
- * in the batch, where it held every other user's commit and events (a
- * 20,000-clip document: about 30 ms a time): once a batch is written, its
+ * A document whose log is larger than `compactOffloadBytes` (32 KiB) is not
+ * encoded in the batch, where it held every other user's commit and events
+ * (a 20,000-clip document: about 30 ms a time; an import's first compaction,
+ * 188 KB of log, 40-60 ms on a busy core): once a batch is written, its
  * stored log up to that batch is read and merged in a worker thread, and the
  * merged state replaces those entries in a later batch (entries appended
  * meanwhile stay after it), unless the log was compacted some other way in
@@ -66,11 +67,17 @@ export interface SnapshotRequest {
 export interface CompactionPolicy {
   compactMaxUpdates: number
   compactMaxBytes: number
-  /** Logs larger than this (bytes) are compacted off the event loop (default 256 KiB). */
+  /** Logs larger than this (bytes) are compacted off the event loop (default 32 KiB). */
   compactOffloadBytes?: number
 }
 
-const COMPACT_OFFLOAD_BYTES = 256 << 10
+/**
+ * Smaller logs are encoded in the batch: a few milliseconds at most, and
+ * cheaper than reading the log back for the worker. At 256 KiB an import's
+ * first compaction (188 KB) was encoded in its batch and held the loop
+ * 40-60 ms while other users' events waited.
+ */
+const COMPACT_OFFLOAD_BYTES = 32 << 10
 
 /** A log merged off the event loop, to replace its entries `firstSeq..upToSeq` in the next batch of the document. */
 interface MergedLog {

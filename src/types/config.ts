@@ -28,7 +28,7 @@ export interface ServerConfig {
   compactMaxUpdates: number
   /** ...or this many bytes. */
   compactMaxBytes: number
-  /** Logs larger than this (bytes) are compacted off the event loop, in a worker (default 256 KiB; tests set it). */
+  /** Logs larger than this (bytes) are compacted off the event loop, in a worker (default 32 KiB; tests set it). */
   compactOffloadBytes?: number
   /** Largest Socket.IO message accepted from a client (engine.io maxHttpBufferSize). */
   maxMessageBytes: number
