@@ -91,22 +91,29 @@ describe('log compaction keeps every update', () => {
     expect(clips).toHaveLength(151)
   })
 
-  /** A one-clip update of about `bytes` bytes (its content is `bytes` characters long). */
-  function sizedClip(client: Y.Doc, id: string, bytes: number): Uint8Array {
-    const sv = Y.encodeStateVector(client)
-    client.getMap('clips').set(id, new Y.Map([['content', 'x'.repeat(bytes)]]))
-    return Y.encodeStateAsUpdate(client, sv)
+  /**
+   * 50 one-clip updates applied with COMPACT_MAX_UPDATES at 50, each clip's content `clipBytes` characters, and
+   * the 51st made: its batch finds the compaction due, of a log whose size is checked to be within `logBetween`.
+   */
+  async function fiftyApplied(clipBytes: number, logBetween: [number, number]) {
+    const { sync, doc } = await open(50)
+    const client = new Y.Doc()
+    const clip = (id: string) => {
+      const sv = Y.encodeStateVector(client)
+      client.getMap('clips').set(id, new Y.Map([['content', 'x'.repeat(clipBytes)]]))
+      return Y.encodeStateAsUpdate(client, sv)
+    }
+    for (let i = 0; i < 50; i++) await sync.applyUpdate(doc, clip(`c${i}`), author)
+    const last = clip('c50')
+    expect(doc.logBytes + last.byteLength).toBeGreaterThan(logBetween[0])
+    expect(doc.logBytes + last.byteLength).toBeLessThan(logBetween[1])
+    return { sync, doc, last }
   }
 
   it('by default a log just over 32 KiB is merged off the event loop', async () => {
     // An import's first compaction (about 1,100 entries, a state of 160-200 KB) was encoded inside its
     // batch: 39-57 ms on a busy core, every other user's events and commits waiting (issue 15).
-    const { sync, doc } = await open(50)
-    const client = new Y.Doc()
-    for (let i = 0; i < 50; i++) await sync.applyUpdate(doc, sizedClip(client, `c${i}`, 640), author)
-    const last = sizedClip(client, 'c50', 640)
-    expect(doc.logBytes + last.byteLength).toBeGreaterThan(32 << 10)
-    expect(doc.logBytes + last.byteLength).toBeLessThan(36 << 10)
+    const { sync, doc, last } = await fiftyApplied(640, [32 << 10, 36 << 10])
     // The 51st update's batch finds the compaction due: the log is merged in the worker, not in the batch.
     await sync.applyUpdate(doc, last, author)
     expect(doc.firstSeq).toBe(0)
@@ -120,12 +127,7 @@ describe('log compaction keeps every update', () => {
   })
 
   it('a log just under 32 KiB is compacted in the batch that finds it due', async () => {
-    const { sync, doc } = await open(50)
-    const client = new Y.Doc()
-    for (let i = 0; i < 50; i++) await sync.applyUpdate(doc, sizedClip(client, `c${i}`, 560), author)
-    const last = sizedClip(client, 'c50', 560)
-    expect(doc.logBytes + last.byteLength).toBeLessThan(32 << 10)
-    expect(doc.logBytes + last.byteLength).toBeGreaterThan(28 << 10)
+    const { sync, doc, last } = await fiftyApplied(560, [28 << 10, 32 << 10])
     await sync.applyUpdate(doc, last, author)
     // Encoded from memory inside the 51st update's batch: written with it, its update included.
     expect(doc.firstSeq).toBe(50)
