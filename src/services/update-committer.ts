@@ -8,10 +8,10 @@
  * at flush time memory holds exactly what is on disk plus this batch, so its
  * encoded state replaces its whole log atomically (encoding the loaded doc is
  * linear; `Y.mergeUpdates` over thousands of small updates is not, yjs#710).
- * A document whose log is larger than `compactOffloadBytes` (32 KiB) is not
- * encoded in the batch, where it held every other user's commit and events
- * (a 20,000-clip document: about 30 ms a time; an import's first compaction,
- * a state of 160-200 KB, 39-57 ms on a busy core): once a batch is written, its
+ * A document whose log is larger than `compactOffloadBytes` is not encoded
+ * in the batch, where it held every other user's commit and events (a
+ * 20,000-clip document: about 30 ms a time; see COMPACT_OFFLOAD_BYTES for
+ * the default): once a batch is written, its
  * stored log up to that batch is read and merged in a worker thread, and the
  * merged state replaces those entries in a later batch (entries appended
  * meanwhile stay after it), unless the log was compacted some other way in
