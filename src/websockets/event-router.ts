@@ -46,7 +46,7 @@ export class EventRouter {
       const last = args[args.length - 1]
       const ack = typeof last === 'function' ? (last as Ack) : undefined
       const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0]
-      void this.run(socket, event, payload, ack, handler)
+      this.handle(socket, event, payload, ack, handler)
     })
   }
 
@@ -56,41 +56,67 @@ export class EventRouter {
    * (a failure is the error reply).
    */
   run(socket: SyncSocket, event: keyof ClientToServerEvents, payload: unknown, ack: Ack | undefined, handler: EventHandler): Promise<void> {
+    return new Promise((answered) => this.handle(socket, event, payload, ack, handler, answered))
+  }
+
+  /**
+   * `run` without a promise of its own: `answered`, when given, is called once
+   * the event is answered. A listener's events take this path, so that an
+   * event waiting for its commit holds as few objects as it can: a burst's
+   * events all wait through the same scavenges (docs/benchmarks.md).
+   */
+  private handle(
+    socket: SyncSocket,
+    event: keyof ClientToServerEvents,
+    payload: unknown,
+    ack: Ack | undefined,
+    handler: EventHandler,
+    answered?: () => void,
+  ): void {
     if (checkTokenExpiry(socket, event, payload, ack, this.log)) {
       this.metrics.eventRefusals.inc({ event, code: ErrorCode.UNAUTHORIZED })
-      return Promise.resolve()
+      return answered?.()
     }
     const { userId, plan } = socket.data
     const bytes = payloadBytes(payload)
     const limited = this.scheduler.refusal(userId, plan) ?? this.limiter.admit(socket, bytes)
     if (limited) {
       this.refuse(socket, event, payload, ack, limited)
-      return Promise.resolve()
+      return answered?.()
     }
     this.metrics.receivedBytes += bytes
     this.inflight++
     const admitted = performance.now()
-    return new Promise<void>((answered) => {
-      const finish = () => {
-        this.limiter.done(socket, bytes)
-        this.settled()
-        answered()
+    const finish = () => {
+      this.limiter.done(socket, bytes)
+      this.settled()
+      answered?.()
+    }
+    this.scheduler.submit(userId, plan, () => {
+      // Queued events of a socket that has gone are dropped unanswered: none of them was acknowledged
+      // (nor is their wait an answer time the throttle should judge others by).
+      if (socket.disconnected) return finish()
+      const done = () => {
+        this.scheduler.answered(userId, performance.now() - admitted)
+        finish()
       }
-      this.scheduler.submit(userId, plan, () => {
-        // Queued events of a socket that has gone are dropped unanswered: none of them was acknowledged
-        // (nor is their wait an answer time the throttle should judge others by).
-        if (socket.disconnected) return finish()
-        void started(handler, payload)
-          .then(
-            (result) => ack?.({ ok: true, ...result }),
-            (err: unknown) => this.refuse(socket, event, payload, ack, err),
-          )
-          .finally(() => {
-            this.scheduler.answered(userId, performance.now() - admitted)
-            finish()
-          })
-      }, () => socket.connected)
-    })
+      started(handler, payload).then(
+        (result) => {
+          try {
+            ack?.({ ok: true, ...result })
+          } finally {
+            done()
+          }
+        },
+        (err: unknown) => {
+          try {
+            this.refuse(socket, event, payload, ack, err)
+          } finally {
+            done()
+          }
+        },
+      )
+    }, () => socket.connected)
   }
 
   private refuse(socket: SyncSocket, event: string, payload: unknown, ack: Ack | undefined, err: unknown): void {

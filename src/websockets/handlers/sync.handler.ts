@@ -200,13 +200,16 @@ function goLive(
   runtimeOf(io).services.sync.completeSync(doc, { deviceId, mode, lastSyncTimestamp, ...stateVector })
 }
 
-async function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
+/** Not async: with the document loaded, an update waiting for its commit holds no frame of this (as in `stageUpdate`). */
+function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
   const { update } = parseSyncUpdate(payload)
   const runtime = runtimeOf(io)
-  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
-  const applied = await runtime.services.sync.applyUpdate(doc, update, author(socket), socket.data.plan)
-  return { serverTimestamp: applied.serverTimestamp }
+  const apply = (doc: SyncDocument) => runtime.services.sync.applyUpdate(doc, update, author(socket), socket.data.plan).then(acknowledged)
+  const doc = runtime.loaded(socket)
+  return doc ? apply(doc) : runtime.document(socket).then(apply)
 }
+
+const acknowledged = (applied: { serverTimestamp: number }): Result => ({ serverTimestamp: applied.serverTimestamp })
 
 async function entityChange(io: SyncServer, socket: SyncSocket, operation: SyncOperationType, payload: unknown): Promise<Result> {
   const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
