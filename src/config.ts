@@ -44,9 +44,10 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DOC_IDLE_MS: intIn(0, 24 * 3600_000).default(30_000),
-  // 4000, not 1000: an import of 20,000 clips was re-encoded every 1,000 (about 12 merges of up to 3 MB on the
-  // server's core), and the other users' ack p99 beside it was 1.75x as long (docs/benchmarks.md, flood run).
-  // A load replays at most this many entries: 0-14% longer for a document written as 20,000 updates.
+  // 4000, not 1000: at 1000 an import of 20,000 clips was merged 11-12 times (it appends while a merge runs),
+  // states of up to 2.4 MB, on the server's core; the other users' ack p99 beside it had a median of 105 ms
+  // against 60 at 4000 (docs/benchmarks.md, flood run). A load replays about this many entries after the
+  // last state: 0-14% longer for a document written as 20,000 updates.
   COMPACT_MAX_UPDATES: intIn(2, 10_000_000).default(4000),
   COMPACT_MAX_BYTES: intIn(1024, 1 << 30).default(4 << 20),
   MAX_MESSAGE_BYTES: intIn(1024, 256 << 20).default(16 << 20),

@@ -111,7 +111,7 @@ describe('log compaction keeps every update', () => {
   }
 
   it('by default a log just over 32 KiB is merged off the event loop', async () => {
-    // An import's first compaction (about 1,100 entries, a state of 160-200 KB) was encoded inside its
+    // An import's first compaction (about 1,100 entries at a count of 1000, a state of 160-200 KB) was encoded inside its
     // batch: 39-57 ms on a busy core, every other user's events and commits waiting (issue 15).
     const { sync, doc, last } = await fiftyApplied(640, [32 << 10, 36 << 10])
     // The 51st update's batch finds the compaction due: the log is merged in the worker, not in the batch.

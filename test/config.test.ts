@@ -15,7 +15,7 @@ describe('configuration from the environment (protocol §8)', () => {
       trashRetentionDays: 30,
       snapshotEveryMs: 3_600_000,
       snapshotRetention: { hours: 24, days: 30 },
-      // Every 1000 entries, an import of 20,000 clips was merged about 12 times on the server's core (issue 15).
+      // At 1000, an import of 20,000 clips was merged 11-12 times on the server's core (issue 15).
       compactMaxUpdates: 4000,
       compactMaxBytes: 4 << 20,
     })
