@@ -46,7 +46,7 @@ const envSchema = z.object({
   DOC_IDLE_MS: intIn(0, 24 * 3600_000).default(30_000),
   // 4000, not 1000: at 1000 an import of 20,000 clips was merged 11-12 times (it appends while a merge runs),
   // states of up to 2.4 MB, on the server's core; the other users' ack p99 beside it had a median of 105 ms
-  // against 60 at 4000 (docs/benchmarks.md, flood run). A load replays about this many entries after the
+  // against 58 at 4000 (docs/benchmarks.md, flood run). A load replays about this many entries after the
   // last state: 0-14% longer for a document written as 20,000 updates.
   COMPACT_MAX_UPDATES: intIn(2, 10_000_000).default(4000),
   COMPACT_MAX_BYTES: intIn(1024, 1 << 30).default(4 << 20),
