@@ -102,23 +102,10 @@ export class SyncService {
    * device that held it and the update, resent after a failed commit, would
    * no longer read as a conflict, and the author's value would be lost.
    */
-  applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan = 'free'): Promise<AppliedUpdate> {
-    try {
-      return this.stageUpdate(doc, update, author, plan)
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)))
-    }
-  }
-
-  /**
-   * `applyUpdate`, but a refusal is thrown. No async frame: while an update
-   * waits for its commit, only the promise returned here and its callback
-   * hold it (a burst's updates all wait through the same scavenges).
-   */
-  private stageUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan): Promise<AppliedUpdate> {
+  async applyUpdate(doc: SyncDocument, update: Uint8Array, author: Author, plan: Plan = 'free'): Promise<AppliedUpdate> {
     this.assertWritable(doc)
     const { applied, durable } = stageYjsUpdate(doc, this.committer, update, author, this.wantsChanges(author), this.plans[plan])
-    if (!applied.stored) return Promise.resolve(applied)
+    if (!applied.stored) return applied
     const updates: FeedUpdate[] = [
       { update, deviceId: author.deviceId, fromOrigin: true },
       ...applied.fixups.map((fixup) => ({ update: fixup, deviceId: SERVER_DEVICE, fromOrigin: false })),
@@ -133,6 +120,8 @@ export class SyncService {
     this.feed.relay({ userId: author.userId, origin: author.origin, serverTimestamp: applied.serverTimestamp, updates })
     // Not through LateRelays: nothing of the user waits, and a later write's publish follows its own commit,
     // which settles with or after this one; this path from the commit to the publish is the shortest.
+    // Returned, not awaited: no frame of this function waits through the commit (a burst's updates all
+    // wait through the same scavenges).
     return durable.then(() => {
       published()
       return applied

@@ -75,8 +75,8 @@ export interface CompactionPolicy {
  * Smaller logs are encoded in the batch (0.7-2.7 ms for a 32 KiB state on an
  * idle core), which spares the worker reading the log back and applying it
  * to a fresh document. At 256 KiB an import's first compaction (a state of
- * 160-200 KB, at COMPACT_MAX_UPDATES=1000) was encoded in its batch and held the loop 39-57 ms while
- * other users' events waited.
+ * 160-200 KB, at COMPACT_MAX_UPDATES=1000) was encoded in its batch and held
+ * the loop 39-57 ms while other users' events waited.
  */
 const COMPACT_OFFLOAD_BYTES = 32 << 10
 

@@ -44,9 +44,9 @@ export class SyncRuntime {
 
   /**
    * The socket's document if it is loaded already, without waiting: handlers
-   * take it when it is set and wait for `runtime.document(socket)` only when
-   * it is not, so that an event on a loaded document runs to its write in one
-   * go, and the fair scheduler measures its whole cost (fair-scheduler.ts).
+   * write `runtime.loaded(socket) ?? (await runtime.document(socket))`, so
+   * that an event on a loaded document runs to its write in one go, and the
+   * fair scheduler measures its whole cost (fair-scheduler.ts).
    */
   loaded(socket: SyncSocket): SyncDocument | undefined {
     return this.documents.get(socket)

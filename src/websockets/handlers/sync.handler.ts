@@ -200,16 +200,13 @@ function goLive(
   runtimeOf(io).services.sync.completeSync(doc, { deviceId, mode, lastSyncTimestamp, ...stateVector })
 }
 
-/** Not async: with the document loaded, an update waiting for its commit holds no frame of this (as in `stageUpdate`). */
-function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
+async function syncUpdate(io: SyncServer, socket: SyncSocket, payload: unknown): Promise<Result> {
   const { update } = parseSyncUpdate(payload)
   const runtime = runtimeOf(io)
-  const apply = (doc: SyncDocument) => runtime.services.sync.applyUpdate(doc, update, author(socket), socket.data.plan).then(acknowledged)
-  const doc = runtime.loaded(socket)
-  return doc ? apply(doc) : runtime.document(socket).then(apply)
+  const doc = runtime.loaded(socket) ?? (await runtime.document(socket))
+  // Returned, not awaited: with the document loaded, no frame of this waits through the commit (as in applyUpdate).
+  return runtime.services.sync.applyUpdate(doc, update, author(socket), socket.data.plan).then((applied) => ({ serverTimestamp: applied.serverTimestamp }))
 }
-
-const acknowledged = (applied: { serverTimestamp: number }): Result => ({ serverTimestamp: applied.serverTimestamp })
 
 async function entityChange(io: SyncServer, socket: SyncSocket, operation: SyncOperationType, payload: unknown): Promise<Result> {
   const { requestId: _requestId, ...change } = parseEntityChange(payload, operation, socket.data.userId)
