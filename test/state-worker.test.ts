@@ -29,6 +29,27 @@ describe('StateWorker', () => {
     expect(copy.getMap('clips').toJSON()).toEqual(doc.getMap('clips').toJSON())
   })
 
+  it("merges entries that are views into one shared buffer (Node's Buffer pool), each read at its own offset", async () => {
+    const doc = new Y.Doc()
+    const log: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => log.push(u))
+    for (let i = 0; i < 20; i++) doc.getMap('clips').set(`c${i}`, new Y.Map([['content', `clip ${i}`]]))
+    // All the entries in one ArrayBuffer, each a view at its offset, with bytes no Yjs could read around them.
+    const shared = new Uint8Array(log.reduce((n, u) => n + u.byteLength + 2, 2)).fill(255)
+    let at = 2
+    const views = log.map((u) => {
+      shared.set(u, at)
+      const view = shared.subarray(at, at + u.byteLength)
+      at += u.byteLength + 2
+      return view
+    })
+    const state = await worker.merge(views)
+    expect(shared.buffer.byteLength).toBeGreaterThan(0) // not transferred away
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, state)
+    expect(copy.getMap('clips').toJSON()).toEqual(doc.getMap('clips').toJSON())
+  })
+
   it('resumes a compaction of the same log from the document it merged last, and merges anything else from scratch', async () => {
     const doc = new Y.Doc()
     const log: Uint8Array[] = []

@@ -3,9 +3,10 @@
  * worker thread: a snapshot of an 8 MB document took 70-130 ms of encoding
  * on the loop, every other user waiting meanwhile. The worker applies the
  * log to a fresh document and encodes it (linear, where Y.mergeUpdates over
- * many small updates is not: yjs#710); the buffers move to and from it
- * without a copy. One worker, made on first use and unref'd, serves every
- * snapshot and every large compaction of the server in turn.
+ * many small updates is not: yjs#710); the log moves to it as one buffer,
+ * and the state back, transferred rather than copied. One worker, made on
+ * first use and unref'd, serves every snapshot and every large compaction of
+ * the server in turn.
  *
  * A compaction names its log (`resume`): the worker keeps the document it
  * merged last for a few logs, and when the log's first entry is the state it
@@ -28,7 +29,8 @@ const Y = require(workerData.yjs)
 const KEPT = ${KEPT_DOCUMENTS}
 /** key -> { doc, seq }: the document last merged for a log, and the sequence its state was stored at. */
 const kept = new Map()
-parentPort.on('message', ({ id, updates, resume }) => {
+/** The log arrives as one buffer and the offsets where its entries end (one transfer, not one per entry). */
+parentPort.on('message', ({ id, joined, ends, resume }) => {
   try {
     let doc
     let from = 0
@@ -41,7 +43,9 @@ parentPort.on('message', ({ id, updates, resume }) => {
       if (last) last.doc.destroy()
       doc = new Y.Doc({ guid: 'superclip' }) // see ../ydoc.ts
     }
-    Y.transact(doc, () => { for (let i = from; i < updates.length; i++) Y.applyUpdate(doc, updates[i]) })
+    Y.transact(doc, () => {
+      for (let i = from; i < ends.length; i++) Y.applyUpdate(doc, joined.subarray(i === 0 ? 0 : ends[i - 1], ends[i]))
+    })
     const state = Y.encodeStateAsUpdate(doc)
     if (resume) {
       kept.set(resume.key, { doc, seq: resume.upToSeq })
@@ -76,13 +80,11 @@ export class StateWorker {
   merge(updates: readonly Uint8Array[], resume?: ResumeFrom): Promise<Uint8Array> {
     const worker = this.start()
     const id = this.nextId++
-    // Copies into buffers of their own, so that transferring them leaves the caller's (LevelDB's) intact:
-    // `new Uint8Array(u)` copies, where a Buffer's slice() is a view whose whole buffer would be transferred.
-    const owned = updates.map((u) => new Uint8Array(u))
+    const { joined, ends } = join(updates)
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
       worker.ref()
-      worker.postMessage({ id, updates: owned, resume }, owned.map((u) => u.buffer))
+      worker.postMessage({ id, joined, ends, resume }, [joined.buffer, ends.buffer])
     })
   }
 
@@ -114,4 +116,25 @@ export class StateWorker {
     for (const { reject } of this.waiting.values()) reject(err)
     this.waiting.clear()
   }
+}
+
+/**
+ * The log copied into one buffer of its own, with the offset where each
+ * entry ends: transferring it leaves the caller's (LevelDB's) buffers intact,
+ * and costs one transfer. Copied and transferred one buffer per entry, a
+ * compaction's 4,000 entries held the event loop 5-14 ms beside an import
+ * (docs/benchmarks.md).
+ */
+function join(updates: readonly Uint8Array[]): { joined: Uint8Array<ArrayBuffer>; ends: Float64Array<ArrayBuffer> } {
+  let total = 0
+  for (const u of updates) total += u.byteLength
+  const joined = new Uint8Array(total)
+  const ends = new Float64Array(updates.length)
+  let at = 0
+  updates.forEach((u, i) => {
+    joined.set(u, at)
+    at += u.byteLength
+    ends[i] = at
+  })
+  return { joined, ends }
 }
