@@ -5,11 +5,12 @@
  * Works the same whatever path the change came by.
  */
 import * as Y from 'yjs'
-import { DELETED, ENTITY_SPECS, specOfCollection, type EntitySpec } from '../models/entity-schema.js'
+import { DELETED, ENTITY_SPECS, type EntitySpec } from '../models/entity-schema.js'
 import type { EntityRecord } from '../models/records.js'
 import { entityKey } from '../models/records.js'
 import type { SyncChange } from '../types/sync.js'
 import { SyncOperationType } from '../types/sync.js'
+import { collectionSpecOf } from './root-types.js'
 import type { SyncDocument } from './sync-document.js'
 
 export interface TouchedEntity {
@@ -20,11 +21,6 @@ export interface TouchedEntity {
 
 /** Entities (and their fields) changed by the given transactions. */
 export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction[]): TouchedEntity[] {
-  const collections = new Map<unknown, EntitySpec>()
-  for (const [name, type] of doc.share) {
-    const spec = specOfCollection(name)
-    if (spec) collections.set(type, spec)
-  }
   const touched = new Map<string, TouchedEntity>()
   const touch = (spec: EntitySpec, id: string, fields: Iterable<string>) => {
     const key = entityKey(spec.type, id)
@@ -34,7 +30,7 @@ export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction
   }
   for (const tr of transactions) {
     for (const [type, keys] of tr.changed) {
-      const collection = collections.get(type)
+      const collection = collectionSpecOf(doc, type)
       if (collection) {
         // A new (or replaced) entity map: every field it holds is new.
         for (const id of keys) {
@@ -48,7 +44,7 @@ export function touchedEntities(doc: Y.Doc, transactions: readonly Y.Transaction
       let field: string | null = null
       while (child._item) {
         const parent = child._item.parent as { _item: Y.Item | null }
-        const spec = collections.get(parent)
+        const spec = collectionSpecOf(doc, parent)
         const entityId = child._item.parentSub
         if (spec && entityId !== null) {
           if (field !== null) touch(spec, entityId, [field])

@@ -15,6 +15,7 @@
 import * as Y from 'yjs'
 import { specOfCollection, type EntitySpec } from '../models/entity-schema.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
+import { rootNameOf } from './root-types.js'
 import { UpdateItems } from './update-items.js'
 import type { DecodedUpdate } from './update-validator.js'
 
@@ -33,8 +34,6 @@ const refuse = (message: string): never => {
 export function checkUpdateSchema(doc: Y.Doc, decoded: DecodedUpdate, items: UpdateItems = new UpdateItems(decoded)): void {
   const store = doc.store
   const known = (id: Y.ID): boolean => id.clock < Y.getState(store, id.client)
-  const rootNames = new Map<unknown, string>()
-  for (const [name, type] of doc.share) rootNames.set(type, name)
   /** The item holding clock `id`, in the document or in the update (items may be runs). */
   const itemAt = (id: Y.ID): Y.Item | undefined => {
     if (!known(id)) return items.at(id)
@@ -53,7 +52,7 @@ export function checkUpdateSchema(doc: Y.Doc, decoded: DecodedUpdate, items: Upd
       type = at.parent as Y.AbstractType<Y.YEvent<never>>
       at = type._item
     }
-    return { root: rootNames.get(type), keys }
+    return { root: rootNameOf(doc, type), keys }
   }
 
   /** Where an item sits; iterative along origins, which may chain through the whole update. */
@@ -104,33 +103,35 @@ function checkPlace(spec: EntitySpec, keys: (string | null)[], content: Content)
   const [entityId, field, inner] = keys
   // The entity map itself: checked by the inspector (a new Y.Map, never a replacement).
   if (keys.length === 1) return
-  const where = `${spec.type} ${entityId ?? ''}`
+  // The place's name is built for a refusal only: most updates pass, several items each.
   if (entityId === null || entityId === undefined) return refuse(`${spec.type}s are a map of entities by id`)
-  if (field === null || field === undefined) return refuse(`${where} is a map of fields`)
+  if (field === null || field === undefined) return refuse(`${entityName(spec, entityId)} is a map of fields`)
   const fieldSpec = Object.hasOwn(spec.fields, field) ? spec.fields[field] : undefined
-  if (!fieldSpec) return refuse(`${where}: ${field} is not a field of ${spec.type}`)
-  const at = `${where}.${field}`
+  if (!fieldSpec) return refuse(`${entityName(spec, entityId)}: ${field} is not a field of ${spec.type}`)
   if (keys.length === 2) {
-    if (fieldSpec.kind === 'text') return isType(content, Y.Text) ? undefined : refuse(`${at} must be a Y.Text`)
-    if (fieldSpec.kind === 'list') return isType(content, Y.Array) ? undefined : refuse(`${at} must be a Y.Array`)
-    if (!(content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) return refuse(`${at} must be a JSON value`)
+    if (fieldSpec.kind === 'text') return isType(content, Y.Text) ? undefined : refuse(`${fieldName(spec, entityId, field)} must be a Y.Text`)
+    if (fieldSpec.kind === 'list') return isType(content, Y.Array) ? undefined : refuse(`${fieldName(spec, entityId, field)} must be a Y.Array`)
+    if (!(content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) return refuse(`${fieldName(spec, entityId, field)} must be a JSON value`)
     for (const value of content.getContent()) {
       const parsed = fieldSpec.value.safeParse(value)
-      if (!parsed.success) refuse(`${at}: ${parsed.error.issues[0]?.message ?? 'invalid value'}`)
+      if (!parsed.success) refuse(`${fieldName(spec, entityId, field)}: ${parsed.error.issues[0]?.message ?? 'invalid value'}`)
     }
     return
   }
-  if (keys.length > 3 || inner !== null) return refuse(`${at} holds nothing nested`)
+  if (keys.length > 3 || inner !== null) return refuse(`${fieldName(spec, entityId, field)} holds nothing nested`)
   if (fieldSpec.kind === 'text') {
     const inText = content instanceof Y.ContentString || content instanceof Y.ContentFormat || content instanceof Y.ContentEmbed
-    return inText ? undefined : refuse(`${at} holds text`)
+    return inText ? undefined : refuse(`${fieldName(spec, entityId, field)} holds text`)
   }
   if (fieldSpec.kind === 'list' && (content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) {
     const parsed = fieldSpec.value.safeParse(content.getContent())
-    return parsed.success ? undefined : refuse(`${at}: ${parsed.error.issues[0]?.message ?? 'invalid element'}`)
+    return parsed.success ? undefined : refuse(`${fieldName(spec, entityId, field)}: ${parsed.error.issues[0]?.message ?? 'invalid element'}`)
   }
-  return refuse(`${at} is not a list or text`)
+  return refuse(`${fieldName(spec, entityId, field)} is not a list or text`)
 }
+
+const entityName = (spec: EntitySpec, entityId: string): string => `${spec.type} ${entityId}`
+const fieldName = (spec: EntitySpec, entityId: string, field: string): string => `${entityName(spec, entityId)}.${field}`
 
 const isType = (content: Content, type: typeof Y.Text | typeof Y.Array): boolean =>
   content instanceof Y.ContentType && content.type instanceof type

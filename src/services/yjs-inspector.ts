@@ -17,6 +17,7 @@ import { DELETED, specOfCollection, type EntitySpec } from '../models/entity-sch
 import type { SyncEntityType } from '../types/sync.js'
 import { ErrorCode, SyncError } from '../utils/errors.js'
 import type { ClientValue } from './conflicts.js'
+import { collectionSpecOf } from './root-types.js'
 import { UpdateItems } from './update-items.js'
 
 export interface ManualOverwrite {
@@ -52,8 +53,6 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
     for (let n = 0, next; n < 1024 && (next = successor.get(`${last.id.client}:${last.id.clock + last.length - 1}`)); n++) last = next
     return last
   }
-  const collectionName = new Map<unknown, string>()
-  for (const [name, type] of doc.share) collectionName.set(type, name)
 
   // Memoized: items of one update chain through each other's origins, and resolving every item's chain
   // afresh was quadratic (a 2 MB update of 2,000 text runs took 20 s to inspect).
@@ -82,7 +81,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
       const origin = Y.getItem(store, originId)
       if (!(origin instanceof Y.Item)) return undefined
       const type = origin.parent as Parent['type']
-      return { type, name: type ? collectionName.get(type) : undefined, key: origin.parentSub }
+      return { type, name: collectionSpecOf(doc, type)?.collection, key: origin.parentSub }
     }
     const origin = findInUpdate(originId)
     return origin ? parentOf(origin, depth + 1) : undefined
@@ -106,7 +105,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
       }
       continue
     }
-    const entity = entityOf(parent.type, collectionName)
+    const entity = entityOf(doc, parent.type)
     if (!entity) continue
     const field = parent.key
     // Only the update's first write of the key is checked (later ones follow it); its value is the last write's.
@@ -133,7 +132,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
       client: clientValue(lastWrite(s)),
     })
   }
-  refuseEntityDeletes(doc, decoded, collectionName)
+  refuseEntityDeletes(doc, decoded)
   return { overwrites, revived }
 }
 
@@ -173,18 +172,14 @@ export function addsNothing(doc: Y.Doc, decoded: Decoded): boolean {
 }
 
 /** The entity whose map `type` is, if it is one. */
-function entityOf(
-  type: Parent['type'],
-  collectionName: Map<unknown, string>,
-): { spec: EntitySpec; id: string; map: Y.Map<unknown> } | undefined {
+function entityOf(doc: Y.Doc, type: Parent['type']): { spec: EntitySpec; id: string; map: Y.Map<unknown> } | undefined {
   const item = type?._item
   if (!item || !(type instanceof Y.Map) || item.parentSub === null) return undefined
-  const name = collectionName.get(item.parent)
-  const spec = name !== undefined ? specOfCollection(name) : undefined
+  const spec = collectionSpecOf(doc, item.parent)
   return spec ? { spec, id: item.parentSub, map: type as Y.Map<unknown> } : undefined
 }
 
-function refuseEntityDeletes(doc: Y.Doc, decoded: Decoded, collectionName: Map<unknown, string>): void {
+function refuseEntityDeletes(doc: Y.Doc, decoded: Decoded): void {
   for (const [client, ranges] of decoded.ds.clients) {
     const structs = doc.store.clients.get(client)
     if (!structs) continue
@@ -196,8 +191,7 @@ function refuseEntityDeletes(doc: Y.Doc, decoded: Decoded, collectionName: Map<u
         const s = structs[i]
         if (!s || s.id.clock >= clock + len) break
         if (!(s instanceof Y.Item) || s.deleted || s.parentSub === null) continue
-        const name = collectionName.get(s.parent)
-        const spec = name !== undefined ? specOfCollection(name) : undefined
+        const spec = collectionSpecOf(doc, s.parent)
         if (spec && s.content instanceof Y.ContentType) {
           throw new SyncError(ErrorCode.INVALID_UPDATE, `the update removes ${spec.type} ${s.parentSub}; delete entities softly (_deleted)`)
         }
