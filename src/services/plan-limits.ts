@@ -57,9 +57,11 @@ export function checkNewEntities(sync: SyncDocument, created: ReadonlyMap<SyncEn
  * refuses the update with `RATE_LIMITED` (`PlanLimits.newClientIds`).
  */
 export function checkNewClientIds(sync: SyncDocument, decoded: DecodedUpdate, limits: PlanLimits, now = Date.now()): void {
+  const known = sync.doc.store.clients
+  // Most updates come from a client id the document holds: no set for them.
+  if (decoded.structs.every((s) => known.has(s.id.client))) return
   const clients = new Set<number>()
-  for (const s of decoded.structs) if (!sync.doc.store.clients.has(s.id.client)) clients.add(s.id.client)
-  if (clients.size === 0) return
+  for (const s of decoded.structs) if (!known.has(s.id.client)) clients.add(s.id.client)
   sync.newClientIds ??= new TokenBucket(limits.newClientIds, now)
   const wait = sync.newClientIds.tryTake(clients.size, now)
   if (wait > 0) {
@@ -77,16 +79,24 @@ export function checkNewClientIds(sync: SyncDocument, decoded: DecodedUpdate, li
  * one is refused by the inspector).
  */
 export function newEntitiesInUpdate(doc: Y.Doc, decoded: DecodedUpdate): Map<SyncEntityType, number> {
-  const keys = new Map<SyncEntityType, Set<string>>()
+  const counts = new Map<SyncEntityType, number>()
+  // The new keys counted so far (collection/key), made once an update writes a second one (rare).
+  let seen: Set<string> | undefined
+  let first: string | undefined
   for (const s of decoded.structs) {
     if (!(s instanceof Y.Item) || typeof s.parent !== 'string' || s.parentSub === null) continue
     if (s.id.clock < Y.getState(doc.store, s.id.client)) continue // already in the document
     const spec = specOfCollection(s.parent)
     if (!spec) continue
     if (doc.getMap<unknown>(s.parent).get(s.parentSub) !== undefined) continue
-    let set = keys.get(spec.type)
-    if (!set) keys.set(spec.type, (set = new Set()))
-    set.add(s.parentSub)
+    const key = `${spec.collection}/${s.parentSub}`
+    if (first === undefined) first = key
+    else {
+      seen ??= new Set([first])
+      if (seen.has(key)) continue
+      seen.add(key)
+    }
+    counts.set(spec.type, (counts.get(spec.type) ?? 0) + 1)
   }
-  return new Map([...keys].map(([type, set]) => [type, set.size]))
+  return counts
 }

@@ -41,16 +41,19 @@ export function refuseMissingDependencies(doc: Y.Doc, decoded: DecodedUpdate): v
     if (s.id.clock > have) throw new SyncError(ErrorCode.INVALID_UPDATE, `${MISSING_DEPENDENCIES} (client ${s.id.client} from clock ${have})`)
     held.set(s.id.client, Math.max(have, s.id.clock + s.length))
   }
+  const refuseMissing = (s: Y.Item, ref: Y.ID | null): void => {
+    if (!ref) return
+    if (ref.client === s.id.client && ref.clock >= s.id.clock) {
+      throw new SyncError(ErrorCode.INVALID_UPDATE, 'update is not a valid Yjs update: a struct refers to a later clock of its own client')
+    }
+    if (ref.clock >= heldOf(ref.client)) throw new SyncError(ErrorCode.INVALID_UPDATE, `${MISSING_DEPENDENCIES} (refers to ${ref.client}:${ref.clock})`)
+  }
   for (const s of decoded.structs) {
     if (!(s instanceof Y.Item)) continue
     const parent = s.parent as unknown
-    for (const ref of [s.origin, s.rightOrigin, parent instanceof Y.ID ? parent : null]) {
-      if (!ref) continue
-      if (ref.client === s.id.client && ref.clock >= s.id.clock) {
-        throw new SyncError(ErrorCode.INVALID_UPDATE, 'update is not a valid Yjs update: a struct refers to a later clock of its own client')
-      }
-      if (ref.clock >= heldOf(ref.client)) throw new SyncError(ErrorCode.INVALID_UPDATE, `${MISSING_DEPENDENCIES} (refers to ${ref.client}:${ref.clock})`)
-    }
+    refuseMissing(s, s.origin)
+    refuseMissing(s, s.rightOrigin)
+    if (parent instanceof Y.ID) refuseMissing(s, parent)
   }
   for (const [client, ranges] of decoded.ds.clients) {
     for (const { clock, len } of ranges) {
