@@ -12,6 +12,7 @@ import { HeavyUserThrottle, type ThrottleLimits } from '../src/websockets/heavy-
 const LIMITS: ThrottleLimits = {
   windowMs: 100,
   busy: 0.9,
+  busyMargin: 0.1,
   targetMs: 5,
   minEvents: 10,
   factor: 4,
@@ -118,6 +119,28 @@ describe('the heavy-user throttle', () => {
     h.setUtilization(0.95)
     h.window({ alice: 40 }, 25, 1)
     expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+  })
+
+  it("raises the loop's threshold to `busyMargin` above what it is while nobody is heavy", () => {
+    const h = harness({ busy: 0.3 })
+    // The others alone keep the loop 50% busy: a heavy user is slowed only past 60%, not past `busy`.
+    h.setUtilization(0.5)
+    for (let w = 0; w < 100; w++) h.window({}, 25, 1)
+    h.setUtilization(0.55)
+    h.window({ alice: 40 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+    h.setUtilization(0.65)
+    h.window({ alice: 40 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeCloseTo(200)
+    // On a quiet loop `busy` is the threshold, and one busy window among the calm ones does not raise it.
+    const quiet = harness({ busy: 0.3 })
+    quiet.setUtilization(0.1)
+    for (let w = 0; w < 100; w++) quiet.window({}, 25, 1)
+    quiet.setUtilization(1)
+    quiet.window({}, 25, 1)
+    quiet.setUtilization(0.35)
+    quiet.window({ alice: 40 }, 25, 1)
+    expect(capOf(quiet.throttle, 'alice')).toBeCloseTo(200)
   })
 
   it('does not count a user as heavy next to users of the same rate, from their first window on', () => {

@@ -15,10 +15,11 @@
  * heavy when it ran at least `minEvents` in the window and its rate is more
  * than `factor` times the other active users' mean (a user alone is never
  * heavy). While the others are there to feel it (their rates add up to an
- * event per window) and slowed (the loop busier than `busy`, or their p90
- * over the target: `targetMs`, or twice their p90 while nobody was heavy if
- * that is more), each heavy user's rate is capped below what it ran
- * (×`decrease`, never below `floorPerSecond`). While they are neither slowed
+ * event per window) and slowed (the loop busier than `busy`, or than
+ * `busyMargin` above its utilization while nobody was heavy if that is
+ * more; or their p90 over the target: `targetMs`, or twice their p90 while
+ * nobody was heavy if that is more), each heavy user's rate is capped below
+ * what it ran (×`decrease`, never below `floorPerSecond`). While they are neither slowed
  * nor near it (p90 under half the target, or too few answers to tell), caps
  * grow (×`increase`). A cap is lifted when its user is alone or, with
  * nothing of it waiting, ran under half of it or is back within `factor / 2`
@@ -39,8 +40,14 @@ import { TokenBucket, type Rate } from '../utils/token-bucket.js'
 export interface ThrottleLimits {
   /** How often rates, the loop's utilization and the others' answer times are read, ms. */
   windowMs: number
-  /** Loop utilization (0–1) above which heavy users are slowed. */
+  /**
+   * Loop utilization (0–1) above which heavy users are slowed: at least
+   * this, and at least `busyMargin` above what it is while nobody is heavy
+   * (so that a server busy with its normal users does not hold every heavy
+   * user at the floor).
+   */
   busy: number
+  busyMargin: number
   /**
    * The other users' 90th-percentile answer time, ms, above which heavy users
    * are slowed: at least this, and at least twice what it is while nobody is
@@ -74,6 +81,8 @@ interface UserRate {
 
 /** How much a window's count weighs in a user's average. */
 const WEIGHT = 0.3
+/** How much a calm window's utilization weighs in the calm level: about the last 2 s, so one busy window does not move it. */
+const CALM_UTILIZATION_WEIGHT = 0.05
 /** An average under this and the user is no longer active. */
 const INACTIVE = 0.05
 /** Answer times kept per user and window, and in all (the percentile's sort stays small with thousands of users). */
@@ -90,6 +99,8 @@ export class HeavyUserThrottle {
   private windowStart = 0
   /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
   private calmP90 = 0
+  /** The loop's utilization in windows where nobody is heavy (exponentially weighted; 0 until known). */
+  private calmUtilization = 0
   /** The users neither heavy nor capped at the last window, and the sum of their averages. */
   private readonly calmOnes = new Set<string>()
   private calmTotal = 0
@@ -200,7 +211,7 @@ export class HeavyUserThrottle {
     const seconds = Math.max(0.001, (now - this.windowStart) / 1000)
     this.windowStart = now
     const utilization = this.utilization()
-    const { busy, targetMs, minEvents, factor, decrease, increase, floorPerSecond } = this.limits
+    const { busy, busyMargin, targetMs, minEvents, factor, decrease, increase, floorPerSecond } = this.limits
     let total = 0
     for (const [userId, user] of this.users) {
       user.average += (user.count - user.average) * WEIGHT
@@ -233,10 +244,12 @@ export class HeavyUserThrottle {
     const p90 = this.calmP90Now()
     if (heavy.size === 0 && this.caps.size === 0) {
       if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
+      this.calmUtilization += (utilization - this.calmUtilization) * CALM_UTILIZATION_WEIGHT
     } else if (!this.released) {
       const target = Math.max(targetMs, 2 * this.calmP90)
+      const busyNow = Math.max(busy, this.calmUtilization + busyMargin)
       // The others must be there to feel it: their rates add up to an event per window at least.
-      if (this.calmTotal >= 1 && (utilization > busy || p90 > target)) {
+      if (this.calmTotal >= 1 && (utilization > busyNow || p90 > target)) {
         for (const userId of heavy) {
           const ran = (this.users.get(userId)?.count ?? 0) / seconds
           const cap = this.caps.get(userId)
