@@ -143,6 +143,32 @@ describe('the heavy-user throttle', () => {
     expect(capOf(quiet.throttle, 'alice')).toBeCloseTo(200)
   })
 
+  it('lets a heavy user held under `minEvents` by its cap grow back on a loop the others keep busy', () => {
+    const h = harness({ busy: 0.3, decrease: 0.7, increase: 1.15 })
+    // Heavy from the first window, before any calm one: the others alone keep the loop 50% busy.
+    h.setUtilization(0.5)
+    let lowest = Infinity
+    for (let w = 0; w < 300; w++) {
+      // The user runs what its cap lets it (40 a window uncapped).
+      const cap = capOf(h.throttle, 'alice')
+      if (cap !== undefined) lowest = Math.min(lowest, cap)
+      h.window({ alice: Math.min(40, Math.floor((cap ?? Infinity) / 10)) }, 25, 1)
+    }
+    expect(lowest).toBeLessThan(100) // it was slowed at first
+    expect(capOf(h.throttle, 'alice') ?? Infinity).toBeGreaterThan(300) // and is not held there
+  })
+
+  it('does not learn a calm level from a user alone', () => {
+    const h = harness({ busy: 0.3 })
+    // An import alone keeps the loop 90% busy for a minute: it is never capped, and sets no level.
+    h.setUtilization(0.9)
+    for (let w = 0; w < 600; w++) h.window({ alice: 40 })
+    expect(capOf(h.throttle, 'alice')).toBeUndefined()
+    // Others arrive: the loop is over `busy`, so it is slowed.
+    h.window({ alice: 40 }, 25, 1)
+    expect(capOf(h.throttle, 'alice')).toBeDefined()
+  })
+
   it('does not count a user as heavy next to users of the same rate, from their first window on', () => {
     const h = harness()
     h.setUtilization(1)

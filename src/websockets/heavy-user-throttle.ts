@@ -17,11 +17,11 @@
  * heavy). While the others are there to feel it (their rates add up to an
  * event per window) and slowed (the loop busier than `busy`, or than
  * `busyMargin` above its utilization while nobody was heavy if that is
- * more; or their p90 over the target: `targetMs`, or twice their p90 while
- * nobody was heavy if that is more), each heavy user's rate is capped below
- * what it ran (×`decrease`, never below `floorPerSecond`). While they are neither slowed
- * nor near it (p90 under half the target, or too few answers to tell), caps
- * grow (×`increase`). A cap is lifted when its user is alone or, with
+ * more, up to 0.9; or their p90 over the target: `targetMs`, or twice their
+ * p90 while nobody was heavy or capped if that is more), each heavy user's
+ * rate is capped below what it ran (×`decrease`, never below
+ * `floorPerSecond`). Otherwise, while the others' p90 is under half the
+ * target (or there are too few answers to tell), caps grow (×`increase`). A cap is lifted when its user is alone or, with
  * nothing of it waiting, ran under half of it or is back within `factor / 2`
  * times the others' mean. A burst is not left a whole
  * window: a user whose queue reaches a slice (held by its own writes or not)
@@ -47,6 +47,7 @@ export interface ThrottleLimits {
    * user at the floor).
    */
   busy: number
+  /** How far above its utilization while nobody is heavy (its calm level) the loop may go before heavy users are slowed. */
   busyMargin: number
   /**
    * The other users' 90th-percentile answer time, ms, above which heavy users
@@ -83,6 +84,8 @@ interface UserRate {
 const WEIGHT = 0.3
 /** How much a calm window's utilization weighs in the calm level: about the last 2 s, so one busy window does not move it. */
 const CALM_UTILIZATION_WEIGHT = 0.05
+/** The loop's threshold at most, however busy the calm level: past it, heavy users are always slowed. */
+const MAX_BUSY = 0.9
 /** An average under this and the user is no longer active. */
 const INACTIVE = 0.05
 /** Answer times kept per user and window, and in all (the percentile's sort stays small with thousands of users). */
@@ -99,7 +102,10 @@ export class HeavyUserThrottle {
   private windowStart = 0
   /** The users' 90th-percentile answer time in windows where nobody is heavy, ms (exponentially weighted; 0 until known). */
   private calmP90 = 0
-  /** The loop's utilization in windows where nobody is heavy (exponentially weighted; 0 until known). */
+  /**
+   * The loop's utilization in windows where nobody is heavy and others are active (exponentially weighted from 0:
+   * it reads low for the first seconds, where the threshold is `busy`).
+   */
   private calmUtilization = 0
   /** The users neither heavy nor capped at the last window, and the sum of their averages. */
   private readonly calmOnes = new Set<string>()
@@ -244,12 +250,13 @@ export class HeavyUserThrottle {
     const p90 = this.calmP90Now()
     if (heavy.size === 0 && this.caps.size === 0) {
       if (p90 > 0) this.calmP90 = this.calmP90 === 0 ? p90 : this.calmP90 + (p90 - this.calmP90) * WEIGHT
-      this.calmUtilization += (utilization - this.calmUtilization) * CALM_UTILIZATION_WEIGHT
     } else if (!this.released) {
       const target = Math.max(targetMs, 2 * this.calmP90)
-      const busyNow = Math.max(busy, this.calmUtilization + busyMargin)
-      // The others must be there to feel it: their rates add up to an event per window at least.
-      if (this.calmTotal >= 1 && (utilization > busyNow || p90 > target)) {
+      const busyNow = Math.max(busy, Math.min(MAX_BUSY, this.calmUtilization + busyMargin))
+      // The others must be there to feel it: their rates add up to an event per window at least. Only heavy users
+      // are slowed; caps whose users are no longer heavy may grow meanwhile (else one held below `minEvents` by its
+      // cap, on a loop the others keep over the threshold, would stay there).
+      if (this.calmTotal >= 1 && heavy.size > 0 && (utilization > busyNow || p90 > target)) {
         for (const userId of heavy) {
           const ran = (this.users.get(userId)?.count ?? 0) / seconds
           const cap = this.caps.get(userId)
@@ -260,6 +267,11 @@ export class HeavyUserThrottle {
       } else if (p90 < target / 2) {
         for (const cap of this.caps.values()) cap.retune(this.rate(cap.perSecond * increase), now)
       }
+    }
+    // The loop's calm level: windows where nobody is heavy (a capped user runs within its cap) and others are there
+    // (a user alone, never heavy, would teach it its own load).
+    if (heavy.size === 0 && this.users.size > 1 && this.calmTotal >= 1) {
+      this.calmUtilization += (utilization - this.calmUtilization) * CALM_UTILIZATION_WEIGHT
     }
     for (const user of this.users.values()) {
       user.count = 0
