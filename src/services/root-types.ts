@@ -19,7 +19,7 @@ export function collectionSpecOf(doc: Y.Doc, type: unknown): EntitySpec | undefi
   return undefined
 }
 
-/** The name of `doc`'s top-level type `type`, if it is one (for a refusal's message; it walks every top-level type). */
+/** The name of `doc`'s top-level type `type`, if it is one (a type not among the collections, which only a refusal names, costs a walk over every top-level type). */
 export function rootNameOf(doc: Y.Doc, type: unknown): string | undefined {
   const spec = collectionSpecOf(doc, type)
   if (spec) return spec.collection

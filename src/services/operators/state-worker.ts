@@ -3,10 +3,10 @@
  * worker thread: a snapshot of an 8 MB document took 70-130 ms of encoding
  * on the loop, every other user waiting meanwhile. The worker applies the
  * log to a fresh document and encodes it (linear, where Y.mergeUpdates over
- * many small updates is not: yjs#710); the log moves to it as one buffer,
- * and the state back, transferred rather than copied. One worker, made on
- * first use and unref'd, serves every snapshot and every large compaction of
- * the server in turn.
+ * many small updates is not: yjs#710); the log is copied once into one
+ * buffer, which is transferred to it, and the state is transferred back.
+ * One worker, made on first use and unref'd, serves every snapshot and
+ * every large compaction of the server in turn.
  *
  * A compaction names its log (`resume`): the worker keeps the document it
  * merged last for a few logs, and when the log's first entry is the state it
