@@ -39,7 +39,8 @@ export interface Inspection {
 }
 
 type Decoded = ReturnType<typeof Y.decodeUpdate>
-type Parent = { type: Y.AbstractType<Y.YEvent<never>> | undefined; name: string | undefined; key: string | null }
+/** Where an item is written: its parent type (when in the document), the entity collection that is (if one), and its key. */
+type Parent = { type: Y.AbstractType<Y.YEvent<never>> | undefined; collection: EntitySpec | undefined; key: string | null }
 
 export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems = new UpdateItems(decoded)): Inspection {
   const store = doc.store
@@ -65,13 +66,13 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
   }
   const resolveParent = (item: Y.Item, depth: number): Parent | undefined => {
     if (item.parent !== null) {
-      if (typeof item.parent === 'string') return { type: undefined, name: item.parent, key: item.parentSub }
+      if (typeof item.parent === 'string') return { type: undefined, collection: specOfCollection(item.parent), key: item.parentSub }
       const p = item.parent as unknown
       if (p instanceof Y.ID) {
         if (!known(p)) return undefined // a type created in this update: nothing there to conflict with
         const holder = Y.getItem(store, p)
         const type = holder instanceof Y.Item && holder.content instanceof Y.ContentType ? holder.content.type : undefined
-        return { type: type as Parent['type'], name: undefined, key: item.parentSub }
+        return { type: type as Parent['type'], collection: undefined, key: item.parentSub }
       }
       return undefined
     }
@@ -81,7 +82,7 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
       const origin = Y.getItem(store, originId)
       if (!(origin instanceof Y.Item)) return undefined
       const type = origin.parent as Parent['type']
-      return { type, name: collectionSpecOf(doc, type)?.collection, key: origin.parentSub }
+      return { type, collection: collectionSpecOf(doc, type), key: origin.parentSub }
     }
     const origin = findInUpdate(originId)
     return origin ? parentOf(origin, depth + 1) : undefined
@@ -93,10 +94,10 @@ export function inspectUpdate(doc: Y.Doc, decoded: Decoded, items: UpdateItems =
     if (!(s instanceof Y.Item) || known(s.id)) continue
     const parent = parentOf(s)
     if (!parent || parent.key === null) continue
-    const collection = parent.name !== undefined ? specOfCollection(parent.name) : undefined
+    const collection = parent.collection
     if (collection) {
       // A write to a top-level collection's key: a new entity, or a replacement of an existing one.
-      const existing = doc.getMap<unknown>(parent.name).get(parent.key)
+      const existing = doc.getMap<unknown>(collection.collection).get(parent.key)
       if (existing !== undefined) {
         throw new SyncError(ErrorCode.INVALID_UPDATE, `the update replaces ${collection.type} ${parent.key}; entities are never replaced or removed`)
       }
