@@ -109,29 +109,30 @@ function checkPlace(spec: EntitySpec, keys: (string | null)[], content: Content)
   const fieldSpec = Object.hasOwn(spec.fields, field) ? spec.fields[field] : undefined
   if (!fieldSpec) return refuse(`${entityName(spec, entityId)}: ${field} is not a field of ${spec.type}`)
   if (keys.length === 2) {
-    if (fieldSpec.kind === 'text') return isType(content, Y.Text) ? undefined : refuse(`${fieldName(spec, entityId, field)} must be a Y.Text`)
-    if (fieldSpec.kind === 'list') return isType(content, Y.Array) ? undefined : refuse(`${fieldName(spec, entityId, field)} must be a Y.Array`)
-    if (!(content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) return refuse(`${fieldName(spec, entityId, field)} must be a JSON value`)
+    if (fieldSpec.kind === 'text') return isType(content, Y.Text) ? undefined : refuseField(spec, entityId, field, ' must be a Y.Text')
+    if (fieldSpec.kind === 'list') return isType(content, Y.Array) ? undefined : refuseField(spec, entityId, field, ' must be a Y.Array')
+    if (!(content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) return refuseField(spec, entityId, field, ' must be a JSON value')
     for (const value of content.getContent()) {
       const parsed = fieldSpec.value.safeParse(value)
-      if (!parsed.success) refuse(`${fieldName(spec, entityId, field)}: ${parsed.error.issues[0]?.message ?? 'invalid value'}`)
+      if (!parsed.success) refuseField(spec, entityId, field, `: ${parsed.error.issues[0]?.message ?? 'invalid value'}`)
     }
     return
   }
-  if (keys.length > 3 || inner !== null) return refuse(`${fieldName(spec, entityId, field)} holds nothing nested`)
+  if (keys.length > 3 || inner !== null) return refuseField(spec, entityId, field, ' holds nothing nested')
   if (fieldSpec.kind === 'text') {
     const inText = content instanceof Y.ContentString || content instanceof Y.ContentFormat || content instanceof Y.ContentEmbed
-    return inText ? undefined : refuse(`${fieldName(spec, entityId, field)} holds text`)
+    return inText ? undefined : refuseField(spec, entityId, field, ' holds text')
   }
   if (fieldSpec.kind === 'list' && (content instanceof Y.ContentAny || content instanceof Y.ContentJSON)) {
     const parsed = fieldSpec.value.safeParse(content.getContent())
-    return parsed.success ? undefined : refuse(`${fieldName(spec, entityId, field)}: ${parsed.error.issues[0]?.message ?? 'invalid element'}`)
+    return parsed.success ? undefined : refuseField(spec, entityId, field, `: ${parsed.error.issues[0]?.message ?? 'invalid element'}`)
   }
-  return refuse(`${fieldName(spec, entityId, field)} is not a list or text`)
+  return refuseField(spec, entityId, field, ' is not a list or text')
 }
 
 const entityName = (spec: EntitySpec, entityId: string): string => `${spec.type} ${entityId}`
-const fieldName = (spec: EntitySpec, entityId: string, field: string): string => `${entityName(spec, entityId)}.${field}`
+/** Refuses the write to a field, naming it (`what` follows the name). */
+const refuseField = (spec: EntitySpec, entityId: string, field: string, what: string): never => refuse(`${entityName(spec, entityId)}.${field}${what}`)
 
 const isType = (content: Content, type: typeof Y.Text | typeof Y.Array): boolean =>
   content instanceof Y.ContentType && content.type instanceof type
