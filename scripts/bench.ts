@@ -666,7 +666,7 @@ function reportFlood(f: FloodResult): void {
     )
   }
   log(
-    `   Abuser, ${fmt(a.floodSec, 1)} s of flood: ${fmt(a.sent)} sync:updates sent (${fmt(f.abuserSentPerSec)}/s, abuser CPU ${fmt(f.abuserCpuPct)}% of a core),` +
+    `   Abuser, ${fmt(a.floodSec, 1)} s of flood: ${fmt(a.sent)} sync:updates sent (${fmt(f.abuserSentPerSec)}/s, abuser CPU ${fmt(f.abuserCpuPct)}% of a core${f.abuserNice === null ? ', at this process\'s priority' : `, nice ${f.abuserNice}`}),` +
       ` ${fmt(a.ackedOk)} acked ok; refused: ${counts(a.refused)};`,
   )
   log(
