@@ -4,6 +4,7 @@ import type { AppliedChange, ChangeResult, DeviceSyncState, EntityCounts, Entity
 import { entityKey } from '../models/records.js'
 import type { StoredDocument } from '../repositories/document.repository.js'
 import { SyncEntityType } from '../types/sync.js'
+import { trimAllContent } from './content-arrays.js'
 import { newServerDoc } from './ydoc.js'
 
 /**
@@ -70,6 +71,7 @@ export class SyncDocument {
       },
       { source: 'storage' },
     )
+    trimAllContent(this.doc)
     this.published = { stateVector: Y.encodeStateVector(this.doc), clock: this.clock }
   }
 

@@ -15,7 +15,8 @@ import { recordTouched, toSyncChange, touchedEntities } from './entity-index.js'
 import { entityKey } from '../models/records.js'
 import type { SyncDocument } from './sync-document.js'
 import type { UpdateCommitter } from './update-committer.js'
-import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies } from './update-validator.js'
+import { decodeClientUpdate, isEmptyUpdate, MISSING_DEPENDENCIES, refuseMissingDependencies, type DecodedUpdate } from './update-validator.js'
+import { trimAppliedContent } from './content-arrays.js'
 import { addsNothing, inspectUpdate, type ManualOverwrite } from './yjs-inspector.js'
 import { checkUpdateSchema } from './update-schema.js'
 import { UpdateItems } from './update-items.js'
@@ -60,8 +61,9 @@ export function stageYjsUpdate(
 ): { applied: AppliedUpdate; durable: Promise<void> } {
   if (limits) checkUpdateBytes(update.byteLength, limits, 'the update')
   let overwrites: ManualOverwrite[]
+  let decoded: DecodedUpdate
   try {
-    const decoded = decodeClientUpdate(update)
+    decoded = decodeClientUpdate(update)
     if (isEmptyUpdate(decoded) || addsNothing(sync.doc, decoded)) {
       return { applied: { serverTimestamp: sync.clock, stored: false, fixups: [], conflicts: [], changes: [] }, durable: Promise.resolve() }
     }
@@ -99,6 +101,7 @@ export function stageYjsUpdate(
     if (store.pendingStructs?.update !== pendingBefore[0] || store.pendingDs !== pendingBefore[1]) {
       throw new SyncError(ErrorCode.INVALID_UPDATE, MISSING_DEPENDENCIES)
     }
+    trimAppliedContent(sync.doc, decoded.structs)
   } catch (cause) {
     // Decoded fine but failed half-way through: the document may hold part of it.
     throw refuseApplied(sync, committer, cause)

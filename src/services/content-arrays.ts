@@ -1,0 +1,38 @@
+/**
+ * Values decoded from an update held in arrays sized to fit. Yjs reads an
+ * item's JSON values (`ContentAny`, and the legacy `ContentJSON`) by pushing
+ * each onto an empty array, and V8 gives an array that grows from empty room
+ * for 17 values: a one-value field (most of an entity's fields) keeps about
+ * 150 bytes it never uses. In a document of clips that was a fifth of what
+ * Yjs holds in memory, all of it for the garbage collector to copy and mark.
+ * Once an update is applied, the arrays of the items it brought are replaced
+ * with copies of their length (`slice`); the values are the same.
+ */
+import * as Y from 'yjs'
+
+/** Arrays the document's items hold once `structs` (an update's, as `Y.decodeUpdate` reads them) are applied. */
+export function trimAppliedContent(doc: Y.Doc, structs: readonly (Y.Item | Y.GC | Y.Skip)[]): void {
+  const clients = doc.store.clients
+  for (const struct of structs) {
+    if (!(struct instanceof Y.Item) || !hasValues(struct.content)) continue
+    const { client, clock } = struct.id
+    const held = clients.get(client)
+    // Not held, or no longer an item: collected since (a deleted item's content goes), nothing to trim.
+    if (!held || clock >= Y.getState(doc.store, client)) continue
+    const item = held[Y.findIndexSS(held, clock)]
+    if (item instanceof Y.Item && hasValues(item.content)) item.content.arr = item.content.arr.slice()
+  }
+}
+
+/** Every item's arrays (a document just loaded). */
+export function trimAllContent(doc: Y.Doc): void {
+  for (const structs of doc.store.clients.values()) {
+    for (const item of structs) {
+      if (item instanceof Y.Item && hasValues(item.content)) item.content.arr = item.content.arr.slice()
+    }
+  }
+}
+
+function hasValues(content: unknown): content is Y.ContentAny | Y.ContentJSON {
+  return content instanceof Y.ContentAny || content instanceof Y.ContentJSON
+}
