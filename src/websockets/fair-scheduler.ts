@@ -68,8 +68,8 @@ export class FairScheduler {
   private readonly users = new Map<string, UserState>()
   /** Users with queued events, in the order they are served (a served user goes to the back). */
   private readonly waiting = new Set<string>()
-  /** Users that ran events this turn (their turn's spend is reset at the next tick). */
-  private readonly spent = new Set<string>()
+  /** Users that ran events this turn (their turn's spend is reset at the next tick); a new Set each tick (see read-pacer.ts). */
+  private spent = new Set<string>()
   private tickScheduled = false
   /** The timer of a tick scheduled for later (every waiting user held), which an immediate tick replaces. */
   private laterTimer: NodeJS.Timeout | undefined
@@ -203,7 +203,9 @@ export class FairScheduler {
   private tick(): void {
     this.tickScheduled = false
     this.laterTimer = undefined
-    for (const userId of this.spent) {
+    const spent = this.spent
+    this.spent = new Set()
+    for (const userId of spent) {
       const user = this.users.get(userId)
       if (!user) continue
       this.metrics.observeSlice(user.plan, user.ms / 1000)
@@ -211,7 +213,6 @@ export class FairScheduler {
       user.ms = 0
       if (user.queue.length === 0) this.users.delete(userId)
     }
-    this.spent.clear()
     this.drain()
   }
 

@@ -16,7 +16,8 @@
 import type { Socket as TcpSocket } from 'node:net'
 import type { SyncSocket } from './types.js'
 
-const corked = new Set<TcpSocket>()
+/** The sockets corked in this turn: a new Set each turn, not cleared (see read-pacer.ts: `clear()` makes old-generation garbage). */
+let corked = new Set<TcpSocket>()
 
 /** Holds `socket`'s writes until the end of this turn. */
 export function holdWrites(socket: SyncSocket): void {
@@ -28,6 +29,7 @@ export function holdWrites(socket: SyncSocket): void {
 }
 
 function release(): void {
-  for (const tcp of corked) tcp.uncork()
-  corked.clear()
+  const held = corked
+  corked = new Set()
+  for (const tcp of held) tcp.uncork()
 }
