@@ -5,10 +5,11 @@
  */
 import type { SyncConflict, SyncEntityType } from '../types/sync.js'
 
+/** A field's last change. Read-only: one object may stamp several fields of a change (entity-index.ts). */
 export interface FieldChange {
-  version: number
-  deviceId: string
-  timestamp: number
+  readonly version: number
+  readonly deviceId: string
+  readonly timestamp: number
 }
 
 /** One entity's entry in the index: its server version and when each field last changed. */

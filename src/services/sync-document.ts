@@ -5,6 +5,7 @@ import { entityKey } from '../models/records.js'
 import type { StoredDocument } from '../repositories/document.repository.js'
 import { SyncEntityType } from '../types/sync.js'
 import { trimAllContent } from './content-arrays.js'
+import { shareFieldStamps } from './entity-index.js'
 import { newServerDoc } from './ydoc.js'
 
 /**
@@ -61,7 +62,7 @@ export class SyncDocument {
     this.logBytes = stored.log.bytes
     this.baseBytes = stored.log.updates[0]?.byteLength ?? 0
     this.clock = stored.clock
-    for (const r of stored.entities) this.setEntity(r)
+    for (const r of stored.entities) this.setEntity(shareFieldStamps(r))
     for (const c of stored.conflicts) this.conflicts.set(c.id, c)
     for (const c of stored.changes) this.changes.set(c.changeId, c)
     Y.transact(

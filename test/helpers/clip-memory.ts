@@ -1,6 +1,6 @@
 /**
  * Run as `node --expose-gc --import tsx test/helpers/clip-memory.ts <dir>`
- * (test/content-arrays.test.ts): writes CLIPS clips into one user's
+ * (test/document-memory.test.ts): writes CLIPS clips into one user's
  * document through the service's write path, each in its own update as a
  * device sends them, over LevelDB in `<dir>`, then loads the document again
  * from disk. Prints `{"applied": bytes, "loaded": bytes}`: the live heap each

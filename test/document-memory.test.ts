@@ -5,6 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { openStore, type Store } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
+import { entityKey } from '../src/models/records.js'
+import { SyncEntityType } from '../src/types/sync.js'
 import { tempDir } from './helpers/server.js'
 
 const run = promisify(execFile)
@@ -76,5 +78,42 @@ describe("an applied update's values are held in arrays of their length", () => 
     expect(bytes.applied).toBeLessThan(4900)
     expect(bytes.loaded).toBeGreaterThan(1000)
     expect(bytes.loaded).toBeLessThan(4500)
+  })
+})
+
+describe("the index's field stamps", () => {
+  let store: Store | undefined
+  let services: Services | undefined
+  afterEach(async () => {
+    await services?.close()
+    await store?.close()
+    services = store = undefined
+  })
+
+  it('the fields one change stamped share one stamp, written and loaded; a later change stamps its fields anew', async () => {
+    store = await openStore(await tempDir())
+    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
+    const doc = await services.sync.openDocument('alice').document
+    const device = new Y.Doc()
+    const created = edit(device, (clips) => clips.set('c1', new Y.Map<unknown>([['content', 'hello'], ['contentType', 'text'], ['createdAt', 1]])))
+    await services.sync.applyUpdate(doc, created.update, author, 'pro')
+    const first = doc.entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
+    expect(first.content).toBe(first.contentType)
+    expect(first.content).toBe(first.createdAt)
+    expect(first.content).toMatchObject({ version: 1, deviceId: 'laptop' })
+
+    await services.sync.applyUpdate(doc, edit(device, (clips) => (clips.get('c1') as Y.Map<unknown>).set('content', 'hi')).update, author, 'pro')
+    const second = doc.entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
+    expect(second.content).toMatchObject({ version: 2 })
+    expect(second.contentType).toBe(first.contentType) // untouched: the first change's stamp
+    expect(second.createdAt).toBe(second.contentType)
+    const stored = structuredClone(second)
+
+    await services.close()
+    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
+    const loaded = (await services.sync.openDocument('alice').document).entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
+    expect(loaded).toEqual(stored)
+    expect(loaded.createdAt).toBe(loaded.contentType)
+    expect(loaded.content).not.toBe(loaded.contentType)
   })
 })
