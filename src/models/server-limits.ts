@@ -56,6 +56,6 @@ export const SERVER_LIMITS: ServerLimits = {
   socketQueue: { events: 1024, bytes: 64 << 20 },
   strikes: { perSecond: 1, burst: 100 },
   slice: { events: 64, ms: 5, writes: 64 },
-  throttle: { windowMs: 100, busy: 0.3, busyMargin: 0.1, targetMs: 5, minEvents: 10, minMs: 5, factor: 4, decrease: 0.7, increase: 1.15, startPerSecond: 200, floorPerSecond: 50 },
+  throttle: { windowMs: 100, busy: 0.3, busyMargin: 0.1, targetMs: 5, minEvents: 10, factor: 4, decrease: 0.7, increase: 1.15, startPerSecond: 200, floorPerSecond: 50 },
   refusalHold: { ms: 5000, held: 1000 },
 }

@@ -179,7 +179,7 @@ export class FairScheduler {
       user.ms += ms
       this.costMs += (ms - this.costMs) / 64
       this.spent.add(userId)
-      this.throttle?.ran(userId, user.plan, user.queue.length, ms)
+      this.throttle?.ran(userId, user.plan, user.queue.length)
     }
   }
 

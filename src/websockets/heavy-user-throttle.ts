@@ -13,10 +13,8 @@
  * 20 answers; a write is answered once durable, so this includes waiting for
  * the group commit, which the loop's utilization does not show). A user is
  * heavy when it ran at least `minEvents` in the window and its rate is more
- * than `factor` times the other active users' mean, or when its events took
- * at least `minMs` of the loop and more than `factor` times the others' mean
- * of that (a few large updates cost as much as many small ones); a user
- * alone is never heavy. While the others are there to feel it (their rates add up to an
+ * than `factor` times the other active users' mean (a user alone is never
+ * heavy). While the others are there to feel it (their rates add up to an
  * event per window) and slowed (the loop busier than `busy`, or than
  * `busyMargin` above its utilization while nobody was heavy if that is
  * more, up to 0.9; or their p90 over the target: `targetMs`, or twice their
@@ -57,11 +55,9 @@ export interface ThrottleLimits {
    * heavy (so a slow disk does not hold every heavy user at the floor).
    */
   targetMs: number
-  /** Events in one window under which a user is never heavy by its rate. */
+  /** Events in one window under which a user is never heavy. */
   minEvents: number
-  /** Loop time its events took in one window, ms, under which a user is never heavy by their cost. */
-  minMs: number
-  /** How many times the other active users' mean rate, or mean cost, makes a user heavy. */
+  /** How many times the other active users' mean rate makes a user heavy. */
   factor: number
   /** A cap's factor per window while the others are slowed, and while they are not (their p90 under half the target). */
   decrease: number
@@ -78,9 +74,6 @@ interface UserRate {
   count: number
   /** Events per window, exponentially weighted: who is active, and how much. */
   average: number
-  /** The loop time its events took (their synchronous part, as the scheduler measures it) in the current window, ms, and per window, weighted as `average`. */
-  ms: number
-  averageMs: number
   /** Answer times of its events in the current window, ms (at most `MAX_SAMPLES`). */
   answers: number[]
   /** Its events waiting in the scheduler's queue when it last ran one. */
@@ -93,8 +86,6 @@ const WEIGHT = 0.3
 const CALM_UTILIZATION_WEIGHT = 0.05
 /** The loop's threshold at most, however busy the calm level: past it, heavy users are always slowed. */
 const MAX_BUSY = 0.9
-/** The others' mean cost per window is taken as at least this, ms (others nearly idle: a user is heavy by its own cost, `minMs`). */
-const MIN_MEAN_MS = 0.1
 /** An average under this and the user is no longer active. */
 const INACTIVE = 0.05
 /** Answer times kept per user and window, and in all (the percentile's sort stays small with thousands of users). */
@@ -188,14 +179,13 @@ export class HeavyUserThrottle {
     this.stop()
   }
 
-  /** Counts one event of `userId` run now, which took `ms` of the loop, with `queued` more of it waiting; a capped user spends a token. */
-  ran(userId: string, plan: Plan, queued: number, ms = 0): void {
+  /** Counts one event of `userId` run now, with `queued` more of it waiting; a capped user spends a token. */
+  ran(userId: string, plan: Plan, queued: number): void {
     let user = this.users.get(userId)
-    if (!user) this.users.set(userId, (user = { plan, count: 0, average: 0, ms: 0, averageMs: 0, answers: [], queued }))
+    if (!user) this.users.set(userId, (user = { plan, count: 0, average: 0, answers: [], queued }))
     user.plan = plan
     user.queued = queued
     user.count++
-    user.ms += ms
     this.caps.get(userId)?.take(1, this.now())
     if (this.timed && !this.timer && !this.released) {
       this.windowStart = this.now()
@@ -227,38 +217,25 @@ export class HeavyUserThrottle {
     const seconds = Math.max(0.001, (now - this.windowStart) / 1000)
     this.windowStart = now
     const utilization = this.utilization()
-    const { busy, busyMargin, targetMs, minEvents, minMs, factor, decrease, increase, floorPerSecond } = this.limits
+    const { busy, busyMargin, targetMs, minEvents, factor, decrease, increase, floorPerSecond } = this.limits
     let total = 0
-    let totalMs = 0
     for (const [userId, user] of this.users) {
       user.average += (user.count - user.average) * WEIGHT
-      user.averageMs += (user.ms - user.averageMs) * WEIGHT
       if (user.average < INACTIVE && user.count === 0) {
         this.users.delete(userId)
         this.caps.delete(userId)
-      } else {
-        total += user.average
-        totalMs += user.averageMs
-      }
+      } else total += user.average
     }
 
     const heavy = new Set<string>()
     for (const [userId, user] of this.users) {
       // Both sides weighted alike: users that start together ramp up together.
-      const others = this.users.size - 1
-      const othersMean = others > 0 ? (total - user.average) / others : Infinity
-      const othersMeanMs = others > 0 ? (totalMs - user.averageMs) / others : Infinity
-      // Heavy by its rate, or by what its events cost: a few costly events (each a new Yjs client id, say) take
-      // as much of the loop as many cheap ones.
-      const byRate = user.count >= minEvents && user.average > factor * Math.max(WEIGHT, othersMean)
-      const byCost = user.ms >= minMs && user.averageMs > factor * Math.max(MIN_MEAN_MS, othersMeanMs)
-      if (byRate || byCost) heavy.add(userId)
+      const othersMean = this.users.size > 1 ? (total - user.average) / (this.users.size - 1) : Infinity
+      if (user.count >= minEvents && user.average > factor * Math.max(WEIGHT, othersMean)) heavy.add(userId)
       const cap = this.caps.get(userId)
       // Lifted: alone; or, with nothing of it waiting (a capped user's rate says nothing of what it asks for while
-      // its queue holds events), running under half its cap, or back within half the heavy factor of the others
-      // in rate and in cost.
-      const backWithin = user.average <= (factor / 2) * othersMean && user.averageMs <= (factor / 2) * Math.max(MIN_MEAN_MS, othersMeanMs)
-      if (cap && (othersMean === Infinity || (user.queued === 0 && (user.count < cap.perSecond * seconds * 0.5 || backWithin)))) {
+      // its queue holds events), running under half its cap or back within half the heavy factor of the others.
+      if (cap && (othersMean === Infinity || (user.queued === 0 && (user.count < cap.perSecond * seconds * 0.5 || user.average <= (factor / 2) * othersMean)))) {
         this.caps.delete(userId)
       }
     }
@@ -298,7 +275,6 @@ export class HeavyUserThrottle {
     }
     for (const user of this.users.values()) {
       user.count = 0
-      user.ms = 0
       user.answers.length = 0
     }
     if (this.users.size === 0) this.stop()
