@@ -21,19 +21,26 @@ function edit(device: Y.Doc, change: (clips: Y.Map<unknown>) => void): { update:
   return { update: Y.encodeStateAsUpdate(device, sv), clips: device.getMap('clips').toJSON() }
 }
 
-describe("an applied update's values are held in arrays of their length", () => {
-  let store: Store | undefined
-  let services: Services | undefined
-  afterEach(async () => {
-    await services?.close()
-    await store?.close()
-    services = store = undefined
-  })
+let store: Store | undefined
+let services: Services | undefined
+afterEach(async () => {
+  await services?.close()
+  await store?.close()
+  services = store = undefined
+})
 
+/** The services over a new LevelDB store, or (`reload`) over the same store again, as after a restart. */
+async function open(reload = false): Promise<Services> {
+  if (reload) await services?.close()
+  else store = await openStore(await tempDir())
+  services = createServices(new LevelDocumentRepository(store as Store, { syncWrites: false }), policy, silent)
+  return services
+}
+
+describe("an applied update's values are held in arrays of their length", () => {
   it("holds each field's and each list's values as the device wrote them, applied and after a reload", async () => {
-    store = await openStore(await tempDir())
-    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
-    const doc = await services.sync.openDocument('alice').document
+    let { sync } = await open()
+    const doc = await sync.openDocument('alice').document
     const device = new Y.Doc()
     const tags = new Y.Array<string>()
     const edits = [
@@ -51,7 +58,7 @@ describe("an applied update's values are held in arrays of their length", () => 
       edit(device, (clips) => clips.set('c2', new Y.Map<unknown>([['content', 'second'], ['pinned', true], ['folderId', null]]))),
     ]
     for (const { update, clips } of edits) {
-      await services.sync.applyUpdate(doc, update, author, 'pro')
+      await sync.applyUpdate(doc, update, author, 'pro')
       expect(doc.doc.getMap('clips').toJSON()).toEqual(clips)
     }
     expect(device.getMap('clips').toJSON()).toEqual({
@@ -59,12 +66,11 @@ describe("an applied update's values are held in arrays of their length", () => 
       c2: { content: 'second', pinned: true, folderId: null },
     })
 
-    await services.close()
-    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
-    const loaded = await services.sync.openDocument('alice').document
+    ;({ sync } = await open(true))
+    const loaded = await sync.openDocument('alice').document
     expect(loaded.doc.getMap('clips').toJSON()).toEqual(device.getMap('clips').toJSON())
     // Still one document with the device: an update made after the reload applies on top.
-    await services.sync.applyUpdate(loaded, edit(device, () => tags.insert(2, ['z'])).update, author, 'pro')
+    await sync.applyUpdate(loaded, edit(device, () => tags.insert(2, ['z'])).update, author, 'pro')
     expect((loaded.doc.getMap('clips').toJSON() as Record<string, { tagIds?: string[] }>).c1?.tagIds).toEqual(['x', 'y', 'z', 'b', 'c', 'd'])
   })
 
@@ -82,36 +88,26 @@ describe("an applied update's values are held in arrays of their length", () => 
 })
 
 describe("the index's field stamps", () => {
-  let store: Store | undefined
-  let services: Services | undefined
-  afterEach(async () => {
-    await services?.close()
-    await store?.close()
-    services = store = undefined
-  })
-
   it('the fields one change stamped share one stamp, written and loaded; a later change stamps its fields anew', async () => {
-    store = await openStore(await tempDir())
-    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
-    const doc = await services.sync.openDocument('alice').document
+    let { sync } = await open()
+    const doc = await sync.openDocument('alice').document
     const device = new Y.Doc()
     const created = edit(device, (clips) => clips.set('c1', new Y.Map<unknown>([['content', 'hello'], ['contentType', 'text'], ['createdAt', 1]])))
-    await services.sync.applyUpdate(doc, created.update, author, 'pro')
+    await sync.applyUpdate(doc, created.update, author, 'pro')
     const first = doc.entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
     expect(first.content).toBe(first.contentType)
     expect(first.content).toBe(first.createdAt)
     expect(first.content).toMatchObject({ version: 1, deviceId: 'laptop' })
 
-    await services.sync.applyUpdate(doc, edit(device, (clips) => (clips.get('c1') as Y.Map<unknown>).set('content', 'hi')).update, author, 'pro')
+    await sync.applyUpdate(doc, edit(device, (clips) => (clips.get('c1') as Y.Map<unknown>).set('content', 'hi')).update, author, 'pro')
     const second = doc.entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
     expect(second.content).toMatchObject({ version: 2 })
     expect(second.contentType).toBe(first.contentType) // untouched: the first change's stamp
     expect(second.createdAt).toBe(second.contentType)
     const stored = structuredClone(second)
 
-    await services.close()
-    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), policy, silent)
-    const loaded = (await services.sync.openDocument('alice').document).entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
+    ;({ sync } = await open(true))
+    const loaded = (await sync.openDocument('alice').document).entities.get(entityKey(SyncEntityType.CLIP, 'c1'))?.fields ?? {}
     expect(loaded).toEqual(stored)
     expect(loaded.createdAt).toBe(loaded.contentType)
     expect(loaded.content).not.toBe(loaded.contentType)
