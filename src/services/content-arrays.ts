@@ -10,29 +10,46 @@
  */
 import * as Y from 'yjs'
 
-/** Arrays the document's items hold once `structs` (an update's, as `Y.decodeUpdate` reads them) are applied. */
+/**
+ * Arrays the document's items hold once `structs` (an update's, as
+ * `Y.decodeUpdate` reads them) are applied. Consecutive structs that Yjs
+ * merged into one item are copied once, not once per struct (an update of
+ * thousands of one-value structs merged into one list item would otherwise
+ * copy the growing array each time).
+ */
 export function trimAppliedContent(doc: Y.Doc, structs: readonly (Y.Item | Y.GC | Y.Skip)[]): void {
   const clients = doc.store.clients
+  let last: Y.Item | undefined
   for (const struct of structs) {
     if (!(struct instanceof Y.Item) || !hasValues(struct.content)) continue
     const { client, clock } = struct.id
     const held = clients.get(client)
-    // Not held, or no longer an item: collected since (a deleted item's content goes), nothing to trim.
+    // Applied whole (the caller checked nothing stayed pending): the client's structs hold this clock.
     if (!held || clock >= Y.getState(doc.store, client)) continue
     const item = held[Y.findIndexSS(held, clock)]
-    if (item instanceof Y.Item && hasValues(item.content)) item.content.arr = item.content.arr.slice()
+    // A collected item (a GC struct) has no values left.
+    if (item === last || !(item instanceof Y.Item)) continue
+    trim(item)
+    last = item
   }
 }
 
 /** Every item's arrays (a document just loaded). */
 export function trimAllContent(doc: Y.Doc): void {
   for (const structs of doc.store.clients.values()) {
-    for (const item of structs) {
-      if (item instanceof Y.Item && hasValues(item.content)) item.content.arr = item.content.arr.slice()
-    }
+    for (const item of structs) if (item instanceof Y.Item) trim(item)
   }
 }
 
 function hasValues(content: unknown): content is Y.ContentAny | Y.ContentJSON {
   return content instanceof Y.ContentAny || content instanceof Y.ContentJSON
+}
+
+/** Replaces `item`'s values with a copy of their length; a frozen array (Yjs freezes them in development mode) stays frozen. */
+function trim(item: Y.Item): void {
+  const content = item.content
+  if (!hasValues(content)) return
+  const copy = content.arr.slice()
+  if (Object.isFrozen(content.arr)) Object.freeze(copy)
+  content.arr = copy
 }

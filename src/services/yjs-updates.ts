@@ -101,10 +101,15 @@ export function stageYjsUpdate(
     if (store.pendingStructs?.update !== pendingBefore[0] || store.pendingDs !== pendingBefore[1]) {
       throw new SyncError(ErrorCode.INVALID_UPDATE, MISSING_DEPENDENCIES)
     }
-    trimAppliedContent(sync.doc, decoded.structs)
   } catch (cause) {
     // Decoded fine but failed half-way through: the document may hold part of it.
     throw refuseApplied(sync, committer, cause)
+  }
+
+  try {
+    trimAppliedContent(sync.doc, decoded.structs)
+  } catch {
+    // Memory only: an array left as Yjs made it holds the same values. The update is applied; it is not refused for this.
   }
 
   let settled: ReturnType<typeof settle>
