@@ -10,11 +10,12 @@
  * making one new clip every `periodMs` with at most one update in flight
  * (`paced` in load.ts), staggered over the period. The abuser is
  * scripts/bench/flood-abuser.ts in a child process at the lowest priority
- * (nice 19), so that its client-side CPU does not stall this process's event
- * loop (which times the acks) on the core they share; it is connected (idle) before the first phase and floods only in the second.
+ * (nice 19), so that its client-side CPU does not stall this process's
+ * event loop (which times the acks) on the core they share; it is
+ * connected (idle) before the first phase and floods only in the second.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
-import os from 'node:os'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
@@ -168,26 +169,19 @@ const IMPORT_PACE = 0.9
 /** How long an import may take past its phase before the run goes on without it. */
 const IMPORT_WAIT_MS = 60_000
 const ABUSER_SCRIPT = path.join(REPO_ROOT, 'scripts/bench/flood-abuser.ts')
-/** The abuser's nice: the lowest priority, so that it takes only the CPU this process leaves on their shared core. */
-const ABUSER_NICE = 19
-
 /**
- * Lowers `pid` to the lowest priority. The abuser and this process share a
- * core (pinned), and this process times the acks: while an importer or a
- * flood ran at the same priority, this process's event loop lagged behind
- * (its delay p99 rose from 14 to 16–19 ms in the phase with the abuser), and
- * every ack read then was timed late. At nice 19 the abuser still floods
- * with all the CPU this process does not use (about three quarters).
+ * The abuser runs at the lowest priority (nice 19), every thread of it. It
+ * shares a core with this process (pinned), and this process times the
+ * acks: while an importer or a flood ran at the same priority, this
+ * process's event loop lagged behind (its delay p99 rose from 14 to 16–19 ms
+ * in the phase with the abuser), and every ack read then was timed late. At
+ * nice 19 the abuser still floods with all the CPU this process does not use
+ * (about three quarters). Started under `nice` (coreutils): lowering a
+ * running process on Linux reaches only the thread whose id is its pid, not
+ * the threads Node has started by then.
  */
-function lowestPriority(pid: number | undefined): number | null {
-  if (pid === undefined) return null
-  try {
-    os.setPriority(pid, ABUSER_NICE)
-    return ABUSER_NICE
-  } catch {
-    return null
-  }
-}
+const ABUSER_NICE = 19
+const NICE_BIN = ['/usr/bin/nice', '/bin/nice'].find((bin) => existsSync(bin))
 
 type AbuserProcess = ChildProcessByStdio<Writable, Readable, Readable>
 
@@ -198,7 +192,7 @@ class Abuser {
   private waiter: (() => void) | undefined
   readonly stderr: string[] = []
   private exited = false
-  /** The abuser's scheduling priority (nice), or null when it could not be lowered. */
+  /** The abuser's scheduling priority (nice), or null when `nice` is missing (it runs at this process's). */
   readonly nice: number | null
 
   constructor(url: string, token: string, spec: FloodSpec) {
@@ -219,9 +213,11 @@ class Abuser {
         : {}),
     }
     delete env.NODE_OPTIONS
-    this.child = spawn(process.execPath, ['--import', 'tsx', ABUSER_SCRIPT], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+    const node = [process.execPath, '--import', 'tsx', ABUSER_SCRIPT]
+    const [command, ...args] = NICE_BIN ? [NICE_BIN, '-n', String(ABUSER_NICE), ...node] : node
+    this.child = spawn(command as string, args, { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
     trackChild(this.child)
-    this.nice = lowestPriority(this.child.pid)
+    this.nice = NICE_BIN ? ABUSER_NICE : null
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       try {
         this.lines.push(JSON.parse(line))
