@@ -6,7 +6,7 @@ import { openStore, type Store } from '../src/repositories/level-store.js'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
 import { createServices, type Services } from '../src/services/index.js'
 import { entityKey } from '../src/models/records.js'
-import { SyncEntityType } from '../src/types/sync.js'
+import { SyncEntityType, SyncOperationType } from '../src/types/sync.js'
 import { tempDir } from './helpers/server.js'
 
 const run = promisify(execFile)
@@ -92,6 +92,21 @@ describe("an applied update's values are held in arrays of their length", () => 
     slice.mockRestore()
     expect(copies).toBeLessThan(100)
     expect(((doc.doc.getMap('clips').toJSON() as Record<string, { tagIds: string[] }>).c1?.tagIds ?? []).length).toBe(2000)
+  })
+
+  it("holds a JSON change's list values in a copy of their length, as the server's own transaction made them", async () => {
+    const { sync } = await open()
+    const doc = await sync.openDocument('alice').document
+    const slice = vi.spyOn(Array.prototype, 'slice')
+    const change = { id: 'ch-1', entityType: SyncEntityType.CLIP, entityId: 'c1', operationType: SyncOperationType.CREATE, version: 0 }
+    await sync.applyChange(doc, { ...change, data: { content: 'hello', tagIds: ['a', 'b', 'c'] } }, author, 'pro')
+    const copies = slice.mock.results.map((r) => r.value as unknown)
+    slice.mockRestore()
+    const tags = (doc.doc.getMap('clips').get('c1') as Y.Map<unknown>).get('tagIds') as Y.Array<string>
+    expect(tags.toArray()).toEqual(['a', 'b', 'c'])
+    const values = (tags._start?.content as Y.ContentAny).arr
+    // The array the item holds is the result of a copy, not the one Yjs filled by push.
+    expect(copies).toContain(values)
   })
 
   it('a document of clips holds under 4,450 bytes a clip once written and under 4,100 once loaded (untrimmed arrays: 4,860-5,020 and 4,600)', async () => {

@@ -6,7 +6,8 @@
  * 150 bytes it never uses. In a document of clips that was a fifth of what
  * Yjs holds in memory, all of it for the garbage collector to copy and mark.
  * Once an update is applied, the arrays of the items it brought are replaced
- * with copies of their length (`slice`); the values are the same.
+ * with copies of their length (`slice`); the values are the same. The same
+ * is done after a load, and after the server's own transactions.
  */
 import * as Y from 'yjs'
 
@@ -31,6 +32,20 @@ export function trimAppliedContent(doc: Y.Doc, structs: readonly (Y.Item | Y.GC 
     if (item === last || !(item instanceof Y.Item)) continue
     trim(item)
     last = item
+  }
+}
+
+/**
+ * Arrays of the items the document's own client made from `clock` on: a
+ * transaction the server ran itself (a JSON change, a conflict's
+ * resolution), whose list values Yjs also gathers by `push`.
+ */
+export function trimOwnContent(doc: Y.Doc, clock: number): void {
+  const held = doc.store.clients.get(doc.clientID)
+  if (!held || clock >= Y.getState(doc.store, doc.clientID)) return
+  for (let i = Y.findIndexSS(held, clock); i < held.length; i++) {
+    const item = held[i]
+    if (item instanceof Y.Item) trim(item)
   }
 }
 

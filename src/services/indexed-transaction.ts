@@ -6,6 +6,7 @@
 import * as Y from 'yjs'
 import type { TransactionOrigin } from '../types/origins.js'
 import { captureUpdates } from './capture.js'
+import { trimOwnContent } from './content-arrays.js'
 import { recordTouched, touchedEntities, type IndexWrite } from './entity-index.js'
 import type { SyncDocument } from './sync-document.js'
 
@@ -21,6 +22,7 @@ export function transactIndexed(
   write: () => void,
 ): IndexedTransaction {
   const transactions: Y.Transaction[] = []
+  const ownClock = Y.getState(sync.doc.store, sync.doc.clientID)
   const [update] = captureUpdates(sync.doc, () =>
     Y.transact(
       sync.doc,
@@ -31,6 +33,7 @@ export function transactIndexed(
       origin,
     ),
   )
+  trimOwnContent(sync.doc, ownClock)
   const indexWrites = recordTouched(sync, touchedEntities(sync.doc, transactions), origin.deviceId)
   if (indexWrites.length === 0) sync.tick() // the commit still gets its own timestamp
   return { update, indexWrites }
