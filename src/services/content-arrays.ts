@@ -24,9 +24,9 @@ export function trimAppliedContent(doc: Y.Doc, structs: readonly (Y.Item | Y.GC 
   for (const struct of structs) {
     if (!(struct instanceof Y.Item) || !hasValues(struct.content)) continue
     const { client, clock } = struct.id
-    const held = clients.get(client)
     // Applied whole (the caller checked nothing stayed pending): the client's structs hold this clock.
-    if (!held || clock >= Y.getState(doc.store, client)) continue
+    const held = clients.get(client)
+    if (!held) continue
     const item = held[Y.findIndexSS(held, clock)]
     // A collected item (a GC struct) has no values left.
     if (item === last || !(item instanceof Y.Item)) continue

@@ -58,10 +58,10 @@ export function checkNewEntities(sync: SyncDocument, created: ReadonlyMap<SyncEn
  */
 export function checkNewClientIds(sync: SyncDocument, decoded: DecodedUpdate, limits: PlanLimits, now = Date.now()): void {
   const known = sync.doc.store.clients
-  // Most updates come from a client id the document holds: no set for them.
-  if (decoded.structs.every((s) => known.has(s.id.client))) return
-  const clients = new Set<number>()
-  for (const s of decoded.structs) if (!known.has(s.id.client)) clients.add(s.id.client)
+  // Most updates come from a client id the document holds: the set is made for the first new one.
+  let clients: Set<number> | undefined
+  for (const s of decoded.structs) if (!known.has(s.id.client)) (clients ??= new Set()).add(s.id.client)
+  if (!clients) return
   sync.newClientIds ??= new TokenBucket(limits.newClientIds, now)
   const wait = sync.newClientIds.tryTake(clients.size, now)
   if (wait > 0) {

@@ -21,9 +21,10 @@
  * p90 while nobody was heavy or capped if that is more), each heavy user's
  * rate is capped below what it ran (×`decrease`, never below
  * `floorPerSecond`). Otherwise, while the others' p90 is under half the
- * target (or there are too few answers to tell), caps grow (×`increase`). A cap is lifted when its user is alone or, with
- * nothing of it waiting, ran under half of it or is back within `factor / 2`
- * times the others' mean. A burst is not left a whole
+ * target (or there are too few answers to tell), caps grow (×`increase`).
+ * A cap is lifted when its user is alone or, with nothing of it waiting,
+ * ran under half of it or is back within `factor / 2` times the others'
+ * mean. A burst is not left a whole
  * window: a user whose queue reaches a slice (held by its own writes or not)
  * while the others are active, and that ran more than `factor` times their
  * mean in this window, is capped at once at `startPerSecond`. At
