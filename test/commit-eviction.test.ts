@@ -7,15 +7,12 @@
  * each other's origins is inspected in linear time.
  */
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
-import { openStore, type Store } from '../src/repositories/level-store.js'
-import { createServices, type Services } from '../src/services/index.js'
 import type { SyncDocument } from '../src/services/sync-document.js'
 import { SyncEntityType, SyncOperationType } from '../src/types/sync.js'
-import { tempDir } from './helpers/server.js'
+import { useLevelServices } from './helpers/level-services.js'
 
-const silent = { error() {}, warn() {}, info() {}, debug() {} }
 const author = { userId: 'u1', deviceId: 'd1' }
 
 /** One client's updates, one per transaction: tag `t<i>` created, then named, for i < `count`. */
@@ -41,23 +38,16 @@ function failNextTick(doc: SyncDocument): void {
 }
 
 describe('documents dropped from memory', () => {
-  let store: Store | undefined
-  let services: Services | undefined
-  afterEach(async () => {
-    await services?.close()
-    await store?.close()
-    services = store = undefined
-  })
+  const level = useLevelServices({ docIdleMs: 60_000, compactMaxUpdates: 1000, compactMaxBytes: 1 << 30 })
 
   async function open(compactMaxUpdates = 1000) {
-    store = await openStore(await tempDir())
-    services = createServices(new LevelDocumentRepository(store, { syncWrites: false }), { docIdleMs: 60_000, compactMaxUpdates, compactMaxBytes: 1 << 30 }, silent)
+    const services = await level.open({ changes: { compactMaxUpdates } })
     const repo = (services.sync as unknown as { repo: LevelDocumentRepository }).repo
     return { sync: services.sync, repo, doc: await services.sync.openDocument('u1').document }
   }
 
   async function tagsOnDisk(): Promise<string[]> {
-    const stored = await new LevelDocumentRepository(store as Store, { syncWrites: false }).read('u1')
+    const stored = await new LevelDocumentRepository(level.store, { syncWrites: false }).read('u1')
     const doc = new Y.Doc()
     for (const u of stored.log.updates) Y.applyUpdate(doc, u)
     return [...doc.getMap('tags').keys()].sort()
@@ -74,8 +64,8 @@ describe('documents dropped from memory', () => {
     committer.drop(u1doc, new Error('lease lost'))
     await expect(lost).rejects.toMatchObject({ code: 'UNAVAILABLE' })
     expect(await kept).toMatchObject({ stored: true })
-    await services?.drain()
-    const repo = new LevelDocumentRepository(store as Store, { syncWrites: false })
+    await level.services.drain()
+    const repo = new LevelDocumentRepository(level.store, { syncWrites: false })
     expect((await repo.read('u1')).log.updates).toEqual([])
     expect((await repo.read('u2')).log.updates).toHaveLength(1)
   })
@@ -89,7 +79,7 @@ describe('documents dropped from memory', () => {
     failNextTick(doc)
     await expect(sync.applyUpdate(doc, t2, author)).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
     expect((await valid).stored).toBe(true)
-    await services?.drain()
+    await level.services.drain()
     expect(await tagsOnDisk()).toEqual(['t0', 't1'])
     const reloaded = await sync.openDocument('u1').document
     expect((reloaded.doc.getMap('tags').get('t1') as Y.Map<unknown>).get('name')).toBe('n1')
@@ -115,9 +105,9 @@ describe('documents dropped from memory', () => {
     const other = new Y.Doc()
     other.getMap('tags').set('x', new Y.Map())
     await sync.applyUpdate(reloaded, Y.encodeStateAsUpdate(other), author)
-    await services?.drain()
+    await level.services.drain()
     expect(await tagsOnDisk()).toEqual(['t0', 'x'])
-    const stored = await new LevelDocumentRepository(store as Store, { syncWrites: false }).read('u1')
+    const stored = await new LevelDocumentRepository(level.store, { syncWrites: false }).read('u1')
     const check = new Y.Doc()
     for (const u of stored.log.updates) Y.applyUpdate(check, u)
     expect((check.getMap('tags').get('t0') as Y.Map<unknown>).get('name')).toBe('n0')

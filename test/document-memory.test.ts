@@ -1,16 +1,14 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import * as Y from 'yjs'
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { openStore, type Store } from '../src/repositories/level-store.js'
-import { LevelDocumentRepository } from '../src/repositories/level.repository.js'
-import { createServices, type Services } from '../src/services/index.js'
+import { describe, expect, it, vi } from 'vitest'
+import type { Services } from '../src/services/index.js'
 import { entityKey } from '../src/models/records.js'
 import { SyncEntityType, SyncOperationType } from '../src/types/sync.js'
+import { useLevelServices } from './helpers/level-services.js'
 import { tempDir } from './helpers/server.js'
 
 const run = promisify(execFile)
-const silent = { error() {}, warn() {}, info() {}, debug() {} }
 const author = { userId: 'alice', deviceId: 'laptop' }
 const policy = { docIdleMs: 60_000, compactMaxUpdates: 4000, compactMaxBytes: 4 << 20 }
 
@@ -21,21 +19,8 @@ function edit(device: Y.Doc, change: (clips: Y.Map<unknown>) => void): { update:
   return { update: Y.encodeStateAsUpdate(device, sv), clips: device.getMap('clips').toJSON() }
 }
 
-let store: Store | undefined
-let services: Services | undefined
-afterEach(async () => {
-  await services?.close()
-  await store?.close()
-  services = store = undefined
-})
-
-/** The services over a new LevelDB store, or (`reload`) over the same store again, as after a restart. */
-async function open(reload = false): Promise<Services> {
-  if (reload) await services?.close()
-  else store = await openStore(await tempDir())
-  services = createServices(new LevelDocumentRepository(store as Store, { syncWrites: false }), policy, silent)
-  return services
-}
+const level = useLevelServices(policy)
+const open = (reload = false): Promise<Services> => level.open({ reload })
 
 describe("an applied update's values are held in arrays of their length", () => {
   it("holds each field's and each list's values as the device wrote them, applied and after a reload", async () => {
